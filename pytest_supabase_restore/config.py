@@ -1,0 +1,623 @@
+"""Settings: declared once, resolved once into a frozen :class:`Config`.
+
+Precedence is CLI > environment > ini > default, each checked with ``is None`` so that a
+deliberate falsy value (``0``, ``false``) is kept. Secrets (database URLs, keys, tokens,
+webhooks) come from the environment only and are never shown: the report header names
+where each setting came from, and URLs are shown with their password masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+STAGING_KINDS = ("auto", "ephemeral", "container", "url")
+DISPOSABLE_MARKER = "pytest-supabase-restore:disposable"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One plugin option: its flag, environment variable and ini key."""
+
+    name: str  # attribute on Config
+    flag: str
+    help: str
+    kind: str = "str"  # "bool" | "int" | "float" | "str" | "path" | "choice"
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    env: str | None = None
+    ini: str | None = None
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "enabled",
+        "--supabase-restore",
+        "Run the backup-restore drill.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE",
+        ini="supabase_restore",
+    ),
+    Option(
+        "demo",
+        "--supabase-demo",
+        "Use the built-in demo project (a throwaway database and local S3) as the source.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_DEMO",
+        ini="supabase_demo",
+    ),
+    Option(
+        "demo_scale",
+        "--supabase-demo-scale",
+        "Size of the demo project: 1 is a few thousand rows; 1000 is millions.",
+        "int",
+        1,
+        env="SUPABASE_RESTORE_DEMO_SCALE",
+        ini="supabase_demo_scale",
+        metavar="N",
+    ),
+    Option(
+        "staging",
+        "--supabase-staging",
+        "Where to restore: auto (container if Docker answers, else ephemeral), ephemeral, "
+        "container or url (STAGING_DB_URL).",
+        "choice",
+        "auto",
+        STAGING_KINDS,
+        env="SUPABASE_RESTORE_STAGING",
+        ini="supabase_staging",
+    ),
+    Option(
+        "backup_dir",
+        "--supabase-backup-dir",
+        "Directory that keeps backup sets (one per run). Default: a temporary directory "
+        "removed after the run.",
+        "path",
+        None,
+        env="SUPABASE_RESTORE_BACKUP_DIR",
+        ini="supabase_backup_dir",
+        metavar="PATH",
+    ),
+    Option(
+        "retain_count",
+        "--supabase-retain-count",
+        "Keep at most N backup sets in --supabase-backup-dir (older ones are deleted; "
+        "never the one just written).",
+        "int",
+        None,
+        env="SUPABASE_RESTORE_RETAIN_COUNT",
+        ini="supabase_retain_count",
+        metavar="N",
+    ),
+    Option(
+        "retain_days",
+        "--supabase-retain-days",
+        "Delete backup sets in --supabase-backup-dir older than N days (never the one "
+        "just written).",
+        "float",
+        None,
+        env="SUPABASE_RESTORE_RETAIN_DAYS",
+        ini="supabase_retain_days",
+        metavar="DAYS",
+    ),
+    Option(
+        "from_backup",
+        "--supabase-from-backup",
+        "Validate an existing backup set instead of exporting (a directory with "
+        "manifest.json, or the Supabase CLI's roles.sql/schema.sql/data.sql).",
+        "path",
+        None,
+        env="SUPABASE_RESTORE_FROM_BACKUP",
+        ini="supabase_from_backup",
+        metavar="PATH",
+    ),
+    Option(
+        "dry_run",
+        "--supabase-dry-run",
+        "Check configuration and connectivity, list what would be exported and checked, "
+        "write nothing.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_DRY_RUN",
+        ini="supabase_dry_run",
+    ),
+    Option(
+        "compression",
+        "--supabase-compression",
+        "pg_dump compression: none, gzip:N (1-9), lz4[:N] or zstd[:N] (the last two need "
+        "pg_dump 16+).",
+        "str",
+        "none",
+        env="SUPABASE_RESTORE_COMPRESSION",
+        ini="supabase_compression",
+        metavar="METHOD",
+    ),
+    Option(
+        "jobs",
+        "--supabase-jobs",
+        "Parallel jobs for pg_dump, pg_restore and fingerprints (default: CPU count).",
+        "int",
+        None,
+        env="SUPABASE_RESTORE_JOBS",
+        ini="supabase_jobs",
+        metavar="N",
+    ),
+    Option(
+        "s3_concurrency",
+        "--supabase-s3-concurrency",
+        "Parallel Storage object transfers.",
+        "int",
+        8,
+        env="SUPABASE_RESTORE_S3_CONCURRENCY",
+        ini="supabase_s3_concurrency",
+        metavar="N",
+    ),
+    Option(
+        "pg_bindir",
+        "--supabase-pg-bindir",
+        "Directory with PostgreSQL binaries to use (default: discovered).",
+        "path",
+        None,
+        env="SUPABASE_RESTORE_PG_BINDIR",
+        ini="supabase_pg_bindir",
+        metavar="DIR",
+    ),
+    Option(
+        "rto_budget",
+        "--supabase-rto-budget",
+        "Fail the drill when the restore takes longer than this many seconds.",
+        "float",
+        None,
+        env="SUPABASE_RESTORE_RTO_BUDGET",
+        ini="supabase_rto_budget",
+        metavar="SECONDS",
+    ),
+    Option(
+        "lookup_threshold_ms",
+        "--supabase-lookup-threshold-ms",
+        "Performance check: a primary-key lookup must answer within this many ms.",
+        "float",
+        200.0,
+        env="SUPABASE_RESTORE_LOOKUP_THRESHOLD_MS",
+        ini="supabase_lookup_threshold_ms",
+        metavar="MS",
+    ),
+    Option(
+        "rls_sample",
+        "--supabase-rls-sample",
+        "How many auth users to sample for row-level-security behaviour checks.",
+        "int",
+        5,
+        env="SUPABASE_RESTORE_RLS_SAMPLE",
+        ini="supabase_rls_sample",
+        metavar="N",
+    ),
+    Option(
+        "keep_staging",
+        "--supabase-keep-staging",
+        "Keep a throwaway staging target running after the run, and print how to connect.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_KEEP_STAGING",
+        ini="supabase_keep_staging",
+    ),
+    Option(
+        "self_test",
+        "--supabase-self-test",
+        "After the drill, inject faults into a scratch copy and report that each one was caught.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_SELF_TEST",
+        ini="supabase_self_test",
+    ),
+    Option(
+        "builtin_tests",
+        "--supabase-builtin-tests",
+        "Collect the built-in smoke tests (yes/no).",
+        "bool",
+        True,
+        env="SUPABASE_RESTORE_BUILTIN_TESTS",
+        ini="supabase_builtin_tests",
+    ),
+    Option(
+        "summary_json",
+        "--supabase-summary-json",
+        "Write the drill verdict as JSON to PATH.",
+        "path",
+        None,
+        env="SUPABASE_RESTORE_SUMMARY_JSON",
+        ini="supabase_summary_json",
+        metavar="PATH",
+    ),
+    Option(
+        "github_issue",
+        "--supabase-github-issue",
+        "Post the verdict to the tracking GitHub issue (GITHUB_TOKEN, GITHUB_REPOSITORY, "
+        "GITHUB_API_URL).",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_GITHUB_ISSUE",
+        ini="supabase_github_issue",
+    ),
+    Option(
+        "github_close_on_pass",
+        "--supabase-github-close-on-pass",
+        "Close the tracking issue when the drill passes.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_GITHUB_CLOSE_ON_PASS",
+        ini="supabase_github_close_on_pass",
+    ),
+    Option(
+        "github_issue_title",
+        "--supabase-github-issue-title",
+        "Title of the tracking issue.",
+        "str",
+        "Backup restore drill",
+        env="SUPABASE_RESTORE_GITHUB_ISSUE_TITLE",
+        ini="supabase_github_issue_title",
+        metavar="TITLE",
+    ),
+    Option(
+        "slack",
+        "--supabase-slack",
+        "Post the verdict to Slack (SLACK_WEBHOOK_URL).",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_SLACK",
+        ini="supabase_slack",
+    ),
+)
+"""Every option of the plugin. The docs' configuration reference is checked against it."""
+
+SOURCE_ENV = (
+    "SUPABASE_DB_URL",
+    "SUPABASE_URL",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_S3_ENDPOINT",
+    "SUPABASE_S3_REGION",
+    "SUPABASE_S3_ACCESS_KEY_ID",
+    "SUPABASE_S3_SECRET_ACCESS_KEY",
+)
+STAGING_ENV = (
+    "STAGING_DB_URL",
+    "STAGING_SUPABASE_URL",
+    "STAGING_SUPABASE_SERVICE_ROLE_KEY",
+    "STAGING_S3_ENDPOINT",
+    "STAGING_S3_REGION",
+    "STAGING_S3_ACCESS_KEY_ID",
+    "STAGING_S3_SECRET_ACCESS_KEY",
+)
+NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
+SECRET_ENV = (
+    "SUPABASE_DB_URL",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_S3_ACCESS_KEY_ID",
+    "SUPABASE_S3_SECRET_ACCESS_KEY",
+    "STAGING_DB_URL",
+    "STAGING_SUPABASE_SERVICE_ROLE_KEY",
+    "STAGING_S3_ACCESS_KEY_ID",
+    "STAGING_S3_SECRET_ACCESS_KEY",
+    "GITHUB_TOKEN",
+    "SLACK_WEBHOOK_URL",
+)
+"""Environment variables whose values are secrets (URLs: the password, or the whole URL)."""
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with any password replaced by ``***`` (also for ``key=value`` DSNs)."""
+    if not url:
+        return ""
+    if "://" not in url:
+        return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = re.sub(r"(password=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach one Supabase project (source or staging). Values are secrets."""
+
+    db_url: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    service_role_key: str | None = field(default=None, repr=False)
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+
+    @property
+    def has_s3(self) -> bool:
+        return bool(self.s3_endpoint and self.s3_access_key_id and self.s3_secret_access_key)
+
+    @property
+    def has_api(self) -> bool:
+        return bool(self.api_url and self.service_role_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str) -> Connection:
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value else None
+
+        api = "SUPABASE_URL" if prefix == "SUPABASE" else "STAGING_SUPABASE_URL"
+        key = (
+            "SUPABASE_SERVICE_ROLE_KEY"
+            if prefix == "SUPABASE"
+            else "STAGING_SUPABASE_SERVICE_ROLE_KEY"
+        )
+        return cls(
+            db_url=get(f"{prefix}_DB_URL"),
+            api_url=get(api),
+            service_role_key=get(key),
+            s3_endpoint=get(f"{prefix}_S3_ENDPOINT"),
+            s3_region=get(f"{prefix}_S3_REGION"),
+            s3_access_key_id=get(f"{prefix}_S3_ACCESS_KEY_ID"),
+            s3_secret_access_key=get(f"{prefix}_S3_SECRET_ACCESS_KEY"),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The plugin's settings for this run, resolved once. Never mutated."""
+
+    enabled: bool = False
+    demo: bool = False
+    demo_scale: int = 1
+    staging: str = "auto"
+    backup_dir: Path | None = None
+    retain_count: int | None = None
+    retain_days: float | None = None
+    from_backup: Path | None = None
+    dry_run: bool = False
+    compression: str = "none"
+    jobs: int | None = None
+    s3_concurrency: int = 8
+    pg_bindir: Path | None = None
+    rto_budget: float | None = None
+    lookup_threshold_ms: float = 200.0
+    rls_sample: int = 5
+    keep_staging: bool = False
+    self_test: bool = False
+    builtin_tests: bool = True
+    summary_json: Path | None = None
+    github_issue: bool = False
+    github_close_on_pass: bool = False
+    github_issue_title: str = "Backup restore drill"
+    slack: bool = False
+    source: Connection = field(default_factory=Connection)
+    target: Connection = field(default_factory=Connection)
+    github_token: str | None = field(default=None, repr=False)
+    github_repository: str | None = None
+    github_api_url: str = "https://api.github.com"
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
+
+    @property
+    def effective_jobs(self) -> int:
+        return self.jobs if self.jobs is not None else max(2, os.cpu_count() or 2)
+
+    def secrets(self) -> list[str]:
+        """Every secret value of this run, longest first, for redaction."""
+        values: list[str] = []
+        for conn in (self.source, self.target):
+            for value in (conn.service_role_key, conn.s3_access_key_id, conn.s3_secret_access_key):
+                if value:
+                    values.append(value)
+            if conn.db_url:
+                values.append(conn.db_url)
+                password = urlsplit(conn.db_url).password if "://" in conn.db_url else None
+                if password:
+                    values.append(password)
+        for value in (self.github_token, self.slack_webhook_url):
+            if value:
+                values.append(value)
+        return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def _convert(opt: Option, raw: Any, origin: str) -> Any:
+    """Turn a raw value (string from env/ini, or parsed CLI value) into the option's type."""
+    where = {"cli": opt.flag}.get(origin, origin)
+    if raw is None:
+        return None
+    try:
+        if opt.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+        if opt.kind == "int":
+            value = int(str(raw).strip())
+            if value < 0:
+                raise ValueError("must not be negative")
+            return value
+        if opt.kind == "float":
+            fvalue = float(str(raw).strip())
+            if fvalue < 0:
+                raise ValueError("must not be negative")
+            return fvalue
+        if opt.kind == "path":
+            text = str(raw).strip()
+            if not text:
+                raise ValueError("empty path")
+            return Path(text).expanduser()
+        if opt.kind == "choice":
+            text = str(raw).strip().lower()
+            if text not in opt.choices:
+                raise ValueError(f"expected one of {', '.join(opt.choices)}")
+            return text
+        return str(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"{opt.name}: invalid value {str(raw)!r} from {where} ({exc}). "
+            f"Fix {opt.flag} / {opt.env} / ini {opt.ini}."
+        ) from exc
+
+
+def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting once. Raises ``pytest.UsageError`` on invalid configuration."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for opt in OPTIONS:
+        cli = pytest_config.getoption(opt.name, default=None)
+        if cli is not None:
+            values[opt.name], origins[opt.name] = _convert(opt, cli, "cli"), "command line"
+            continue
+        if opt.env and env.get(opt.env) not in (None, ""):
+            values[opt.name] = _convert(opt, env[opt.env], f"env {opt.env}")
+            origins[opt.name] = f"env {opt.env}"
+            continue
+        ini_raw = _ini(pytest_config, opt)
+        if ini_raw is not None:
+            values[opt.name] = _convert(opt, ini_raw, f"ini {opt.ini}")
+            origins[opt.name] = f"ini {opt.ini}"
+            continue
+        values[opt.name], origins[opt.name] = opt.default, "default"
+
+    api_url = env.get("GITHUB_API_URL") or "https://api.github.com"
+    config = Config(
+        **values,
+        source=Connection.from_env(env, "SUPABASE"),
+        target=Connection.from_env(env, "STAGING"),
+        github_token=env.get("GITHUB_TOKEN") or None,
+        github_repository=env.get("GITHUB_REPOSITORY") or None,
+        github_api_url=api_url.rstrip("/"),
+        slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        origins=origins,
+    )
+    validate(config)
+    return config
+
+
+def _ini(pytest_config: pytest.Config, opt: Option) -> str | None:
+    if not opt.ini:
+        return None
+    try:
+        raw = pytest_config.getini(opt.ini)
+    except (ValueError, KeyError):
+        return None
+    if raw is None or raw == "" or raw == []:
+        return None
+    return str(raw)
+
+
+def validate(config: Config) -> None:
+    """Cross-setting checks, each naming the setting and the fix."""
+    if not config.enabled:
+        return
+    if config.demo and config.from_backup is not None:
+        raise pytest.UsageError(
+            "--supabase-demo and --supabase-from-backup exclude each other: the demo exports "
+            "a fresh backup of its own project. Drop one of them."
+        )
+    if not config.demo and config.from_backup is None and not config.source.db_url:
+        raise pytest.UsageError(
+            "No source to back up: set SUPABASE_DB_URL to the project's database URL "
+            "(Supabase dashboard > Connect > Session pooler), or use --supabase-demo to run "
+            "the drill against the built-in demo project, or --supabase-from-backup PATH to "
+            "validate an existing backup set."
+        )
+    if config.source.db_url and not config.source.db_url.startswith(
+        ("postgres://", "postgresql://")
+    ):
+        raise pytest.UsageError(
+            f"SUPABASE_DB_URL must be a postgresql:// URL (got {mask_url(config.source.db_url)!r})."
+        )
+    if config.from_backup is not None and not config.from_backup.exists():
+        raise pytest.UsageError(
+            f"--supabase-from-backup: {config.from_backup} does not exist. Give the directory of "
+            "a backup set (it holds manifest.json) or of the Supabase CLI's dump files."
+        )
+    if config.staging == "url" and not config.target.db_url:
+        raise pytest.UsageError(
+            "--supabase-staging=url needs STAGING_DB_URL: the database URL of a disposable "
+            "staging project (see docs/BACKUP_VALIDATION.md, 'Staging targets')."
+        )
+    if config.target.db_url and not config.target.db_url.startswith(
+        ("postgres://", "postgresql://")
+    ):
+        raise pytest.UsageError(
+            f"STAGING_DB_URL must be a postgresql:// URL (got {mask_url(config.target.db_url)!r})."
+        )
+    partial = [
+        name
+        for name, conn, prefix in (
+            ("source", config.source, "SUPABASE"),
+            ("staging", config.target, "STAGING"),
+        )
+        if bool(conn.s3_endpoint) != bool(conn.s3_access_key_id and conn.s3_secret_access_key)
+    ]
+    if partial and not config.demo:
+        which = partial[0]
+        prefix = "SUPABASE" if which == "source" else "STAGING"
+        raise pytest.UsageError(
+            f"Incomplete {which} S3 settings: set all of {prefix}_S3_ENDPOINT, "
+            f"{prefix}_S3_ACCESS_KEY_ID and {prefix}_S3_SECRET_ACCESS_KEY (Supabase dashboard > "
+            "Storage > S3 Connection), or none of them."
+        )
+    if config.compression != "none" and not re.fullmatch(
+        r"(gzip|lz4|zstd)(:\d{1,2})?", config.compression
+    ):
+        raise pytest.UsageError(
+            f"--supabase-compression: {config.compression!r} is not one of none, gzip:N, lz4[:N], "
+            "zstd[:N]."
+        )
+    if config.jobs == 0 or config.s3_concurrency == 0:
+        raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
+    if config.github_issue and not (config.github_token and config.github_repository):
+        raise pytest.UsageError(
+            "--supabase-github-issue needs GITHUB_TOKEN and GITHUB_REPOSITORY in the environment "
+            "(GitHub Actions sets GITHUB_REPOSITORY; pass secrets.GITHUB_TOKEN as GITHUB_TOKEN)."
+        )
+    if config.slack and not config.slack_webhook_url:
+        raise pytest.UsageError(
+            "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "
+            "webhook; keep it in a repository secret)."
+        )
+
+
+def header_lines(config: Config) -> list[str]:
+    """What the report header shows: each setting's value and origin, never a secret."""
+    shown = []
+    for opt in OPTIONS:
+        origin = config.origins.get(opt.name, "default")
+        if origin == "default" and opt.name not in ("staging", "compression"):
+            continue
+        shown.append(f"{opt.name}={getattr(config, opt.name)} ({origin})")
+    lines = ["supabase-restore: " + ", ".join(shown)]
+    if config.source.db_url:
+        lines.append(
+            f"supabase-restore source: {mask_url(config.source.db_url)} (env SUPABASE_DB_URL)"
+        )
+    if config.target.db_url:
+        lines.append(
+            f"supabase-restore staging: {mask_url(config.target.db_url)} (env STAGING_DB_URL)"
+        )
+    return lines

@@ -1,0 +1,1 @@
+"""The PostgreSQL engine: binary discovery and throwaway clusters."""

@@ -1,0 +1,315 @@
+"""Throwaway PostgreSQL clusters.
+
+``initdb`` into a fresh temporary directory, a free port on loopback only (plus a Unix
+socket inside the directory), ``trust`` authentication for loopback connections only,
+a readiness check with a timeout, and a teardown that also runs after a failed start.
+When this process runs as root, the server runs as an unprivileged OS user (PostgreSQL
+refuses to run as root); on a developer's laptop it simply runs as the user.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ..errors import ClusterError
+from .binaries import PgBinaries, find_server_tools
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = "supabase-restore-"
+_LIVE: set[Cluster] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The OS user the server runs as: None for "this user"; an unprivileged one for root."""
+    if os.geteuid() != 0:
+        return None
+    for name in (os.environ.get("SUPABASE_RESTORE_PG_OS_USER"), "postgres", "nobody"):
+        if not name:
+            continue
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise ClusterError(
+        "This process runs as root and PostgreSQL refuses to run as root, but no unprivileged "
+        "OS user was found to run it as. Create one (`useradd --system postgres`) or set "
+        "SUPABASE_RESTORE_PG_OS_USER to an existing unprivileged user."
+    )
+
+
+def _demote(user: pwd.struct_passwd | None) -> Callable[[], None] | None:
+    if user is None:
+        return None
+    uid, gid = user.pw_uid, user.pw_gid
+
+    def run_as() -> None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return run_as
+
+
+class Cluster:
+    """One throwaway PostgreSQL cluster. Use :func:`start_cluster` or ``with Cluster(...)``."""
+
+    def __init__(
+        self,
+        binaries: PgBinaries | None = None,
+        *,
+        superuser: str = "postgres",
+        name: str = "cluster",
+        settings: dict[str, str] | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.binaries = binaries or find_server_tools()
+        self.superuser = superuser
+        self.name = name
+        self.settings = dict(settings or {})
+        self.start_timeout = start_timeout
+        self.port = 0
+        self.base_dir: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._os_user = _server_user()
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        assert self.base_dir is not None
+        return self.base_dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        assert self.base_dir is not None
+        return self.base_dir / "sock"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.base_dir is not None
+        return self.base_dir / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
+        return f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(dbname), **kwargs)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text[-lines:])
+
+    # -- life cycle -----------------------------------------------------------------------
+    def _run(self, args: list[str], timeout: float = 120) -> None:
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=_demote(self._os_user),
+            cwd=str(self.base_dir),
+            env=self._env(),
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(
+                f"{Path(args[0]).name} failed (exit {proc.returncode}) for the {self.name} "
+                f"cluster: {(proc.stderr or proc.stdout).strip()[-2000:]}"
+            )
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        env["LANG"] = "C.UTF-8"
+        return env
+
+    def start(self) -> Cluster:
+        self.base_dir = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.name}-"))
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._initdb()
+            for attempt in range(5):
+                self.port = free_port()
+                if self._launch():
+                    return self
+                log.warning("port %s was taken; retrying (%s)", self.port, attempt + 1)
+            raise ClusterError(
+                f"The {self.name} cluster did not start after 5 attempts on free ports. "
+                f"Server log:\n{self.log_tail()}"
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _initdb(self) -> None:
+        assert self.base_dir is not None
+        self.socket_dir.mkdir()
+        if self._os_user is not None:
+            for p in (self.base_dir, self.socket_dir):
+                os.chown(p, self._os_user.pw_uid, self._os_user.pw_gid)
+        os.chmod(self.base_dir, 0o700)
+        self._run(
+            [
+                self.binaries.path("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=trust",
+                "--auth-host=reject",
+                "--no-sync",
+            ]
+        )
+        # Trust on loopback only; every other host is rejected by the line initdb wrote.
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "local all all trust\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "host all all ::1/128 trust\n"
+            "host all all 0.0.0.0/0 reject\n"
+        )
+
+    def _launch(self) -> bool:
+        assert self.base_dir is not None
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "logging_collector": "off",
+            "max_connections": "100",
+            "shared_buffers": "128MB",
+            "max_worker_processes": "8",
+            "max_parallel_workers_per_gather": "2",
+            **self.settings,
+        }
+        args = [self.binaries.path("postgres"), "-D", str(self.data_dir)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        if self._os_user is not None:
+            os.chown(self.log_path, self._os_user.pw_uid, self._os_user.pw_gid)
+        try:
+            self.process = subprocess.Popen(
+                args,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_demote(self._os_user),
+                # Own session: a Ctrl-C in the terminal reaches pytest, which then stops
+                # the server in order, instead of killing it half way through a restore.
+                start_new_session=True,
+                cwd=str(self.base_dir),
+                env=self._env(),
+            )
+        finally:
+            log_file.close()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_tail()
+                if "could not bind" in tail or "Address already in use" in tail:
+                    self.process = None
+                    return False
+                raise ClusterError(
+                    f"The {self.name} PostgreSQL server exited during start-up "
+                    f"(exit {self.process.returncode}). Server log:\n{tail}"
+                )
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        raise ClusterError(
+            f"The {self.name} PostgreSQL server did not accept connections within "
+            f"{self.start_timeout:.0f}s. Server log:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory. Best effort; never raises."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+                try:
+                    proc.send_signal(sig)
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+                except OSError as exc:  # pragma: no cover - already gone
+                    log.warning("stopping the %s cluster: %s", self.name, exc)
+                    break
+        if self.base_dir is not None and self.base_dir.exists():
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            if self.base_dir.exists():
+                log.warning("could not remove %s", self.base_dir)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name} port={self.port} {self.binaries.major}>"
+
+
+@contextlib.contextmanager
+def start_cluster(binaries: PgBinaries | None = None, **kwargs: Any) -> Iterator[Cluster]:
+    """Start a throwaway cluster for the duration of the ``with`` block."""
+    cluster = Cluster(binaries, **kwargs)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def stop_all() -> None:
+    """Stop every cluster this process started (used at exit and on signals)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for cluster in live:
+        cluster.stop()
+
+
+atexit.register(stop_all)

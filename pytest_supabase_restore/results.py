@@ -1,0 +1,93 @@
+"""What the drill did, as one JSON document shared by the controller and every worker.
+
+The controller runs the drill (export, integrity check, restore) once, before any test
+runs, and writes a :class:`DrillState` into the run directory; xdist workers read it.
+The verdict is built from this state plus the test reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "drill-state.json"
+
+
+@dataclass
+class Phase:
+    """One timed phase of the drill."""
+
+    name: str
+    seconds: float
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class RestoreIssue:
+    """A message the restore produced: expected for the target, or a real failure."""
+
+    statement: str
+    message: str
+    expected: bool
+    reason: str = ""
+
+
+@dataclass
+class DrillState:
+    """Everything the tests and the verdict need to know about this run's drill."""
+
+    enabled: bool = False
+    mode: str = "export"  # "export" | "from-backup" | "dry-run"
+    error: str | None = None  # the drill could not run: the reason, with the fix
+    error_phase: str | None = None
+    phases: list[Phase] = field(default_factory=list)
+    rto_seconds: float | None = None
+    rto_budget_seconds: float | None = None
+    backup_dir: str | None = None  # the backup set (directory holding manifest.json)
+    backup_format: str | None = None  # "manifest" | "supabase-cli"
+    snapshot_time: str | None = None
+    source_label: str | None = None  # a masked description of the source
+    server_version: str | None = None
+    tool_version: str | None = None
+    staging_kind: str | None = None  # "ephemeral" | "container" | "url"
+    staging_dsn: str | None = None  # not shown anywhere; may carry a password for "url"
+    staging_label: str | None = None  # masked, for people
+    staging_server_version: str | None = None
+    staging_s3: dict[str, str] | None = None  # url/region of the restored object store
+    restore_issues: list[RestoreIssue] = field(default_factory=list)
+    not_restorable: list[str] = field(default_factory=list)
+    not_tested: list[str] = field(default_factory=list)
+    integrity_problems: list[str] = field(default_factory=list)
+    keep_staging: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, run_dir: Path) -> None:
+        path = run_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=2, default=str)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> DrillState:
+        data = json.loads((run_dir / STATE_FILE).read_text())
+        data["phases"] = [Phase(**p) for p in data.get("phases", [])]
+        data["restore_issues"] = [RestoreIssue(**r) for r in data.get("restore_issues", [])]
+        return cls(**data)
+
+    # -- helpers --------------------------------------------------------------------------
+    def add_phase(self, name: str, seconds: float, ok: bool = True, detail: str = "") -> None:
+        self.phases.append(Phase(name=name, seconds=round(seconds, 3), ok=ok, detail=detail))
+
+    def phase_seconds(self) -> dict[str, float]:
+        return {p.name: p.seconds for p in self.phases}
+
+    @property
+    def restored(self) -> bool:
+        return self.error is None and self.staging_dsn is not None
