@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from .errors import StorageError
@@ -35,7 +36,7 @@ class S3Endpoint:
     access_key_id: str
     secret_access_key: str = field(repr=False)
 
-    def client(self, **config: object) -> object:
+    def client(self, **config: Any) -> Any:
         """A boto3 S3 client for this endpoint (path-style, as Supabase requires)."""
         from .storage import make_client
 

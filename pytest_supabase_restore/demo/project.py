@@ -1,0 +1,176 @@
+"""The demo project: a throwaway "production" Supabase project to run the drill against.
+
+A PostgreSQL cluster whose bootstrap superuser is ``supabase_admin`` (as on Supabase), the
+platform's roles and schemas, a small but varied application in ``public``, seeded data,
+and a local S3 server holding the Storage objects that ``storage.objects`` describes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from ..pg.binaries import PgBinaries
+from ..pg.cluster import Cluster
+from ..s3server import LocalS3Server, S3Endpoint
+from .seed import seed, seed_storage, table_counts
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+SQL_FILES = ("platform_roles.sql", "platform.sql", "app.sql")
+
+
+def load_sql(name: str) -> str:
+    """The text of one of the demo's SQL files (package data, see SQL_FILES)."""
+    if name not in SQL_FILES:
+        raise ValueError(f"unknown demo SQL file {name!r}; expected one of {SQL_FILES}")
+    return (
+        resources.files(__package__ or "pytest_supabase_restore.demo")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
+
+
+def platform_roles_sql() -> str:
+    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser.
+
+    The restore code runs this on a fresh staging cluster before restoring a dump, since
+    pg_dump does not carry roles.
+    """
+    return load_sql("platform_roles.sql")
+
+
+def s3_client(endpoint: S3Endpoint) -> S3Client:
+    """A boto3 S3 client for ``endpoint``, path-style as Supabase's S3 protocol requires."""
+    import boto3
+    import botocore.config
+
+    client: S3Client = boto3.client(
+        "s3",
+        endpoint_url=endpoint.url,
+        region_name=endpoint.region,
+        aws_access_key_id=endpoint.access_key_id,
+        aws_secret_access_key=endpoint.secret_access_key,
+        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    )
+    return client
+
+
+class DemoProject:
+    """A seeded throwaway Supabase-like project: ``with DemoProject() as demo: ...``.
+
+    ``db_url`` connects as the non-superuser ``postgres`` role, the way a Supabase user
+    connects; ``admin_url`` as the ``supabase_admin`` superuser. ``counts`` holds the row
+    count of every table after seeding, ``objects_per_bucket`` the Storage objects per bucket.
+    """
+
+    def __init__(
+        self,
+        scale: int = 1,
+        *,
+        binaries: PgBinaries | None = None,
+        objects: int | None = None,
+    ) -> None:
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1, not {scale}")
+        if objects is not None and objects < 0:
+            raise ValueError(f"objects must be >= 0, not {objects}")
+        self.scale = scale
+        self.object_count = objects
+        self.cluster = Cluster(binaries, superuser="supabase_admin", name="demo")
+        self.s3_server = LocalS3Server(name="demo-s3")
+        self.counts: dict[str, int] = {}
+        self.objects_per_bucket: dict[str, int] = {}
+        self.startup_seconds: float | None = None
+
+    # -- where to reach it ----------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        """``postgresql://postgres@127.0.0.1:PORT/postgres`` (no password: trust on loopback)."""
+        return self.cluster.dsn("postgres", user="postgres")
+
+    @property
+    def admin_url(self) -> str:
+        """The same database as the ``supabase_admin`` superuser."""
+        return self.cluster.dsn("postgres", user="supabase_admin")
+
+    @property
+    def s3(self) -> S3Endpoint:
+        """The Storage S3 endpoint; its buckets are the project's Storage buckets."""
+        return self.s3_server.endpoint
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> DemoProject:
+        """Start the cluster and the S3 server, create the schema and seed it.
+
+        If any step fails, everything already started is stopped and removed before the
+        exception propagates.
+        """
+        if self.cluster.running:
+            raise RuntimeError("this DemoProject is already started")
+        began = time.monotonic()
+        try:
+            self._start_servers()
+            self._create_schema()
+            self._seed()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        log.info(
+            "demo project ready in %.1fs: %s rows, %s Storage objects",
+            self.startup_seconds,
+            sum(self.counts.values()),
+            sum(self.objects_per_bucket.values()),
+        )
+        return self
+
+    def _start_servers(self) -> None:
+        self.cluster.start()
+        self.s3_server.start()
+
+    def _create_schema(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(load_sql("platform_roles.sql"))
+            conn.execute(load_sql("platform.sql"))
+        # The application is created by postgres, as a Supabase user's migrations are: the
+        # objects end up owned by postgres and pick up the platform's default privileges.
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            conn.execute(load_sql("app.sql"))
+
+    def _seed(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            seed(conn, self.scale)
+            self.objects_per_bucket = seed_storage(
+                conn, s3_client(self.s3), self.scale, objects=self.object_count
+            )
+            self.counts = table_counts(conn)
+
+    def stop(self) -> None:
+        """Stop the S3 server and the cluster and remove their files. Never raises."""
+        steps: list[tuple[str, Any]] = [
+            ("local S3 server", self.s3_server.stop),
+            ("PostgreSQL cluster", self.cluster.stop),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                log.warning("could not stop the demo project's %s", what, exc_info=True)
+
+    def __enter__(self) -> DemoProject:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port={self.cluster.port}" if self.cluster.running else "stopped"
+        return f"<DemoProject scale={self.scale} {state}>"

@@ -1,0 +1,98 @@
+"""The verdict as an HTML fragment, placed at the top of pytest-html's report.
+
+pytest-html 4 inserts the fragment as is (no escaping of its own), so everything here is
+escaped; styles are inline so a self-contained report needs nothing else.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line
+
+_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NOT RUN": "#9a6700", "-": "#57606a"}
+_CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left"
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def summary_html(verdict: Verdict) -> str:
+    """The drill summary: verdict, categories, RTO/RPO, sizes, failures and not-tested list."""
+    colour = _COLOURS.get(verdict.status, "#57606a")
+    parts = [
+        '<section id="supabase-restore-drill" class="supabase-restore-drill" '
+        f'data-verdict="{_e(verdict.status)}" '
+        'style="margin:0 0 1.5em 0;padding:0.8em 1em;border:2px solid '
+        f'{colour};border-radius:6px">',
+        f'<h2 style="margin:0 0 0.3em 0">Backup restore drill: '
+        f'<span class="drill-verdict" style="color:{colour}">{_e(verdict.status)}</span></h2>',
+        f'<p class="drill-reason" style="margin:0 0 0.8em 0">{_e(verdict.reason)}</p>',
+        '<table class="drill-categories" style="border-collapse:collapse;margin-bottom:0.8em">',
+        "<thead><tr>"
+        + "".join(
+            f'<th style="{_CELL}">{h}</th>'
+            for h in ("Category", "Result", "Passed", "Failed", "Skipped", "Errors")
+        )
+        + "</tr></thead><tbody>",
+    ]
+    for name, c in verdict.categories.items():
+        status = category_status(c, verdict.dry_run)
+        cells = (
+            f'<td style="{_CELL}">{_e(name)}</td>'
+            f'<td style="{_CELL};color:{_COLOURS.get(status, "#57606a")};font-weight:bold">'
+            f"{_e(status)}</td>"
+            + "".join(
+                f'<td style="{_CELL}">{n}</td>'
+                for n in (c.passed, c.failed, c.skipped + c.xfail, c.errors)
+            )
+        )
+        parts.append(f'<tr data-category="{_e(name)}">{cells}</tr>')
+    parts.append("</tbody></table>")
+
+    rto = format_seconds(verdict.rto_seconds)
+    if verdict.rto_budget_seconds is not None:
+        rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
+    facts = [
+        ("RTO (restore time)", rto),
+        ("RPO (recovery point)", rpo_line(verdict)),
+        ("Backup", backup_line(verdict)),
+        (
+            "Staging",
+            (verdict.staging or "n/a")
+            + (f" ({verdict.staging_label})" if verdict.staging_label else "")
+            + f", mode {verdict.mode}",
+        ),
+    ]
+    if verdict.phases:
+        facts.append(
+            ("Phases", ", ".join(f"{k} {format_seconds(v)}" for k, v in verdict.phases.items()))
+        )
+    versions = ", ".join(f"{k} {v}" for k, v in verdict.versions.items() if v)
+    facts.append(("Versions", versions))
+    parts.append('<ul class="drill-facts" style="margin:0 0 0.8em 1.2em;padding:0">')
+    parts += [f"<li><b>{_e(k)}:</b> {_e(v)}</li>" for k, v in facts]
+    if verdict.run_url:
+        parts.append(f'<li><a href="{_e(verdict.run_url)}">Workflow run</a></li>')
+    parts.append("</ul>")
+
+    if verdict.failures:
+        total = len(verdict.failures) + verdict.failures_omitted
+        parts.append(f'<h3 style="margin:0.3em 0">Failures ({total})</h3>')
+        parts.append('<ul class="drill-failures" style="margin:0 0 0.8em 1.2em;padding:0">')
+        parts += [
+            f"<li><code>{_e(f.test)}</code> ({_e(f.category)}): {_e(f.message)}</li>"
+            for f in verdict.failures
+        ]
+        if verdict.failures_omitted:
+            parts.append(f"<li>… and {verdict.failures_omitted} more</li>")
+        parts.append("</ul>")
+    if verdict.not_tested or verdict.not_restorable:
+        parts.append('<h3 style="margin:0.3em 0">Not tested</h3>')
+        parts.append('<ul class="drill-not-tested" style="margin:0 0 0 1.2em;padding:0">')
+        parts += [f"<li>{_e(t)}</li>" for t in verdict.not_tested]
+        parts += [f"<li>not restorable here: {_e(t)}</li>" for t in verdict.not_restorable]
+        parts.append("</ul>")
+    parts.append("</section>")
+    return "\n".join(parts)

@@ -1,0 +1,119 @@
+"""The verdict as GitHub-flavoured Markdown: the Actions job summary and the issue comment."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from ..verdict import (
+    Verdict,
+    backup_line,
+    category_status,
+    format_seconds,
+    rpo_line,
+)
+
+# GitHub rejects a step summary over 1 MiB; stay well below it.
+STEP_SUMMARY_LIMIT = 1_000_000
+_ICONS = {"PASS": "✅", "FAIL": "❌", "NOT RUN": "⚠️", "-": "—"}
+
+
+def md(text: object) -> str:
+    """Text made inert in Markdown: no HTML, no table breaks, no emphasis or links."""
+    escaped = html.escape(str(text), quote=False)
+    # "_" stays: GitHub does not emphasise inside words, and names like data_integrity
+    # should read (and search) as they are.
+    for char in "\\|*[]`#":
+        escaped = escaped.replace(char, "\\" + char)
+    return " ".join(escaped.split())
+
+
+def code(text: object) -> str:
+    """``text`` as an inline code span (backticks inside are replaced)."""
+    return "`" + " ".join(str(text).replace("`", "'").split()).replace("|", "\\|") + "`"
+
+
+def status_badge(status: str) -> str:
+    """``✅ PASS`` / ``❌ FAIL``."""
+    return f"{_ICONS.get(status, '')} {status}".strip()
+
+
+def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -> str:
+    """The verdict as Markdown: headline, category table, RTO/RPO, failures, not tested."""
+    lines = [
+        f"{heading} {status_badge(verdict.status)}: Supabase backup restore drill",
+        "",
+        f"**{md(verdict.reason)}**",
+        "",
+        "| Category | Result | Passed | Failed | Skipped | Errors |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for name, c in verdict.categories.items():
+        result = status_badge(category_status(c, verdict.dry_run))
+        lines.append(
+            f"| {md(name)} | {result} | {c.passed} | {c.failed} | {c.skipped + c.xfail} "
+            f"| {c.errors} |"
+        )
+    lines.append("")
+    rto = format_seconds(verdict.rto_seconds)
+    if verdict.rto_budget_seconds is not None:
+        rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
+    facts = [
+        f"- **RTO** (restore time): {md(rto)}",
+        f"- **RPO** (recovery point): {md(rpo_line(verdict))}",
+        f"- **Backup**: {md(backup_line(verdict))}",
+        f"- **Staging**: {md(verdict.staging or 'n/a')}"
+        + (f" ({md(verdict.staging_label)})" if verdict.staging_label else "")
+        + f", mode {md(verdict.mode)}",
+    ]
+    if verdict.phases:
+        phases = ", ".join(f"{md(k)} {format_seconds(v)}" for k, v in verdict.phases.items())
+        facts.append(f"- **Phases**: {phases}")
+    versions = ", ".join(f"{md(k)} {md(v)}" for k, v in verdict.versions.items() if v)
+    facts.append(f"- **Versions**: {versions}")
+    lines.extend(facts)
+    lines.append("")
+
+    if verdict.failures:
+        total = len(verdict.failures) + verdict.failures_omitted
+        lines += ["<details open>", f"<summary>❌ {total} failure{'s' * (total != 1)}</summary>"]
+        lines.append("")
+        for failure in verdict.failures[:max_failures]:
+            lines.append(f"- {code(failure.test)} ({md(failure.category)}): {md(failure.message)}")
+        hidden = total - min(len(verdict.failures), max_failures)
+        if hidden > 0:
+            lines.append(f"- … and {hidden} more (see the JSON summary)")
+        lines += ["", "</details>", ""]
+    if len(verdict.reasons) > 1:  # one reason is already the headline
+        lines += ["<details>", "<summary>Why the drill failed</summary>", ""]
+        lines += [f"- {md(r)}" for r in verdict.reasons]
+        lines += ["", "</details>", ""]
+    if verdict.not_tested or verdict.not_restorable:
+        n = len(verdict.not_tested) + len(verdict.not_restorable)
+        lines += ["<details>", f"<summary>Not tested ({n})</summary>", ""]
+        lines += [f"- {md(t)}" for t in verdict.not_tested]
+        lines += [f"- not restorable here: {md(t)}" for t in verdict.not_restorable]
+        lines += ["", "</details>", ""]
+    if verdict.self_test is not None:
+        lines += [f"- **Self-test**: {md(verdict.self_test)}", ""]
+    footer = f"Generated {md(verdict.generated_at)} by pytest-supabase-restore"
+    if verdict.run_url:
+        footer += f" · [workflow run]({verdict.run_url})"
+    lines.append(footer)
+    return "\n".join(lines) + "\n"
+
+
+def append_job_summary(path: str | os.PathLike[str], text: str) -> None:
+    """Append ``text`` to the Actions step summary file, cut to GitHub's size limit."""
+    target = Path(path)
+    existing = target.stat().st_size if target.exists() else 0
+    data = text.encode("utf-8")
+    room = STEP_SUMMARY_LIMIT - existing
+    if len(data) > room:
+        note = b"\n\n*(summary truncated: over GitHub's step summary limit)*\n"
+        data = data[: max(0, room - len(note))].decode("utf-8", "ignore").encode() + note
+    with target.open("ab") as fh:
+        if existing:
+            fh.write(b"\n")
+        fh.write(data)

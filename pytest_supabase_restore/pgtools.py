@@ -1,0 +1,84 @@
+"""Running PostgreSQL client tools safely: credentials through the environment, never argv."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from .config import mask_url
+from .errors import ConfigError
+
+_PARAM_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "channel_binding": "PGCHANNELBINDING",
+}
+
+
+def libpq_env(dsn: str, **extra: str) -> dict[str, str]:
+    """An environment for libpq tools that reaches ``dsn``; the password never hits argv."""
+    try:
+        params: dict[str, Any] = conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg raises ProgrammingError for bad conninfo
+        raise ConfigError(f"Cannot parse the database URL {mask_url(dsn)}: {exc}") from exc
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    for key, value in params.items():
+        name = _PARAM_ENV.get(key)
+        if name and value is not None:
+            env[name] = str(value)
+    env.setdefault("PGCONNECT_TIMEOUT", "15")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ToolRun:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tool(
+    args: list[str], dsn: str, *, timeout: float | None = None, extra_env: dict[str, str] | None = None
+) -> ToolRun:
+    """Run a client tool against ``dsn`` and capture its output."""
+    proc = subprocess.run(
+        args,
+        env=libpq_env(dsn, **(extra_env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return ToolRun(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+_NOISE = re.compile(r"^pg_(dump|restore|dumpall): (detail|hint): ", re.M)
+
+
+def first_error(stderr: str) -> str:
+    """The first meaningful line of a tool's stderr, for one-line messages."""
+    for line in stderr.splitlines():
+        line = line.strip()
+        if line and not _NOISE.match(line):
+            return line
+    return stderr.strip()[:300]

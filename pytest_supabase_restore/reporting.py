@@ -1,0 +1,439 @@
+"""The reporting plugin object: test reports in, one verdict out, everywhere people look.
+
+``plugin.py`` registers a :class:`ReportingPlugin` on the controller only (never on an
+xdist worker) when ``--supabase-restore`` is on. It
+
+* collects each drill test's outcome from its setup/call/teardown reports (a drill test is
+  one whose ``user_properties`` carry ``("supabase_category", name)``) and collection errors;
+* scrubs secrets from every test report before pytest's terminal, JUnit and HTML writers
+  see it (it runs first);
+* at the end of the session builds the :class:`~pytest_supabase_restore.verdict.Verdict`,
+  writes ``--supabase-summary-json``, appends to ``GITHUB_STEP_SUMMARY``, posts to GitHub and
+  Slack when enabled, and makes the exit status non-zero when the verdict is FAIL or a
+  notification failed;
+* prints a compact drill section in the terminal summary and puts the drill summary at
+  the top of pytest-html's report.
+
+No hook here raises: a failure inside reporting is caught, shown loudly, and turns the
+exit status non-zero, so it can neither hide the real result nor pass silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import Config
+from .notify.http import RetryPolicy
+from .redact import Redactor
+from .results import DrillState
+from .verdict import (
+    COLLECTION_CATEGORY,
+    CheckOutcome,
+    Verdict,
+    backup_line,
+    build_verdict,
+    category_status,
+    format_seconds,
+    one_line,
+    rpo_line,
+)
+
+CATEGORY_PROPERTY = "supabase_category"
+PLUGIN_NAME = "supabase-restore-reporting"
+
+
+def drill_category(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """The drill category a report belongs to, or ``None`` for a test outside the drill."""
+    for prop in getattr(report, "user_properties", None) or ():
+        # Under xdist the property arrives as a list, not a tuple.
+        if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == CATEGORY_PROPERTY:
+            return str(prop[1])
+    return None
+
+
+def report_message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """A one-line description of why a report failed or was skipped (not redacted)."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, (tuple, list)) and len(longrepr) == 3:
+        text = str(longrepr[2])
+        return one_line(text.removeprefix("Skipped: "))
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    if isinstance(message, str) and message.strip():
+        return one_line(message.removeprefix("AssertionError: "))
+    text = str(longrepr)
+    # A plain-text traceback: its "E   ..." line says what went wrong.
+    for line in text.splitlines():
+        if line.startswith("E "):
+            return one_line(line[1:].strip().removeprefix("AssertionError: "))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return one_line(lines[-1]) if lines else ""
+
+
+def _scrub_in_place(value: Any, redact: Callable[[str], str], depth: int = 0) -> Any:
+    """``value`` with every string redacted; pytest's repr objects are changed in place."""
+    if depth > 40:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_scrub_in_place(v, redact, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_scrub_in_place(v, redact, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return {k: _scrub_in_place(v, redact, depth + 1) for k, v in value.items()}
+    if type(value).__module__.startswith("_pytest.") and hasattr(value, "__dict__"):
+        for key, item in list(vars(value).items()):
+            # Some of pytest's repr dataclasses are frozen.
+            object.__setattr__(value, key, _scrub_in_place(item, redact, depth + 1))
+    return value
+
+
+@dataclass
+class _Entry:
+    category: str
+    outcome: str | None = None
+    failures: list[str] = field(default_factory=list)
+    skip_reason: str = ""
+    duration: float = 0.0
+
+    def add(self, report: pytest.TestReport) -> None:
+        self.duration += float(getattr(report, "duration", 0.0) or 0.0)
+        wasxfail = getattr(report, "wasxfail", None)
+        when = report.when
+        if report.failed:
+            message = report_message(report) or "failed"
+            if when == "call":
+                self.failures.append(message)
+                self.outcome = "failed"
+            else:
+                self.failures.append(f"error in {when}: {message}")
+                if self.outcome != "failed":
+                    self.outcome = "error"
+        elif report.skipped:
+            if wasxfail is not None:
+                self.outcome, self.skip_reason = "xfailed", str(wasxfail)
+            else:
+                self.outcome, self.skip_reason = "skipped", report_message(report)
+        elif report.passed and when == "call":  # not "rerun" (pytest-rerunfailures)
+            if wasxfail is not None:
+                self.outcome, self.skip_reason = "xpassed", str(wasxfail)
+            else:
+                self.outcome = "passed"
+
+    def result(self, nodeid: str) -> CheckOutcome | None:
+        if self.outcome is None:
+            return None  # the test never finished (interrupted during setup)
+        return CheckOutcome(
+            nodeid=nodeid,
+            category=self.category,
+            outcome=self.outcome,
+            failures=list(self.failures),
+            skip_reason=self.skip_reason,
+            duration=round(self.duration, 3),
+        )
+
+
+class ReportingPlugin:
+    """Builds and publishes the drill verdict. Register on the controller only."""
+
+    def __init__(
+        self,
+        settings: Config,
+        state: Callable[[], DrillState | None],
+        redactor: Redactor,
+        *,
+        retry: RetryPolicy | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``retry`` bounds the notifiers' HTTP retries (default: ``RetryPolicy()``);
+        ``env`` replaces ``os.environ`` (for tests)."""
+        self.settings = settings
+        self._state = state
+        self.redactor = redactor
+        self._retry = retry
+        self._env = env
+        self._entries: dict[str, _Entry] = {}
+        self._collection_errors: dict[str, CheckOutcome] = {}
+        self.verdict: Verdict | None = None
+        self.notes: list[str] = []  # what was done, for the terminal
+        self.problems: list[str] = []  # what went wrong in reporting itself: shown loudly
+        self.notifications: dict[str, str] = {}
+        self._session: pytest.Session | None = None
+
+    # -- collecting -----------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record the drill test's outcome, then scrub secrets from the report."""
+        try:
+            category = drill_category(report)
+            if category is not None:
+                entry = self._entries.setdefault(report.nodeid, _Entry(category))
+                entry.add(report)
+        except Exception as exc:
+            self._problem(f"could not record the report of {report.nodeid}", exc)
+        self._scrub(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A collection error is an error of the drill (a check that could not even load)."""
+        try:
+            if report.failed:
+                nodeid = report.nodeid or "<session>"
+                message = report_message(report) or "collection failed"
+                self._collection_errors.setdefault(
+                    nodeid,
+                    CheckOutcome(
+                        nodeid=nodeid,
+                        category=COLLECTION_CATEGORY,
+                        outcome="error",
+                        failures=[f"collection error: {message}"],
+                    ),
+                )
+        except Exception as exc:
+            self._problem(f"could not record the collection report of {report.nodeid}", exc)
+        self._scrub(report)
+
+    def outcomes(self) -> list[CheckOutcome]:
+        """Outcomes of the drill tests seen so far, then collection errors."""
+        results = [entry.result(nodeid) for nodeid, entry in self._entries.items()]
+        return [r for r in results if r is not None] + list(self._collection_errors.values())
+
+    def _scrub(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        """Remove secrets from what pytest will print and write (terminal, JUnit, HTML)."""
+        try:
+            longrepr = report.longrepr
+            if isinstance(longrepr, (tuple, list)) and len(longrepr) == 3:
+                path, lineno, text = longrepr
+                if self.redactor.contains_secret(str(text)):
+                    report.longrepr = (path, lineno, self.redactor.redact(str(text)))
+            elif longrepr is not None and self.redactor.contains_secret(str(longrepr)):
+                # Redact pytest's structured traceback in place, so it still prints with
+                # colours and a short summary line; if anything is left, fall back to text.
+                scrubbed = _scrub_in_place(longrepr, self.redactor.redact)
+                if self.redactor.contains_secret(str(scrubbed)):
+                    scrubbed = self.redactor.redact(str(scrubbed))
+                report.longrepr = scrubbed
+            report.sections = [
+                (title, self.redactor.redact(content)) for title, content in report.sections
+            ]
+        except Exception as exc:
+            self._problem(f"could not scrub secrets from the report of {report.nodeid}", exc)
+
+    # -- publishing -----------------------------------------------------------------------
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Build the verdict, write it, notify, and make the exit status tell the truth."""
+        if hasattr(session.config, "workerinput") or session.config.option.collectonly:
+            return  # workers only run tests; a collect-only run has nothing to judge
+        self._session = session
+        try:
+            self.verdict = self._build(exitstatus)
+        except Exception as exc:
+            self._problem("could not build the drill verdict", exc)
+            self._fix_exitstatus()
+            return
+        self._write_summary_json()
+        self._notify()
+        self._write_summary_json()  # again, now with the notification results
+        self._write_job_summary()
+        self._fix_exitstatus()
+
+    def _build(self, exitstatus: int) -> Verdict:
+        try:
+            state = self._state()
+        except Exception as exc:
+            self._problem("could not read the drill state", exc)
+            state = None
+        return build_verdict(
+            self.outcomes(),
+            state,
+            self.settings,
+            datetime.now(timezone.utc),
+            env=self._env,
+            # pytest also says "interrupted" when collection failed; that is reported as
+            # collection errors, not as an interruption.
+            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED and not self._collection_errors,
+        )
+
+    def _fix_exitstatus(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        failed = self.verdict is None or not self.verdict.passed or bool(self.problems)
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def summary_json(self) -> dict[str, Any]:
+        """The redacted JSON document written to ``--supabase-summary-json``."""
+        assert self.verdict is not None
+        data = self.verdict.to_json()
+        data["notifications"] = dict(self.notifications)
+        data["reporting_problems"] = list(self.problems)
+        redacted: dict[str, Any] = self.redactor.redact_obj(data)
+        return redacted
+
+    def _write_summary_json(self) -> None:
+        path = self.settings.summary_json
+        if path is None or self.verdict is None:
+            return
+        try:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(json.dumps(self.summary_json(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, target)
+            note = f"summary JSON: {target}"
+            if note not in self.notes:
+                self.notes.append(note)
+        except Exception as exc:
+            self._problem(f"could not write the summary JSON to {path}", exc)
+
+    def _write_job_summary(self) -> None:
+        env = os.environ if self._env is None else self._env
+        path = env.get("GITHUB_STEP_SUMMARY")
+        if not path or self.verdict is None:
+            return
+        try:
+            from .notify.job_summary import append_job_summary, markdown, md
+
+            text = markdown(self.verdict)
+            if self.notifications or self.problems:
+                text += "\n" + "".join(
+                    f"- {md(name)}: {md(what)}\n" for name, what in self.notifications.items()
+                )
+                text += "".join(f"- ❗ {md(p)}\n" for p in self.problems)
+            append_job_summary(path, self.redactor.redact(text))
+            self.notes.append("job summary: appended to GITHUB_STEP_SUMMARY")
+        except Exception as exc:
+            self._problem("could not append to GITHUB_STEP_SUMMARY", exc)
+
+    def _notify(self) -> None:
+        verdict = self.verdict
+        if verdict is None or not (self.settings.github_issue or self.settings.slack):
+            return
+        if verdict.dry_run:
+            self.notes.append("dry run: GitHub and Slack were not notified")
+            return
+        policy = self._retry
+        if self.settings.github_issue:
+            try:
+                from .notify.github import post_to_github
+
+                done = post_to_github(verdict, self.settings, self.redactor, policy=policy)
+                self.notifications["github"] = done
+            except Exception as exc:
+                self.notifications["github"] = "FAILED"
+                self._problem("GitHub issue not updated", exc)
+        if self.settings.slack:
+            try:
+                from .notify.slack import post_to_slack
+
+                if not self.settings.slack_webhook_url:
+                    raise ValueError("SLACK_WEBHOOK_URL is not set")
+                done = post_to_slack(
+                    verdict, self.settings.slack_webhook_url, self.redactor, policy=policy
+                )
+                self.notifications["slack"] = done
+            except Exception as exc:
+                self.notifications["slack"] = "FAILED"
+                self._problem("Slack not notified", exc)
+
+    def _problem(self, what: str, exc: BaseException) -> None:
+        detail = str(exc) or type(exc).__name__
+        self.problems.append(self.redactor.redact(one_line(f"{what}: {detail}", 500)))
+
+    # -- showing --------------------------------------------------------------------------
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The drill section at the end of the terminal output; reporting failures loud."""
+        try:
+            self._terminal_summary(terminalreporter)
+        except Exception as exc:  # never hide the run's result behind a reporting bug
+            self._problem("could not show the drill summary", exc)
+            self._fix_exitstatus()
+        if self.problems:
+            terminalreporter.write_sep(
+                "!", "supabase restore: REPORTING FAILED", red=True, bold=True
+            )
+            for problem in self.problems:
+                terminalreporter.write_line(f"  {problem}", red=True, bold=True)
+            terminalreporter.write_line(
+                "  The drill's exit status is non-zero because of this.", red=True, bold=True
+            )
+
+    def _terminal_summary(self, tr: Any) -> None:
+        verdict = self.verdict
+        if verdict is None:
+            return
+        red = not verdict.passed
+        tr.write_sep("=", f"supabase restore drill: {verdict.status}", red=red, green=not red)
+
+        def write(line: str) -> None:
+            tr.write_line(self.redactor.redact(line))
+
+        tr.write_line(
+            self.redactor.redact(f"{verdict.status}: {verdict.reason}"),
+            red=red,
+            green=not red,
+            bold=True,
+        )
+        write(f"  {'category':<20} {'result':<8} passed failed skipped errors")
+        for name, c in verdict.categories.items():
+            status = category_status(c, verdict.dry_run)
+            write(
+                f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
+                f"{c.skipped + c.xfail:>7} {c.errors:>6}"
+            )
+        rto = f"RTO {format_seconds(verdict.rto_seconds)}"
+        if verdict.rto_budget_seconds is not None:
+            rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
+        if verdict.phases:
+            rto += "; " + ", ".join(f"{k} {format_seconds(v)}" for k, v in verdict.phases.items())
+        write(f"  {rto}")
+        write(f"  RPO {rpo_line(verdict)}")
+        write(f"  backup: {backup_line(verdict)}")
+        write(f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}")
+        if verdict.failures:
+            write("  failures:")
+            for failure in verdict.failures[:20]:
+                write(f"    {failure.test} ({failure.category}): {failure.message}")
+            hidden = len(verdict.failures) + verdict.failures_omitted - 20
+            if hidden > 0:
+                write(f"    ... and {hidden} more (see the JSON summary)")
+        if verdict.not_tested or verdict.not_restorable:
+            write("  not tested:")
+            for item in verdict.not_tested:
+                write(f"    - {item}")
+            for item in verdict.not_restorable:
+                write(f"    - not restorable here: {item}")
+        for name, what in self.notifications.items():
+            if what != "FAILED":
+                write(f"  {name}: {what}")
+        for note in self.notes:
+            write(f"  {note}")
+        if verdict.run_url:
+            write(f"  run: {verdict.run_url}")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str]
+    ) -> None:
+        """pytest-html: the drill summary at the top of the HTML report."""
+        try:
+            if self.verdict is None:
+                return
+            from .notify.html import summary_html
+
+            prefix.insert(0, self.redactor.redact(summary_html(self.verdict)))
+        except Exception as exc:
+            self._problem("could not add the drill summary to the HTML report", exc)
+            self._fix_exitstatus()

@@ -1,0 +1,425 @@
+"""The verdict: one honest answer to "does the backup restore?", built from test reports.
+
+:func:`build_verdict` combines the per-test outcomes the controller saw with the drill
+state (what export and restore did). The rules, in words:
+
+* PASS only if the drill itself had no error, every one of the eight categories had at
+  least one test that ran and passed, and no drill test failed or errored.
+* A skipped check is not a failure but is not proof either: it is listed in
+  ``not_tested`` with its reason. A category whose tests were all skipped has no passing
+  test, so the verdict is FAIL ("category X did not run").
+* An expected failure (xfail) counts as neither passed nor failed.
+* A dry run restores nothing, so it needs no smoke tests; it fails only on errors.
+
+:meth:`Verdict.to_json` is a contract (docs/, the JSON summary, dashboards): its keys are
+named in the README and must not change without a version bump.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import CATEGORIES, __version__
+from .config import Config
+from .redact import Redactor
+from .results import DrillState
+
+SCHEMA_VERSION = 1
+MESSAGE_LIMIT = 300
+FAILURES_LIMIT = 100
+COLLECTION_CATEGORY = "collection"
+
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+
+
+@dataclass
+class CheckOutcome:
+    """What happened to one drill test, combined over its setup, call and teardown."""
+
+    nodeid: str
+    category: str
+    outcome: str  # one of OUTCOMES
+    failures: list[str] = field(default_factory=list)  # one line each, e.g. "error in setup: .."
+    skip_reason: str = ""  # for "skipped", "xfailed" and "xpassed"
+    duration: float = 0.0
+
+
+@dataclass
+class CategoryCounts:
+    """Counts of one category. ``xfail`` counts expected failures (neither pass nor fail)."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    xfail: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped + self.errors + self.xfail
+
+    @property
+    def ok(self) -> bool:
+        return self.passed > 0 and self.failed == 0 and self.errors == 0
+
+
+@dataclass
+class Failure:
+    """One failed or errored test (or collection error), with a one-line, redacted message."""
+
+    test: str
+    category: str
+    message: str
+
+
+@dataclass
+class Verdict:
+    """The drill's result, as shown everywhere people look."""
+
+    status: str  # "PASS" | "FAIL"
+    reason: str
+    reasons: list[str]
+    categories: dict[str, CategoryCounts]
+    failures: list[Failure]
+    failures_omitted: int
+    rto_seconds: float | None
+    rto_budget_seconds: float | None
+    phases: dict[str, float]
+    backup: dict[str, Any]
+    rpo: dict[str, Any]
+    staging: str | None
+    staging_label: str | None
+    source: str | None
+    mode: str
+    dry_run: bool
+    not_tested: list[str]
+    not_restorable: list[str]
+    versions: dict[str, str | None]
+    run_url: str | None
+    generated_at: str
+    tests: dict[str, int]
+    self_test: Any = None
+    project: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+    @property
+    def generated(self) -> datetime:
+        return datetime.fromisoformat(self.generated_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict as a JSON-ready dict (the documented contract of the summary file)."""
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "status": self.status,
+            "reason": self.reason,
+            "reasons": list(self.reasons),
+            "categories": {
+                name: {
+                    "passed": c.passed,
+                    "failed": c.failed,
+                    "skipped": c.skipped,
+                    "errors": c.errors,
+                    "xfail": c.xfail,
+                }
+                for name, c in self.categories.items()
+            },
+            "failures": [asdict(f) for f in self.failures],
+            "failures_omitted": self.failures_omitted,
+            "tests": dict(self.tests),
+            "rto_seconds": self.rto_seconds,
+            "rto_budget_seconds": self.rto_budget_seconds,
+            "phases": dict(self.phases),
+            "backup": dict(self.backup),
+            "rpo": dict(self.rpo),
+            "staging": self.staging,
+            "staging_label": self.staging_label,
+            "source": self.source,
+            "project": self.project,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "not_tested": list(self.not_tested),
+            "not_restorable": list(self.not_restorable),
+            "versions": dict(self.versions),
+            "run_url": self.run_url,
+            "generated_at": self.generated_at,
+        }
+        if self.self_test is not None:
+            data["self_test"] = self.self_test
+        return data
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The first non-empty line of ``text``, whitespace-collapsed and cut to ``limit``."""
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line
+
+
+def run_url(env: Mapping[str, str]) -> str | None:
+    """The link to this CI run (GitHub Actions), or ``None`` outside Actions."""
+    server = env.get("GITHUB_SERVER_URL")
+    repo = env.get("GITHUB_REPOSITORY")
+    run_id = env.get("GITHUB_RUN_ID")
+    if not (server and repo and run_id):
+        return None
+    url = f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
+    attempt = env.get("GITHUB_RUN_ATTEMPT")
+    if attempt and attempt != "1":
+        url += f"/attempts/{attempt}"
+    return url
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _backup_sizes(state: DrillState | None) -> dict[str, Any]:
+    raw = state.extra.get("backup") if state is not None else None
+    raw = raw if isinstance(raw, Mapping) else {}
+    sizes: dict[str, Any] = {"snapshot_time": state.snapshot_time if state else None}
+    for key in ("tables", "rows", "db_bytes", "objects", "object_bytes"):
+        value = raw.get(key)
+        sizes[key] = value if isinstance(value, (int, float)) else None
+    return sizes
+
+
+def _label(redactor: Redactor, text: str | None) -> str | None:
+    return redactor.redact(one_line(text)) if text else None
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item and item not in seen:
+            seen[item] = None
+    return list(seen)
+
+
+def build_verdict(
+    outcomes: Iterable[CheckOutcome],
+    state: DrillState | None,
+    settings: Config,
+    now: datetime,
+    *,
+    env: Mapping[str, str] | None = None,
+    interrupted: bool = False,
+) -> Verdict:
+    """Build the verdict of this run from the drill tests' outcomes and the drill state.
+
+    ``outcomes`` holds only drill tests (and collection errors, category ``collection``).
+    Every message in the result is one line and redacted with ``settings.secrets()``.
+    """
+    env = os.environ if env is None else env
+    redactor = Redactor(settings.secrets())
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    dry_run = settings.dry_run or (state is not None and state.mode == "dry-run")
+
+    categories: dict[str, CategoryCounts] = {name: CategoryCounts() for name in CATEGORIES}
+    failures: list[Failure] = []
+    skipped_reasons: list[str] = []
+    collection_errors = 0
+    tests = dict.fromkeys(OUTCOMES, 0)
+    for item in outcomes:
+        msgs = [redactor.redact(one_line(m)) for m in item.failures] or ["failed"]
+        if item.category == COLLECTION_CATEGORY:
+            collection_errors += 1
+            failures.extend(Failure(item.nodeid, item.category, m) for m in msgs)
+            continue
+        counts = categories.setdefault(item.category, CategoryCounts())
+        tests[item.outcome] = tests.get(item.outcome, 0) + 1
+        reason = redactor.redact(one_line(item.skip_reason)) if item.skip_reason else ""
+        if item.outcome == "passed":
+            counts.passed += 1
+        elif item.outcome in ("failed", "error"):
+            if item.outcome == "failed":
+                counts.failed += 1
+            else:
+                counts.errors += 1
+            failures.extend(Failure(item.nodeid, item.category, m) for m in msgs)
+        elif item.outcome == "skipped":
+            counts.skipped += 1
+            skipped_reasons.append(f"{item.category}: {reason or 'skipped without a reason'}")
+        elif item.outcome in ("xfailed", "xpassed"):
+            counts.xfail += 1
+            what = "expected failure" if item.outcome == "xfailed" else "unexpectedly passing"
+            skipped_reasons.append(f"{item.category}: {what}" + (f" ({reason})" if reason else ""))
+
+    reasons: list[str] = []
+    if state is None:
+        reasons.append("the drill did not run (no drill state)")
+    elif state.error:
+        phase = f" in {state.error_phase}" if state.error_phase else ""
+        reasons.append(f"the drill failed{phase}: {redactor.redact(one_line(state.error))}")
+    if state is not None and state.integrity_problems:
+        n = len(state.integrity_problems)
+        first = redactor.redact(one_line(state.integrity_problems[0]))
+        reasons.append(f"backup integrity check found {n} problem{'s' * (n != 1)}: {first}")
+    if state is not None:
+        unexpected = [i for i in state.restore_issues if not i.expected]
+        if unexpected:
+            first = redactor.redact(one_line(unexpected[0].message))
+            n = len(unexpected)
+            reasons.append(f"restore reported {n} unexpected error{'s' * (n != 1)}: {first}")
+    if interrupted:
+        reasons.append("the run was interrupted before the drill finished")
+    if collection_errors:
+        n = collection_errors
+        reasons.append(f"{n} collection error{'s' * (n != 1)}")
+    ran = tests["passed"] + tests["failed"] + tests["error"]
+    if not dry_run and ran == 0 and state is not None and not state.error:
+        reasons.append("no smoke tests ran")
+    n_failed, n_errors = tests["failed"], tests["error"]
+    if n_failed:
+        reasons.append(f"{n_failed} test{'s' * (n_failed != 1)} failed")
+    if n_errors:
+        reasons.append(f"{n_errors} test{'s' * (n_errors != 1)} errored")
+    if not dry_run and ran:
+        missing = [name for name in CATEGORIES if categories[name].passed == 0]
+        for name in missing:
+            c = categories[name]
+            if c.total == 0:
+                why = "no tests"
+            elif c.skipped + c.xfail == c.total:
+                why = f"all {c.total} skipped"
+            else:
+                why = "none passed"
+            reasons.append(f"category {name} did not run ({why})")
+    rto = state.rto_seconds if state is not None else None
+    budget = state.rto_budget_seconds if state and state.rto_budget_seconds else None
+    budget = budget if budget is not None else settings.rto_budget
+    if rto is not None and budget is not None and rto > budget:
+        reasons.append(f"RTO {rto:.1f} s exceeded the budget of {budget:.1f} s")
+
+    snapshot = state.snapshot_time if state is not None else None
+    snapshot_at = _parse_time(snapshot)
+    rpo = {
+        "snapshot_time": snapshot,
+        "age_seconds": round((now - snapshot_at).total_seconds(), 1) if snapshot_at else None,
+    }
+    not_tested = _dedupe(
+        [redactor.redact(one_line(t, 500)) for t in (state.not_tested if state else [])]
+        + skipped_reasons
+    )
+    if dry_run:
+        not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
+
+    status = "FAIL" if reasons else "PASS"
+    if status == "PASS":
+        reason = (
+            "dry run: configuration and connectivity checked"
+            if dry_run
+            else f"restored and verified: {sum(c.passed for c in categories.values())} "
+            f"checks passed in all {len(CATEGORIES)} categories"
+        )
+    else:
+        reason = "; ".join(reasons)
+    self_test = state.extra.get("self_test") if state is not None else None
+    ordered = {name: categories[name] for name in CATEGORIES}
+    ordered.update({k: v for k, v in sorted(categories.items()) if k not in ordered})
+    return Verdict(
+        status=status,
+        reason=one_line(reason, 500),
+        reasons=reasons,
+        categories=ordered,
+        failures=failures[:FAILURES_LIMIT],
+        failures_omitted=max(0, len(failures) - FAILURES_LIMIT),
+        rto_seconds=rto,
+        rto_budget_seconds=budget,
+        phases=state.phase_seconds() if state is not None else {},
+        backup=_backup_sizes(state),
+        rpo=rpo,
+        staging=state.staging_kind if state is not None else None,
+        staging_label=_label(redactor, state.staging_label if state else None),
+        source=_label(redactor, state.source_label if state else None),
+        mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
+        dry_run=dry_run,
+        not_tested=not_tested,
+        not_restorable=[redactor.redact(one_line(t, 500)) for t in state.not_restorable]
+        if state
+        else [],
+        versions={
+            "server": state.server_version if state else None,
+            "staging_server": state.staging_server_version if state else None,
+            "tools": state.tool_version if state else None,
+            "plugin": __version__,
+            "python": platform.python_version(),
+        },
+        run_url=run_url(env),
+        generated_at=now.isoformat(timespec="seconds"),
+        tests=tests,
+        self_test=redactor.redact_obj(self_test) if self_test is not None else None,
+        project=settings.github_repository,
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``12.3 s``, ``4 min 05 s`` or ``1 h 02 min``; ``n/a`` when unknown."""
+    if seconds is None:
+        return "n/a"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_bytes(size: float | None) -> str:
+    """``1.2 MB`` style (decimal units); ``n/a`` when unknown."""
+    if size is None:
+        return "n/a"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def backup_line(verdict: Verdict) -> str:
+    """One line describing the backup's size, e.g. ``12 tables, 3,400 rows, ...``."""
+    b = verdict.backup
+
+    def num(key: str) -> str:
+        value = b.get(key)
+        return f"{int(value):,}" if isinstance(value, (int, float)) else "n/a"
+
+    return (
+        f"{num('tables')} tables, {num('rows')} rows, {format_bytes(b.get('db_bytes'))} "
+        f"database, {num('objects')} objects ({format_bytes(b.get('object_bytes'))})"
+    )
+
+
+def rpo_line(verdict: Verdict) -> str:
+    """The recovery point: the snapshot time and its age."""
+    snap = verdict.rpo.get("snapshot_time")
+    if not snap:
+        return "n/a"
+    age = verdict.rpo.get("age_seconds")
+    return f"snapshot {snap}" + (f" ({format_seconds(age)} old)" if age is not None else "")
+
+
+def category_status(counts: CategoryCounts, dry_run: bool = False) -> str:
+    """``PASS``, ``FAIL``, ``NOT RUN`` (no passing test) or ``-`` (dry run, nothing ran)."""
+    if counts.failed or counts.errors:
+        return "FAIL"
+    if counts.passed:
+        return "PASS"
+    return "-" if dry_run else "NOT RUN"
