@@ -104,7 +104,10 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def verify_files(
-    root: Path, manifest: dict[str, Any], jobs: int = 4, progress: Callable[[str], None] | None = None
+    root: Path,
+    manifest: dict[str, Any],
+    jobs: int = 4,
+    progress: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Check every file against the manifest. Returns problems, each naming the file."""
     expected: dict[str, dict[str, Any]] = manifest["files"]

@@ -57,7 +57,11 @@ class ToolRun:
 
 
 def run_tool(
-    args: list[str], dsn: str, *, timeout: float | None = None, extra_env: dict[str, str] | None = None
+    args: list[str],
+    dsn: str,
+    *,
+    timeout: float | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> ToolRun:
     """Run a client tool against ``dsn`` and capture its output."""
     proc = subprocess.run(

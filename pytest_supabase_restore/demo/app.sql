@@ -382,3 +382,15 @@ CREATE POLICY "Users can read their own imports" ON public.import_log
 -- Realtime: the tables the app's clients subscribe to
 -- ---------------------------------------------------------------------------------------
 ALTER PUBLICATION supabase_realtime ADD TABLE public.projects, public.tasks, public.comments;
+
+-- One custom login role, as teams create for reporting tools: the backup keeps it (without
+-- its password) and the restore must bring it back with its grants.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'reporting_reader') THEN
+    CREATE ROLE reporting_reader LOGIN NOINHERIT CONNECTION LIMIT 5;
+  END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA public TO reporting_reader;
+GRANT SELECT ON public.projects, public.tasks TO reporting_reader;

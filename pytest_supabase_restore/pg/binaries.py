@@ -47,7 +47,7 @@ def _version_of(executable: Path) -> tuple[int, str] | None:
     match = _VERSION_RE.search(out)
     if not match:
         return None
-    return int(match.group(1)), out.strip().split(")")[-1].strip()
+    return int(match.group(1)), out.strip()[match.start(1) :].split()[0]
 
 
 def candidate_dirs(explicit: str | None = None) -> list[Path]:

@@ -1,0 +1,361 @@
+"""The drill: source -> export -> integrity check -> staging -> restore, once per run.
+
+The controller process runs it before collection (so that smoke tests can be parametrized
+from the manifest, and so that one process owns every server it starts: teardown cannot be
+skipped because a worker exited early). Its outcome is a :class:`DrillState` that workers
+read from the run directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import manifest as mf
+from .config import Config, mask_url
+from .errors import BackupError, DrillError
+from .results import DrillState
+from .s3server import S3Endpoint
+from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+CLI_FILES = ("roles.sql", "schema.sql", "data.sql")
+CLI_NOT_TESTED = [
+    "data_integrity: the Supabase CLI dump has no manifest, so row counts and fingerprints "
+    "of the source are unknown (only that the data restores)",
+    "storage: the Supabase CLI dump holds no Storage objects",
+    "authentication: RLS visibility at backup time was not recorded",
+]
+
+
+def source_s3(settings: Config) -> S3Endpoint | None:
+    src = settings.source
+    if not src.has_s3:
+        return None
+    assert src.s3_endpoint and src.s3_access_key_id and src.s3_secret_access_key
+    return S3Endpoint(
+        src.s3_endpoint,
+        src.s3_region or "us-east-1",
+        src.s3_access_key_id,
+        src.s3_secret_access_key,
+    )
+
+
+class Drill:
+    """Runs the drill and owns everything it starts until :meth:`teardown`."""
+
+    def __init__(self, settings: Config, run_dir: Path, progress: Progress) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.progress = progress
+        self.state = DrillState(enabled=True, keep_staging=settings.keep_staging)
+        self.state.rto_budget_seconds = settings.rto_budget
+        self.demo: Any = None
+        self.staging: StagingTarget | None = None
+        self._temp_backups: Path | None = None
+
+    # -- phases ---------------------------------------------------------------------------
+    def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.monotonic()
+        self.progress(f"{name} ...")
+        try:
+            result = fn()
+        except BaseException as exc:
+            self.state.add_phase(name, time.monotonic() - t0, ok=False, detail=type(exc).__name__)
+            raise
+        self.state.add_phase(name, time.monotonic() - t0)
+        return result
+
+    def run(self) -> DrillState:
+        state = self.state
+        phase = "source"
+        try:
+            db_url, s3 = self._source()
+            if self.settings.dry_run:
+                phase = "dry-run"
+                state.mode = "dry-run"
+                self._dry_run(db_url, s3)
+                return state
+            if self.settings.from_backup is not None:
+                state.mode = "from-backup"
+                set_dir = self.settings.from_backup.resolve()
+            else:
+                phase = "export"
+                set_dir = self._timed("export", lambda: self._export(db_url, s3))
+            state.backup_dir = str(set_dir)
+            phase = "integrity"
+            manifest = self._timed("integrity", lambda: self._integrity(set_dir))
+            phase = "restore"
+            self._restore(set_dir, manifest, db_url)
+        except DrillError as exc:
+            state.error = str(exc)
+            state.error_phase = phase
+            self.progress(f"drill FAILED in {phase}: {exc}")
+        except psycopg.Error as exc:
+            state.error = f"{phase}: database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+            state.error_phase = phase
+        return state
+
+    def _source(self) -> tuple[str | None, S3Endpoint | None]:
+        if self.settings.demo:
+            from .demo import DemoProject
+
+            def start() -> Any:
+                self.demo = DemoProject(scale=self.settings.demo_scale)
+                return self.demo.start()
+
+            demo = self._timed("demo_start", start)
+            self.state.source_label = f"demo project (scale {self.settings.demo_scale})"
+            return str(demo.db_url), demo.s3
+        if self.settings.source.db_url:
+            self.state.source_label = mask_url(self.settings.source.db_url)
+        s3 = source_s3(self.settings)
+        if s3 is None and self.settings.from_backup is None:
+            self.state.not_tested.append(
+                "storage export: no source S3 settings (SUPABASE_S3_ENDPOINT, "
+                "SUPABASE_S3_ACCESS_KEY_ID, SUPABASE_S3_SECRET_ACCESS_KEY); Storage objects "
+                "were not backed up"
+            )
+        return self.settings.source.db_url, s3
+
+    def _export(self, db_url: str | None, s3: S3Endpoint | None) -> Path:
+        from .export import apply_retention, export
+
+        assert db_url is not None
+        if self.settings.backup_dir is not None:
+            base = self.settings.backup_dir.resolve()
+        else:
+            self._temp_backups = Path(tempfile.mkdtemp(prefix="supabase-restore-backups-"))
+            base = self._temp_backups
+        timings: dict[str, float] = {}
+        out = export(
+            db_url,
+            base,
+            s3=s3,
+            jobs=self.settings.effective_jobs,
+            compression=self.settings.compression,
+            s3_concurrency=self.settings.s3_concurrency,
+            rls_sample=self.settings.rls_sample,
+            pg_bindir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
+            source_label=self.state.source_label,
+            progress=self.progress,
+            timings=timings,
+        )
+        self.state.extra["export_timings"] = {k: round(v, 3) for k, v in timings.items()}
+        if self.settings.backup_dir is not None and (
+            self.settings.retain_count is not None or self.settings.retain_days is not None
+        ):
+            deleted = apply_retention(
+                base, out, self.settings.retain_count, self.settings.retain_days
+            )
+            if deleted:
+                self.progress(f"retention: deleted {len(deleted)} older backup set(s)")
+        return out
+
+    def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
+        if not set_dir.is_dir():
+            raise BackupError(f"{set_dir}: not a directory.")
+        if not (set_dir / mf.MANIFEST).exists() and all(
+            (set_dir / f).is_file() for f in CLI_FILES[1:]
+        ):
+            self.state.backup_format = "supabase-cli"
+            self.state.not_tested.extend(CLI_NOT_TESTED)
+            return None
+        self.state.backup_format = "manifest"
+        manifest = mf.read_manifest(set_dir)
+        problems = mf.verify_files(set_dir, manifest, jobs=self.settings.effective_jobs)
+        self.state.integrity_problems = problems
+        if problems:
+            shown = "; ".join(problems[:5]) + (
+                f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+            )
+            raise BackupError(f"The backup set {set_dir.name} failed its integrity check: {shown}")
+        info = mf.summary(manifest)
+        self.state.snapshot_time = manifest["snapshot_time"]
+        self.state.server_version = manifest["source"].get("server_version")
+        self.state.tool_version = manifest.get("pg_dump", {}).get("version")
+        self.state.extra["backup"] = {
+            k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")
+        }
+        storage = manifest.get("storage", {})
+        if not storage.get("downloaded") and "storage export" not in " ".join(
+            self.state.not_tested
+        ):
+            self.state.not_tested.append("storage: the backup set holds no Storage objects")
+        return manifest
+
+    def _start_staging(self, major: int) -> StagingTarget:
+        kind = resolve_kind(self.settings.staging)
+        if kind == "ephemeral":
+            return EphemeralStaging.start(
+                major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
+            )
+        if kind == "container":
+            return ContainerStaging.start(major)
+        return UrlStaging.open(self.settings.target, self.settings.source.db_url)
+
+    def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
+        from .pg.binaries import find_client_tools
+        from .restore import restore_backup_set, restore_cli_dump
+        from .staging.url import clear_scope
+
+        state = self.state
+        major = int(manifest["source"]["server_major"]) if manifest else 15
+        rto_start = time.monotonic()
+        staging = self._timed("staging_start", lambda: self._start_staging(major))
+        self.staging = staging
+        state.staging_kind = staging.kind
+        state.staging_label = staging.label
+        state.staging_server_version = staging.server_version
+        if staging.kind == "url" and manifest is not None:
+            clear_scope(staging.dsn, list(manifest["scope_schemas"]), staging.platform_present)
+        tools = find_client_tools(
+            major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
+        )
+        if manifest is not None:
+            outcome = restore_backup_set(
+                set_dir,
+                staging.dsn,
+                tools,
+                jobs=self.settings.effective_jobs,
+                platform_present=staging.platform_present,
+                prepare_sql=staging.prepare_sql,
+                progress=self.progress,
+            )
+        else:
+            outcome = restore_cli_dump(
+                set_dir, staging.dsn, prepare_sql=staging.prepare_sql, progress=self.progress
+            )
+        for name, seconds in outcome.phases.items():
+            state.add_phase(name, seconds)
+        state.restore_issues = outcome.issues
+        state.not_restorable = outcome.not_restorable
+        state.extra["neutralised"] = outcome.neutralised
+        for item in outcome.not_restorable:
+            state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
+
+        objects = (manifest or {}).get("storage", {}).get("objects", [])
+        if objects and staging.s3 is not None:
+            from .storage import ObjectRecord, upload_all
+
+            records = [ObjectRecord.from_json(o) for o in objects]
+            result = self._timed(
+                "storage",
+                lambda: upload_all(
+                    staging.s3,
+                    records,
+                    set_dir / "storage",
+                    concurrency=self.settings.s3_concurrency,
+                    progress=self.progress,
+                ),
+            )
+            if result.errors:
+                raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
+            state.staging_s3 = {
+                "url": staging.s3.url,
+                "region": staging.s3.region,
+                "kind": staging.kind,
+            }
+        elif objects:
+            state.not_tested.append(
+                "storage restore: no staging object store (STAGING_S3_ENDPOINT)"
+            )
+
+        with psycopg.connect(staging.dsn, connect_timeout=15) as conn:
+            conn.execute("SELECT 1")
+        state.rto_seconds = round(time.monotonic() - rto_start, 3)
+        state.staging_dsn = staging.dsn
+        if outcome.unexpected:
+            first = outcome.unexpected[0]
+            state.error = (
+                f"restore: {len(outcome.unexpected)} unexpected error(s); first: {first.message} "
+                f"(statement: {first.statement[:200]})"
+            )
+            state.error_phase = "restore"
+        self.progress(
+            f"restored into {staging.label} in {state.rto_seconds:.1f}s "
+            f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
+        )
+
+    def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
+        from . import fingerprint
+        from .export import connect_source, server_version
+        from .pg.binaries import find_client_tools
+
+        lines: list[str] = []
+        if db_url is None:
+            raise DrillError(
+                "--supabase-dry-run needs a source (SUPABASE_DB_URL or --supabase-demo)."
+            )
+        conn = connect_source(db_url)
+        try:
+            major, version = server_version(conn)
+            tools = find_client_tools(
+                major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
+            )
+            lines.append(f"source: PostgreSQL {version}; pg_dump {tools.version} ({tools.bindir})")
+            scope = fingerprint.schemas_in_scope(conn)
+            tables = fingerprint.list_tables(conn, scope)
+            lines.append(f"schemas in scope: {', '.join(scope)}")
+            for t in sorted(tables, key=lambda t: t.bytes, reverse=True):
+                lines.append(f"  table {t.qualified}: ~{t.est_rows} rows, {t.bytes} bytes")
+            conn.rollback()
+        finally:
+            conn.close()
+        if s3 is not None:
+            from .storage import iter_objects, list_buckets, make_client
+
+            client = make_client(s3)
+            for bucket in list_buckets(client):
+                count = size = 0
+                for obj in iter_objects(client, bucket):
+                    count += 1
+                    size += int(obj.get("Size", 0))
+                lines.append(f"  bucket {bucket}: {count} objects, {size} bytes")
+        else:
+            lines.append("storage: no S3 settings; objects would not be backed up")
+        lines.append(f"staging target: {resolve_kind(self.settings.staging)}")
+        lines.append(
+            "checks: api_connectivity, database_schema, data_integrity, crud_operations, "
+            "authentication, storage, performance, data_consistency"
+        )
+        self.state.extra["dry_run"] = lines
+        for line in lines:
+            self.progress(line)
+
+    # -- teardown -------------------------------------------------------------------------
+    def teardown(self) -> list[str]:
+        """Stop everything this drill started. Returns messages for the terminal."""
+        messages: list[str] = []
+        if self.staging is not None:
+            if self.settings.keep_staging and self.staging.disposable:
+                messages.append(
+                    f"--supabase-keep-staging: staging left running: psql '{self.staging.dsn}'"
+                    + (f"; S3 at {self.staging.s3.url}" if self.staging.s3 else "")
+                    + ". Stop it with: kill the postgres process and remove its directory, "
+                    "or simply end this machine's session."
+                )
+            else:
+                self.staging.stop()
+        if self.demo is not None:
+            self.demo.stop()
+        if self._temp_backups is not None:
+            shutil.rmtree(self._temp_backups, ignore_errors=True)
+        return messages
+
+
+def snapshot_age(snapshot_time: str | None) -> float | None:
+    if not snapshot_time:
+        return None
+    when = dt.datetime.fromisoformat(snapshot_time)
+    return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()

@@ -1,0 +1,429 @@
+"""Export: one snapshot-consistent backup set of the database and every Storage object.
+
+The source is only read. One connection opens a REPEATABLE READ, READ ONLY transaction and
+exports its snapshot; ``pg_dump --snapshot`` dumps exactly that snapshot while other
+connections import it to compute row counts, fingerprints, the schema inventory, row-level
+security visibility and the ``storage.objects`` listing. Everything the manifest says is
+therefore true of exactly what was dumped, even while production keeps writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import __version__, fingerprint, manifest
+from .config import mask_url
+from .errors import BackupError, SourceError, ToolError
+from .pg.binaries import PgBinaries, find_client_tools
+from .pgtools import first_error, run_tool
+from .s3server import S3Endpoint
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+RESERVED_ROLES = re.compile(
+    r"^(anon|authenticated|authenticator|dashboard_user|pgbouncer|postgres|service_role|"
+    r"supabase_.*|cli_login_.*|pgsodium_keyholder|pgsodium_keyiduser|pgsodium_keymaker|"
+    r"pgtle_admin|pg_.*)$"
+)
+ALLOWED_ROLE_CONFIGS = re.compile(
+    r"(pgaudit\..*|pgrst\..*|session_replication_role|statement_timeout|track_io_timing)"
+)
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def connect_source(
+    db_url: str, *, application: str = "pytest-supabase-restore"
+) -> psycopg.Connection[Any]:
+    """A read-only connection to the source, or a SourceError that says what to check."""
+    try:
+        conn = psycopg.connect(db_url, connect_timeout=15, application_name=application)
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "check the host, port and network (Supabase: use the session pooler URL on IPv4-only networks)"
+        if "password" in text or "authentication" in text:
+            hint = "check the user and password in SUPABASE_DB_URL"
+        raise SourceError(
+            f"Cannot connect to the source database {mask_url(db_url)}: {text}. Fix: {hint}."
+        ) from exc
+    conn.read_only = True
+    return conn
+
+
+def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
+    row = conn.execute(
+        "SELECT current_setting('server_version_num')::int, current_setting('server_version')"
+    ).fetchone()
+    assert row is not None
+    conn.rollback()
+    return row[0] // 10000, str(row[1])
+
+
+def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
+    """pg_dump's compression flags for ``none``/``gzip:N``/``lz4``/``zstd`` on this version."""
+    if compression == "none":
+        return ["--compress=0"]
+    method, _, level = compression.partition(":")
+    if pgdump.major < 16:
+        if method != "gzip":
+            raise ToolError(
+                f"--supabase-compression={compression} needs pg_dump 16 or newer (this one is "
+                f"{pgdump.major}); use gzip:N or none."
+            )
+        return [f"--compress={level or '6'}"]
+    return [f"--compress={method}{':' + level if level else ''}"]
+
+
+def dump_roles(db_url: str, tools: PgBinaries, dest: Path) -> list[str]:
+    """Custom roles without passwords; Supabase's reserved roles left out (as the CLI does)."""
+    result = run_tool(
+        [
+            tools.path("pg_dumpall"),
+            "--roles-only",
+            "--no-role-passwords",
+            "--no-comments",
+            "--quote-all-identifiers",
+        ],
+        db_url,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise SourceError(f"pg_dumpall --roles-only failed: {first_error(result.stderr)}")
+    kept: list[str] = []
+    roles: list[str] = []
+    for line in result.stdout.splitlines():
+        if line.startswith(("\\restrict", "\\unrestrict")):
+            continue
+        m = re.match(r'^(CREATE|ALTER) ROLE "([^"]+)"', line)
+        if m:
+            if RESERVED_ROLES.match(m.group(2)):
+                continue
+            if m.group(1) == "CREATE":
+                roles.append(m.group(2))
+            line = line.replace(" NOSUPERUSER", "").replace(" NOREPLICATION", "")
+            m_set = re.match(r'^ALTER ROLE "[^"]+" SET "?([^" ]+)', line)
+            if m_set and not ALLOWED_ROLE_CONFIGS.fullmatch(m_set.group(1)):
+                continue
+        g = re.match(r'^GRANT "([^"]+)" TO "([^"]+)"', line)
+        if g and (RESERVED_ROLES.match(g.group(2)) or g.group(1) in {"authenticator"}):
+            continue
+        kept.append(line)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(kept) + "\nRESET ALL;\n")
+    return roles
+
+
+class SnapshotExport:
+    """Holds the transaction whose snapshot everything is read in."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self.conn = self._open()
+        row = self.conn.execute(
+            "SELECT pg_export_snapshot(), clock_timestamp() AT TIME ZONE 'UTC'"
+        ).fetchone()
+        assert row is not None
+        self.snapshot_id: str = row[0]
+        self.snapshot_time: dt.datetime = row[1].replace(tzinfo=dt.timezone.utc)
+
+    def importer(self) -> psycopg.Connection[Any]:
+        conn = self._open()
+        conn.execute(
+            psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                psycopg.sql.Literal(self.snapshot_id)
+            )
+        )
+        return conn
+
+    def _open(self) -> psycopg.Connection[Any]:
+        # psycopg opens each transaction as REPEATABLE READ READ ONLY: the source is only read.
+        conn = connect_source(self.db_url)
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        return conn
+
+    def close(self) -> None:
+        try:
+            self.conn.rollback()
+            self.conn.close()
+        except psycopg.Error:
+            pass
+
+
+def _storage_rows(
+    conn: psycopg.Connection[Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """storage.buckets and storage.objects as of the snapshot (metadata only)."""
+    exists = conn.execute(
+        "SELECT to_regclass('storage.objects') IS NOT NULL AND to_regclass('storage.buckets') IS NOT NULL"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return [], []
+    buckets = [
+        {
+            "id": r[0],
+            "name": r[1],
+            "public": r[2],
+            "file_size_limit": r[3],
+            "allowed_mime_types": r[4],
+        }
+        for r in conn.execute(
+            "SELECT id, name, public, file_size_limit, allowed_mime_types FROM storage.buckets ORDER BY id"
+        ).fetchall()
+    ]
+    objects = [
+        {"bucket": r[0], "key": r[1], "size": r[2], "mimetype": r[3], "etag": r[4]}
+        for r in conn.execute(
+            "SELECT bucket_id, name, (metadata->>'size')::bigint, metadata->>'mimetype', "
+            "metadata->>'eTag' FROM storage.objects ORDER BY bucket_id, name"
+        ).fetchall()
+    ]
+    return buckets, objects
+
+
+def _table_json(ref: fingerprint.TableRef, fp: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": ref.schema,
+        "name": ref.name,
+        "kind": ref.kind,
+        "pk": list(ref.pk),
+        "partitions": list(ref.partitions),
+        "bytes": ref.bytes,
+        **fp,
+    }
+
+
+def new_set_dir(base: Path, when: dt.datetime) -> tuple[Path, Path]:
+    """(partial directory to write into, final name) for a set taken at ``when``."""
+    manifest.private_dir(base)
+    name = when.strftime("%Y%m%dT%H%M%S") + f"{when.microsecond // 1000:03d}Z"
+    final = base / name
+    partial = base / f"{manifest.PARTIAL_PREFIX}{name}-{os.getpid()}"
+    manifest.private_dir(partial)
+    return partial, final
+
+
+def export(
+    db_url: str,
+    base_dir: Path,
+    *,
+    s3: S3Endpoint | None,
+    jobs: int = 2,
+    compression: str = "none",
+    s3_concurrency: int = 8,
+    rls_sample: int = 5,
+    pg_bindir: str | None = None,
+    source_label: str | None = None,
+    progress: Progress = _noop,
+    timings: dict[str, float] | None = None,
+) -> Path:
+    """Write one complete backup set below ``base_dir`` and return its directory.
+
+    Nothing is left behind on failure: the partial directory is removed and the error is
+    raised. The set is renamed to its final name only once the manifest is complete.
+    """
+    timings = {} if timings is None else timings
+    started = time.monotonic()
+    probe = connect_source(db_url)
+    try:
+        major, version = server_version(probe)
+    finally:
+        probe.close()
+    tools = find_client_tools(major, pg_bindir)  # before anything is written
+    progress(f"source: PostgreSQL {version}; client tools {tools.version} in {tools.bindir}")
+
+    snap = SnapshotExport(db_url)
+    partial, final = new_set_dir(base_dir, snap.snapshot_time)
+    try:
+        scope = fingerprint.schemas_in_scope(snap.conn)
+        tables = fingerprint.list_tables(snap.conn, scope)
+        progress(
+            f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: {len(tables)} tables in {len(scope)} schemas"
+        )
+
+        dump_args = [
+            tools.path("pg_dump"),
+            "--format=directory",
+            f"--jobs={max(1, jobs)}",
+            f"--snapshot={snap.snapshot_id}",
+            f"--file={partial / 'db'}",
+            "--no-password",
+            "--quote-all-identifiers",
+            *compression_args(tools, compression),
+        ]
+        for pattern in fingerprint.SCOPE_EXCLUDED_SCHEMAS:
+            dump_args.append(f"--exclude-schema={pattern}")
+        for table in fingerprint.EXCLUDED_TABLE_DATA:
+            schema, _, name = table.partition(".")
+            dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
+        dump_result: dict[str, Any] = {}
+
+        def run_dump() -> None:
+            t0 = time.monotonic()
+            dump_result["run"] = run_tool(dump_args, db_url)
+            dump_result["seconds"] = time.monotonic() - t0
+
+        dumper = threading.Thread(target=run_dump, name="pg_dump")
+        dumper.start()
+
+        # While pg_dump runs, compute the proof in the same snapshot, in parallel.
+        t0 = time.monotonic()
+        fingerprints: dict[str, dict[str, Any]] = {}
+        lock = threading.Lock()
+        ordered = sorted(tables, key=lambda t: t.bytes, reverse=True)
+
+        def work(ref: fingerprint.TableRef) -> None:
+            conn = snap.importer()
+            try:
+                fp = fingerprint.fingerprint_table(conn, ref)
+            finally:
+                conn.rollback()
+                conn.close()
+            with lock:
+                fingerprints[ref.qualified] = _table_json(ref, fp)
+                progress(
+                    f"fingerprinted {ref.qualified}: {fp['rows']} rows ({len(fingerprints)}/{len(tables)})"
+                )
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(work, ordered))
+        timings["fingerprint"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        conn = snap.importer()
+        try:
+            inventory = fingerprint.schema_inventory(conn, scope)
+            users = fingerprint.sample_users(conn, rls_sample)
+            visibility = fingerprint.rls_visibility(conn, tables, users)
+            buckets, db_objects = _storage_rows(conn)
+        finally:
+            conn.rollback()
+            conn.close()
+        timings["inventory"] = time.monotonic() - t0
+        progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
+
+        storage_section: dict[str, Any] = {
+            "buckets": buckets,
+            "objects": [],
+            "db_objects": len(db_objects),
+            "missing_in_s3": [],
+            "unknown_to_db": [],
+            "downloaded": False,
+        }
+        if s3 is not None:
+            from .storage import download_all
+
+            t0 = time.monotonic()
+            result = download_all(
+                s3,
+                partial / "storage",
+                [b["id"] for b in buckets] or None,
+                concurrency=s3_concurrency,
+                progress=progress,
+            )
+            timings["storage_export"] = time.monotonic() - t0
+            if result.errors:
+                raise BackupError(
+                    "Storage export failed: "
+                    + "; ".join(result.errors[:5])
+                    + (f" (+{len(result.errors) - 5} more)" if len(result.errors) > 5 else "")
+                )
+            listed = {(o.bucket, o.key) for o in result.objects}
+            known = {(o["bucket"], o["key"]) for o in db_objects}
+            storage_section["objects"] = [o.to_json() for o in result.objects]
+            storage_section["missing_in_s3"] = [
+                {"bucket": b, "key": k} for b, k in sorted(known - listed)
+            ]
+            storage_section["unknown_to_db"] = [
+                {"bucket": b, "key": k} for b, k in sorted(listed - known)
+            ]
+            storage_section["downloaded"] = True
+            progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
+
+        dumper.join()
+        run = dump_result["run"]
+        timings["pg_dump"] = dump_result["seconds"]
+        if run.returncode != 0:
+            raise SourceError(f"pg_dump failed (exit {run.returncode}): {first_error(run.stderr)}")
+        progress(f"pg_dump finished in {dump_result['seconds']:.1f}s")
+        custom_roles = dump_roles(db_url, tools, partial / "roles.sql")
+        manifest.restrict_tree(partial)
+
+        data: dict[str, Any] = {
+            "format": manifest.FORMAT,
+            "version": manifest.VERSION,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "snapshot_time": snap.snapshot_time.isoformat(),
+            "tool": {"name": "pytest-supabase-restore", "version": __version__},
+            "source": {
+                "label": source_label or mask_url(db_url),
+                "server_version": version,
+                "server_major": major,
+            },
+            "pg_dump": {
+                "version": tools.version,
+                "major": tools.major,
+                "options": [
+                    a for a in dump_args[1:] if not a.startswith(("--file=", "--snapshot="))
+                ],
+                "compression": compression,
+                "jobs": jobs,
+            },
+            "settings": fingerprint.SESSION_SETTINGS,
+            "scope_schemas": scope,
+            "excluded_schemas": list(fingerprint.SCOPE_EXCLUDED_SCHEMAS),
+            "excluded_table_data": list(fingerprint.EXCLUDED_TABLE_DATA),
+            "roles": custom_roles,
+            "tables": fingerprints,
+            "schema": inventory,
+            "rls": {"users": users, "visibility": visibility},
+            "storage": storage_section,
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+        }
+        data["files"] = manifest.inventory_files(partial, jobs=max(2, jobs))
+        manifest.write_manifest(partial, data)
+        os.replace(partial, final)
+        timings["export_total"] = time.monotonic() - started
+        return final
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        snap.close()
+
+
+def apply_retention(base: Path, keep: Path, count: int | None, days: float | None) -> list[Path]:
+    """Delete older complete sets beyond ``count`` or ``days``; never ``keep``. Returns deleted."""
+    sets = sorted(
+        (p for p in base.iterdir() if p.is_dir() and (p / manifest.MANIFEST).is_file()),
+        key=lambda p: p.name,
+        reverse=True,
+    )
+    deleted: list[Path] = []
+    now = time.time()
+    for index, path in enumerate(sets):
+        if path.resolve() == keep.resolve():
+            continue
+        too_many = count is not None and index >= count
+        too_old = (
+            days is not None and now - (path / manifest.MANIFEST).stat().st_mtime > days * 86400
+        )
+        if too_many or too_old:
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(path)
+    return deleted

@@ -1,0 +1,162 @@
+"""The public fixtures. Each is an override point: replace it in your own ``conftest.py``.
+
+- ``drill_settings``: the resolved :class:`~pytest_supabase_restore.config.Config`.
+- ``drill_state``: what the drill did (:class:`~pytest_supabase_restore.results.DrillState`).
+- ``supabase_backup``: the backup set (``.path``, ``.manifest``, ``.format``).
+- ``staging_dsn``: connection string of the restored staging database.
+- ``staging_db``: a psycopg connection to it, fresh per test, rolled back afterwards.
+- ``staging_storage``: the restored Storage objects (``.endpoint``, ``.client``, ``.objects``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from .config import Config
+from .results import DrillState
+from .s3server import LOCAL_REGION, S3Endpoint
+
+SETTINGS_KEY = pytest.StashKey[Config]()
+STATE_KEY = pytest.StashKey[DrillState]()
+RUN_DIR_KEY = pytest.StashKey[Path]()
+FLAG_REASON = "the backup-restore drill is off: run pytest with --supabase-restore"
+
+
+@dataclass(frozen=True)
+class BackupSet:
+    """A backup set on disk: its directory, parsed manifest and format."""
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+    format: str = "manifest"
+
+
+@dataclass
+class StagingStorage:
+    """The staging object store and the objects restored into it."""
+
+    endpoint: S3Endpoint
+    client: Any = field(repr=False)
+    objects: list[Any] = field(default_factory=list)
+
+
+def get_state(config: pytest.Config) -> DrillState | None:
+    """The drill state of this run (controller: in memory; xdist worker: from the run dir)."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        return state
+    run_dir = config.stash.get(RUN_DIR_KEY, None)
+    if run_dir is None or not (run_dir / "drill-state.json").is_file():
+        return None
+    state = DrillState.load(run_dir)
+    config.stash[STATE_KEY] = state
+    return state
+
+
+_MANIFEST_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def collection_manifest(config: pytest.Config) -> dict[str, Any] | None:
+    """The manifest of this run's backup set, at collection time; None when there is none."""
+    state = get_state(config)
+    if state is None or state.error or not state.backup_dir or state.backup_format != "manifest":
+        return None
+    if state.backup_dir not in _MANIFEST_CACHE:
+        _MANIFEST_CACHE[state.backup_dir] = json.loads(
+            (Path(state.backup_dir) / "manifest.json").read_text(encoding="utf-8")
+        )
+    return _MANIFEST_CACHE[state.backup_dir]
+
+
+@pytest.fixture(scope="session")
+def drill_settings(pytestconfig: pytest.Config) -> Config:
+    """The plugin's resolved settings."""
+    settings = pytestconfig.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        pytest.skip(FLAG_REASON)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def drill_state(pytestconfig: pytest.Config, drill_settings: Config) -> DrillState:
+    """What the drill did; skips when it could not run (the verdict says why)."""
+    state = get_state(pytestconfig)
+    if state is None:
+        pytest.skip(FLAG_REASON)
+    if state.mode == "dry-run":
+        pytest.skip("--supabase-dry-run: nothing was restored")
+    if state.error:
+        pytest.fail(
+            f"the drill did not complete ({state.error_phase}): {state.error}", pytrace=False
+        )
+    return state
+
+
+@pytest.fixture(scope="session")
+def supabase_backup(drill_state: DrillState) -> BackupSet:
+    """The backup set this run exported (or validated) and its parsed manifest."""
+    assert drill_state.backup_dir is not None
+    path = Path(drill_state.backup_dir)
+    manifest: dict[str, Any] = {}
+    if drill_state.backup_format == "manifest":
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    return BackupSet(path=path, manifest=manifest, format=drill_state.backup_format or "manifest")
+
+
+@pytest.fixture(scope="session")
+def staging_dsn(drill_state: DrillState) -> str:
+    """Connection string of the restored staging database (a superuser on throwaway targets)."""
+    if not drill_state.staging_dsn:
+        pytest.fail("the drill restored nothing", pytrace=False)
+    return drill_state.staging_dsn
+
+
+@pytest.fixture
+def staging_db(staging_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A fresh connection to staging for one test; whatever it did is rolled back."""
+    conn = psycopg.connect(staging_dsn, connect_timeout=15)
+    try:
+        yield conn
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def staging_storage(
+    drill_state: DrillState, drill_settings: Config, supabase_backup: BackupSet
+) -> StagingStorage:
+    """The restored Storage objects; skipped when the backup holds none."""
+    from .storage import ObjectRecord, make_client
+
+    s3 = drill_state.staging_s3
+    objects = supabase_backup.manifest.get("storage", {}).get("objects", [])
+    if not s3 or not objects:
+        pytest.skip(
+            "not tested: the backup set holds no Storage objects or staging has no object store"
+        )
+    if s3.get("kind") == "url":
+        target = drill_settings.target
+        assert target.s3_access_key_id and target.s3_secret_access_key
+        endpoint = S3Endpoint(
+            s3["url"], s3["region"], target.s3_access_key_id, target.s3_secret_access_key
+        )
+    else:
+        # The throwaway object store accepts any key pair; these are placeholders.
+        endpoint = S3Endpoint(
+            s3["url"], s3.get("region", LOCAL_REGION), "local-access-key", "local-secret-key"
+        )
+    return StagingStorage(
+        endpoint=endpoint,
+        client=make_client(endpoint),
+        objects=[ObjectRecord.from_json(o) for o in objects],
+    )

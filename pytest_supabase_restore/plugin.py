@@ -1,0 +1,189 @@
+"""pytest entry point (``pytest11``): options, configuration, the collection gate, the header.
+
+Thin on purpose: the drill, the fixtures and the reporting live in their own modules and are
+imported only when ``--supabase-restore`` is on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import CATEGORIES
+from .config import OPTIONS, Config, header_lines, resolve
+from .fixtures import (  # noqa: F401 - fixtures are registered by being module attributes
+    FLAG_REASON,
+    RUN_DIR_KEY,
+    SETTINGS_KEY,
+    STATE_KEY,
+    drill_settings,
+    drill_state,
+    get_state,
+    staging_db,
+    staging_dsn,
+    staging_storage,
+    supabase_backup,
+)
+
+MARKER = "supabase_category"
+DRILL_FIXTURES = {"supabase_backup", "staging_dsn", "staging_db", "staging_storage", "drill_state"}
+CONTROLLER_NAME = "supabase-restore-drill"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("supabase-restore", "backup-restore drill for Supabase projects")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help}
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_const", const=True, **kwargs)
+            group.addoption(
+                "--no-" + opt.flag[2:],
+                action="store_const",
+                const=False,
+                dest=opt.name,
+                default=None,
+                help=f"Turn {opt.flag} off (overrides env and ini).",
+            )
+        else:
+            if opt.choices:
+                kwargs["choices"] = list(opt.choices)
+            group.addoption(opt.flag, metavar=opt.metavar or opt.name.upper(), **kwargs)
+        if opt.ini:
+            parser.addini(opt.ini, help=f"{opt.help} (same as {opt.flag})", default=None)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(name): the drill category a smoke test counts towards "
+        f"({', '.join(CATEGORIES)} or your own, e.g. custom).",
+    )
+    if config.option.help or getattr(config.option, "version", False):
+        return  # --help keeps working on a broken configuration
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled:
+        return
+    if _is_worker(config):
+        run_dir = config.workerinput.get("supabase_run_dir")  # type: ignore[attr-defined]
+        if run_dir:
+            config.stash[RUN_DIR_KEY] = Path(run_dir)
+        return
+    if settings.builtin_tests:
+        _add_builtin_tests(config)
+    from .redact import Redactor
+    from .reporting import PLUGIN_NAME, ReportingPlugin
+
+    controller = DrillController(config, settings)
+    config.pluginmanager.register(controller, CONTROLLER_NAME)
+    config.pluginmanager.register(
+        ReportingPlugin(settings, lambda: get_state(config), Redactor(settings.secrets())),
+        PLUGIN_NAME,
+    )
+
+
+def _add_builtin_tests(config: pytest.Config) -> None:
+    """Collect the built-in smoke tests: instead of the default test paths, or beside
+    explicitly given paths (so ``pytest --supabase-restore`` alone runs the drill)."""
+    import smoke_tests
+
+    builtin = str(Path(next(iter(smoke_tests.__path__))))
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+    args = list(config.args) if explicit else []
+    if builtin not in args:
+        args.append(builtin)
+    config.args[:] = args
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        return None
+    return header_lines(settings)
+
+
+def _category(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker(MARKER)
+    if marker is not None:
+        return str(marker.args[0]) if marker.args else str(marker.kwargs.get("name", "custom"))
+    if DRILL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "custom"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    enabled = settings is not None and settings.enabled
+    skip = pytest.mark.skip(reason=FLAG_REASON)
+    for item in items:
+        category = _category(item)
+        if category is None:
+            continue
+        if not enabled:
+            item.add_marker(skip)
+            continue
+        item.user_properties.append(("supabase_category", category))
+
+
+class DrillController:
+    """Controller-side: runs the drill once before collection, owns its teardown."""
+
+    def __init__(self, config: pytest.Config, settings: Config) -> None:
+        self.config = config
+        self.settings = settings
+        self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
+        os.chmod(self.run_dir, 0o700)
+        config.stash[RUN_DIR_KEY] = self.run_dir
+        self.drill: Any = None
+        self._previous_sigterm: Any = None
+
+    def _progress(self, message: str) -> None:
+        from .redact import Redactor
+
+        text = Redactor(self.settings.secrets()).redact(message)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"[supabase-restore] {text}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from .drill import Drill
+
+        if self.config.option.collectonly and not self.settings.dry_run:
+            pass  # collecting still needs the manifest to parametrize; run the drill anyway
+        # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        self.drill = Drill(self.settings, self.run_dir, self._progress)
+        state = self.drill.run()
+        self.config.stash[STATE_KEY] = state
+        state.save(self.run_dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: tell each worker where the drill state is."""
+        node.workerinput["supabase_run_dir"] = str(self.run_dir)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        import shutil
+
+        if self.drill is not None:
+            for message in self.drill.teardown():
+                self._progress(message)
+            self.drill = None
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,314 @@
+"""Restore a backup set into a staging database, in order, keeping every error.
+
+Order: roles, schema (pre-data), data with triggers off (``session_replication_role =
+replica``), post-data (indexes, constraints, triggers) with parallel jobs, side effects
+neutralised, ``ANALYZE``. Known Supabase restore hazards are handled on purpose; every error
+pg_restore reports is kept and classified as expected for the target (with the reason) or as
+a real failure that fails the drill.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from .pg.binaries import PgBinaries
+from .pgtools import run_tool
+from .results import RestoreIssue
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+_ERROR_BLOCK = re.compile(
+    r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore: |\Z)",
+    re.S,
+)
+_MISSING_EXTENSION = re.compile(
+    r'(could not open extension control file ".*?/(?P<a>[^/]+)\.control"|extension "(?P<b>[^"]+)" is not available)'
+)
+
+
+@dataclass
+class RestoreOutcome:
+    """What a restore did: timed phases and every message, classified."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    issues: list[RestoreIssue] = field(default_factory=list)
+    not_restorable: list[str] = field(default_factory=list)
+    neutralised: list[str] = field(default_factory=list)
+
+    @property
+    def unexpected(self) -> list[RestoreIssue]:
+        return [i for i in self.issues if not i.expected]
+
+
+def classify(
+    message: str, statement: str, *, platform_present: bool
+) -> tuple[bool, str, str | None]:
+    """(expected?, reason, not-restorable item) for one restore error."""
+    missing = _MISSING_EXTENSION.search(message)
+    if missing:
+        name = missing.group("a") or missing.group("b")
+        return True, f"extension {name} is not installed in this target", f"extension {name}"
+    if "COMMENT ON EXTENSION" in statement and "must be owner" in message:
+        return True, "extension comments belong to the platform", None
+    if platform_present and "already exists" in message:
+        return True, "the platform already created this object in the target", None
+    if platform_present and re.search(r"supabase_admin|must be owner", message):
+        return True, "owned by a platform role the restore may not act as", None
+    return False, "", None
+
+
+def parse_pg_restore_errors(stderr: str) -> list[tuple[str, str]]:
+    """(message, statement) pairs from pg_restore's stderr."""
+    pairs = []
+    for m in _ERROR_BLOCK.finditer(stderr):
+        msg = " ".join(m.group("msg").split())
+        cmd = " ".join((m.group("cmd") or "").split())
+        if msg.startswith("errors ignored on restore"):
+            continue
+        pairs.append((msg, cmd[:500]))
+    return pairs
+
+
+def run_script(dsn: str, script: str, label: str) -> list[tuple[str, str]]:
+    """Run a whole script (may hold DO blocks) in one go; return its error, if any."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            conn.execute(script.encode())
+        except psycopg.Error as exc:
+            return [(f"{label}: {str(exc).strip().splitlines()[0]}", script[:200])]
+    return []
+
+
+def run_sql_statements(dsn: str, script: str, label: str) -> list[tuple[str, str]]:
+    """Run a SQL script statement by statement (autocommit); return (message, statement) errors."""
+    errors: list[tuple[str, str]] = []
+    statements = [s.strip() for s in re.split(r";\s*\n", script) if s.strip()]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for stmt in statements:
+            body = "\n".join(
+                line for line in stmt.splitlines() if not line.startswith("--")
+            ).strip()
+            if not body or body.startswith("\\"):
+                continue
+            try:
+                conn.execute(body.encode())
+            except psycopg.Error as exc:
+                errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", body[:500]))
+    return errors
+
+
+def _restore_section(
+    tools: PgBinaries,
+    dsn: str,
+    db_dir: Path,
+    section: str,
+    jobs: int,
+    *,
+    replica: bool = False,
+    use_list: Path | None = None,
+) -> tuple[int, str]:
+    args = [
+        tools.path("pg_restore"),
+        f"--section={section}",
+        "--no-password",
+        "--dbname",
+        _dbname_only(dsn),
+    ]
+    if jobs > 1 and section != "pre-data":
+        args.append(f"--jobs={jobs}")
+    if use_list is not None:
+        args.append(f"--use-list={use_list}")
+    args.append(str(db_dir))
+    extra = {"PGOPTIONS": "-c session_replication_role=replica"} if replica else None
+    result = run_tool(args, dsn, extra_env=extra)
+    return result.returncode, result.stderr
+
+
+def _dbname_only(dsn: str) -> str:
+    # The connection itself comes from the environment (libpq_env); only the database name goes
+    # on the command line, so no password ever appears in the process list.
+    from psycopg.conninfo import conninfo_to_dict
+
+    return str(conninfo_to_dict(dsn).get("dbname") or "postgres")
+
+
+def neutralise_side_effects(dsn: str) -> list[str]:
+    """Make sure a restored copy never calls out: pg_cron jobs off, pg_net queue emptied,
+    database-webhook triggers (supabase_functions.http_request / net.http_*) disabled."""
+    done: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone() == (True,):
+            n = conn.execute("UPDATE cron.job SET active = false WHERE active").rowcount
+            done.append(f"pg_cron: {n} job(s) deactivated")
+        if conn.execute("SELECT to_regclass('net.http_request_queue') IS NOT NULL").fetchone() == (
+            True,
+        ):
+            n = conn.execute("DELETE FROM net.http_request_queue").rowcount
+            done.append(f"pg_net: {n} queued request(s) dropped")
+        rows = conn.execute(
+            """
+            SELECT n.nspname, c.relname, t.tgname
+            FROM pg_trigger t
+            JOIN pg_class c ON c.oid = t.tgrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_proc p ON p.oid = t.tgfoid
+            JOIN pg_namespace pn ON pn.oid = p.pronamespace
+            WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'
+              AND ((pn.nspname = 'supabase_functions' AND p.proname = 'http_request')
+                   OR (pn.nspname = 'net' AND p.proname LIKE 'http_%%'))
+            """
+        ).fetchall()
+        for schema, table, trigger in rows:
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} DISABLE TRIGGER {}").format(
+                    sql.Identifier(schema), sql.Identifier(table), sql.Identifier(trigger)
+                )
+            )
+            done.append(f"webhook trigger {schema}.{table}/{trigger} disabled")
+    return done
+
+
+def restore_backup_set(
+    set_dir: Path,
+    dsn: str,
+    tools: PgBinaries,
+    *,
+    jobs: int = 2,
+    platform_present: bool = False,
+    prepare_sql: str | None = None,
+    progress: Progress = lambda _m: None,
+) -> RestoreOutcome:
+    """Restore ``set_dir`` (a manifest backup set) into ``dsn``. Errors are kept, not raised."""
+    out = RestoreOutcome()
+    raw: list[tuple[str, str]] = []
+
+    t0 = time.monotonic()
+    if prepare_sql:
+        raw += run_script(dsn, prepare_sql, "platform")
+    roles = set_dir / "roles.sql"
+    if roles.is_file():
+        raw += run_sql_statements(dsn, roles.read_text(), "roles")
+    out.phases["roles"] = time.monotonic() - t0
+    progress(f"restore: roles in {out.phases['roles']:.1f}s")
+
+    db_dir = set_dir / "db"
+    for section, replica, phase in (
+        ("pre-data", False, "schema"),
+        ("data", True, "data"),
+        ("post-data", False, "post_data"),
+    ):
+        t0 = time.monotonic()
+        _code, stderr = _restore_section(tools, dsn, db_dir, section, jobs, replica=replica)
+        raw += parse_pg_restore_errors(stderr)
+        out.phases[phase] = time.monotonic() - t0
+        progress(f"restore: {phase} in {out.phases[phase]:.1f}s")
+
+    t0 = time.monotonic()
+    out.neutralised = neutralise_side_effects(dsn)
+    out.phases["neutralise"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    out.phases["analyze"] = time.monotonic() - t0
+    progress(f"restore: ANALYZE in {out.phases['analyze']:.1f}s")
+
+    for message, statement in raw:
+        expected, reason, item = classify(message, statement, platform_present=platform_present)
+        out.issues.append(
+            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
+        )
+        if item and item not in out.not_restorable:
+            out.not_restorable.append(item)
+    return out
+
+
+def restore_cli_dump(
+    dump_dir: Path,
+    dsn: str,
+    *,
+    prepare_sql: str | None = None,
+    progress: Progress = lambda _m: None,
+) -> RestoreOutcome:
+    """Restore the Supabase CLI's roles.sql, schema.sql and data.sql (the documented order)."""
+    out = RestoreOutcome()
+    raw: list[tuple[str, str]] = []
+    if prepare_sql:
+        raw += run_script(dsn, prepare_sql, "platform")
+    for name, phase in (("roles.sql", "roles"), ("schema.sql", "schema"), ("data.sql", "data")):
+        path = dump_dir / name
+        if not path.is_file():
+            continue
+        t0 = time.monotonic()
+        # \restrict / \unrestrict are psql meta-commands of newer pg_dump; comment them out.
+        text = re.sub(r"^\\(un)?restrict .*$", r"-- \g<0>", path.read_text(), flags=re.M)
+        if phase == "data":
+            text = "SET session_replication_role = replica;\n" + text
+        raw += _run_with_copy(dsn, text, name)
+        out.phases[phase] = time.monotonic() - t0
+        progress(f"restore: {name} in {out.phases[phase]:.1f}s")
+    t0 = time.monotonic()
+    out.neutralised = neutralise_side_effects(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    out.phases["analyze"] = time.monotonic() - t0
+    for message, statement in raw:
+        expected, reason, item = classify(message, statement, platform_present=False)
+        out.issues.append(
+            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
+        )
+        if item and item not in out.not_restorable:
+            out.not_restorable.append(item)
+    return out
+
+
+def _run_with_copy(dsn: str, text: str, label: str) -> list[tuple[str, str]]:
+    """Run a plain SQL dump that may hold ``COPY ... FROM stdin`` blocks."""
+    errors: list[tuple[str, str]] = []
+    lines = text.splitlines()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        buf: list[str] = []
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if not buf and re.match(r"^COPY .* FROM stdin;$", line):
+                data: list[str] = []
+                i += 1
+                while i < len(lines) and lines[i] != "\\.":
+                    data.append(lines[i])
+                    i += 1
+                try:
+                    with conn.cursor().copy(line[:-1].encode()) as copy:
+                        copy.write(("\n".join(data) + "\n").encode() if data else b"")
+                except psycopg.Error as exc:
+                    errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", line[:500]))
+                i += 1
+                continue
+            if line.startswith("--") or (not buf and not line.strip()):
+                i += 1
+                continue
+            buf.append(line)
+            if line.rstrip().endswith(";") and _balanced("\n".join(buf)):
+                stmt = "\n".join(buf)
+                buf = []
+                try:
+                    conn.execute(stmt.encode())
+                except psycopg.Error as exc:
+                    errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", stmt[:500]))
+            i += 1
+    return errors
+
+
+def _balanced(stmt: str) -> bool:
+    """True when ``stmt`` is not inside a dollar-quoted body (good enough for pg_dump output)."""
+    tags = re.findall(r"\$[A-Za-z_]*\$", stmt)
+    return len(tags) % 2 == 0

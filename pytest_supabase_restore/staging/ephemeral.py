@@ -1,0 +1,56 @@
+"""The ephemeral target: a throwaway PostgreSQL cluster and a local S3 server."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..demo.project import platform_roles_sql
+from ..pg.binaries import find_server_tools
+from ..pg.cluster import Cluster
+from ..s3server import LocalS3Server
+from .base import StagingTarget
+
+log = logging.getLogger(__name__)
+
+# What the Supabase platform provides before any user object exists: the reserved roles and
+# the `extensions` schema that CREATE EXTENSION ... WITH SCHEMA extensions expects.
+PLATFORM_PREPARE = "CREATE SCHEMA IF NOT EXISTS extensions;\nGRANT USAGE ON SCHEMA extensions TO anon, authenticated, service_role;\n"
+
+
+@dataclass
+class EphemeralStaging(StagingTarget):
+    cluster: Cluster | None = field(default=None, repr=False)
+    s3_server: LocalS3Server | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(
+        cls, min_major: int, pg_bindir: str | None = None, *, with_s3: bool = True
+    ) -> EphemeralStaging:
+        binaries = find_server_tools(min_major, pg_bindir)
+        cluster = Cluster(binaries, superuser="supabase_admin", name="staging")
+        s3_server: LocalS3Server | None = None
+        try:
+            cluster.start()
+            if with_s3:
+                s3_server = LocalS3Server(name="staging-s3").start()
+        except BaseException:
+            cluster.stop()
+            raise
+        return cls(
+            kind="ephemeral",
+            dsn=cluster.dsn(),
+            label=f"ephemeral PostgreSQL {binaries.version} on 127.0.0.1:{cluster.port}",
+            server_version=binaries.version,
+            platform_present=False,
+            prepare_sql=platform_roles_sql() + "\n" + PLATFORM_PREPARE,
+            s3=s3_server.endpoint if s3_server else None,
+            cluster=cluster,
+            s3_server=s3_server,
+        )
+
+    def stop(self) -> None:
+        if self.s3_server is not None:
+            self.s3_server.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
