@@ -308,8 +308,14 @@ def export(
         conn = snap.importer()
         try:
             inventory = fingerprint.schema_inventory(conn, scope)
-            users = fingerprint.sample_users(conn, rls_sample)
-            visibility = fingerprint.rls_visibility(conn, tables, users)
+            has_api_roles = conn.execute(
+                "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
+            ).fetchone() == (True,)
+            users: list[str] = []
+            visibility: dict[str, dict[str, int]] = {}
+            if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
+                users = fingerprint.sample_users(conn, rls_sample)
+                visibility = fingerprint.rls_visibility(conn, tables, users)
             buckets, db_objects = _storage_rows(conn)
         finally:
             conn.rollback()

@@ -249,10 +249,14 @@ class Cluster:
                     f"(exit {self.process.returncode}). Server log:\n{tail}"
                 )
             try:
-                with psycopg.connect(self.dsn(), connect_timeout=2):
+                with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                    row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+                # Another server may own this port: only our own data directory counts.
+                if row is not None and Path(row[0]).resolve() == self.data_dir.resolve():
                     return True
-            except psycopg.OperationalError:
-                time.sleep(0.1)
+            except psycopg.Error:
+                pass
+            time.sleep(0.1)
         raise ClusterError(
             f"The {self.name} PostgreSQL server did not accept connections within "
             f"{self.start_timeout:.0f}s. Server log:\n{self.log_tail()}"

@@ -1,0 +1,293 @@
+"""Export and restore on real clusters and a real S3 server: the backup set is exact, bad
+backups FAIL precisely, staging targets are refused when unsafe."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_supabase_restore import fingerprint, manifest
+from pytest_supabase_restore.config import DISPOSABLE_MARKER, Connection
+from pytest_supabase_restore.demo import DemoProject
+from pytest_supabase_restore.demo.project import s3_client
+from pytest_supabase_restore.errors import BackupError, SafetyError, ToolError
+from pytest_supabase_restore.export import apply_retention, export
+from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pg.cluster import start_cluster
+from pytest_supabase_restore.restore import restore_backup_set
+from pytest_supabase_restore.staging import EphemeralStaging
+from pytest_supabase_restore.staging.url import UrlStaging, check_safe
+
+
+@pytest.fixture(scope="module")
+def demo() -> Any:
+    with DemoProject(scale=1) as project:
+        yield project
+
+
+@pytest.fixture(scope="module")
+def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, jobs=2)
+
+
+@pytest.fixture(scope="module")
+def staging(backup: Path) -> Any:
+    target = EphemeralStaging.start(15)
+    try:
+        outcome = restore_backup_set(
+            backup, target.dsn, find_client_tools(15), jobs=2, prepare_sql=target.prepare_sql
+        )
+        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
+        yield target
+    finally:
+        target.stop()
+
+
+def _copy(backup: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "copy"
+    shutil.copytree(backup, dest)
+    return dest
+
+
+def test_backup_set_is_complete_and_owner_only(backup: Path) -> None:
+    data = manifest.read_manifest(backup)
+    assert manifest.verify_files(backup, data) == []
+    assert data["snapshot_time"] and data["source"]["server_major"] == 15
+    assert data["pg_dump"]["options"] and not any(
+        "--snapshot" in o for o in data["pg_dump"]["options"]
+    )
+    assert "public.tasks" in data["tables"] and "auth.users" in data["tables"]
+    assert "auth.schema_migrations" not in data["tables"]  # platform migration history
+    partitioned = [t for t in data["tables"].values() if t["partitions"]]
+    assert partitioned, "the partitioned table is recorded once, with its partitions"
+    for part in partitioned[0]["partitions"]:
+        assert part not in data["tables"]
+    assert len(data["storage"]["objects"]) == 30 and data["storage"]["missing_in_s3"] == []
+    for path in [backup, *backup.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_roles_dump_keeps_custom_roles_without_reserved_ones_or_passwords(backup: Path) -> None:
+    roles = (backup / "roles.sql").read_text()
+    assert 'CREATE ROLE "reporting_reader"' in roles
+    for reserved in (
+        "anon",
+        "authenticated",
+        "service_role",
+        "authenticator",
+        "supabase_admin",
+        "postgres",
+    ):
+        assert f'CREATE ROLE "{reserved}"' not in roles
+    assert "PASSWORD" not in roles.upper().replace("NOPASSWORD", "")
+
+
+def test_restored_copy_matches_the_manifest(backup: Path, staging: Any) -> None:
+    data = manifest.read_manifest(backup)
+    with psycopg.connect(staging.dsn) as conn:
+        fingerprint.pin_session(conn)
+        tables = {t.qualified: t for t in fingerprint.list_tables(conn, data["scope_schemas"])}
+        assert set(tables) == set(data["tables"])
+        for name, expected in data["tables"].items():
+            result = fingerprint.compare_table(conn, tables[name], expected)
+            assert result.ok, result.message
+        inventory = fingerprint.schema_inventory(conn, data["scope_schemas"])
+        assert fingerprint.diff_inventory(data["schema"], inventory) == []
+        visibility = fingerprint.rls_visibility(conn, list(tables.values()), data["rls"]["users"])
+        assert visibility == data["rls"]["visibility"]
+
+
+def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path) -> None:
+    """A writer changes rows while the export runs; the manifest must still describe the dump."""
+    stop = threading.Event()
+    writes = 0
+
+    def writer() -> None:
+        nonlocal writes
+        with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute(
+                    "UPDATE public.tags SET name = name || 'x' WHERE id = (SELECT min(id) FROM public.tags)"
+                )
+                conn.execute(
+                    "INSERT INTO public.import_log SELECT * FROM public.import_log LIMIT 1"
+                )
+                writes += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        out = export(demo.db_url, tmp_path / "sets", s3=None, jobs=2)
+    finally:
+        stop.set()
+        thread.join()
+    assert writes > 0
+    data = manifest.read_manifest(out)
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+        assert not outcome.unexpected
+        with psycopg.connect(target.dsn) as conn:
+            fingerprint.pin_session(conn)
+            for ref in fingerprint.list_tables(conn, data["scope_schemas"]):
+                result = fingerprint.compare_table(conn, ref, data["tables"][ref.qualified])
+                assert result.ok, result.message
+    finally:
+        target.stop()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "bitflip", "extra"])
+def test_damaged_backup_file_is_named(backup: Path, tmp_path: Path, damage: str) -> None:
+    copy = _copy(backup, tmp_path)
+    victim = sorted((copy / "db").glob("*.dat*"))[0]
+    rel = victim.relative_to(copy).as_posix()
+    if damage == "missing":
+        victim.unlink()
+    elif damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:-5])
+    elif damage == "bitflip":
+        raw = bytearray(victim.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        victim.write_bytes(bytes(raw))
+    else:
+        (copy / "db" / "stray.dat").write_bytes(b"x")
+        rel = "db/stray.dat"
+    problems = manifest.verify_files(copy, manifest.read_manifest(copy))
+    assert len(problems) == 1 and problems[0].startswith(rel)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: {**d, "version": 999}, "newer than this plugin understands"),
+        (lambda d: {**d, "format": "something-else"}, "not a pytest-supabase-restore manifest"),
+        (lambda d: {k: v for k, v in d.items() if k != "tables"}, "no 'tables'"),
+        (None, "malformed manifest"),
+    ],
+)
+def test_bad_manifest_is_a_precise_error(
+    backup: Path, tmp_path: Path, edit: Any, message: str
+) -> None:
+    copy = _copy(backup, tmp_path)
+    path = copy / "manifest.json"
+    if edit is None:
+        path.write_text(path.read_text()[:100])
+    else:
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(BackupError, match=message):
+        manifest.read_manifest(copy)
+
+
+def test_missing_storage_bytes_are_recorded(tmp_path: Path) -> None:
+    with DemoProject(scale=1, objects=6) as project:
+        with psycopg.connect(project.admin_url) as conn:
+            bucket, key = conn.execute(
+                "SELECT bucket_id, name FROM storage.objects ORDER BY name LIMIT 1"
+            ).fetchone()  # type: ignore[misc]
+        client = s3_client(project.s3)
+        client.delete_object(Bucket=bucket, Key=key)
+        client.put_object(Bucket=bucket, Key="orphan/unknown.bin", Body=b"x")
+        out = export(project.db_url, tmp_path, s3=project.s3)
+    storage = manifest.read_manifest(out)["storage"]
+    assert storage["missing_in_s3"] == [{"bucket": bucket, "key": key}]
+    assert storage["unknown_to_db"] == [{"bucket": bucket, "key": "orphan/unknown.bin"}]
+
+
+def test_wrong_client_tools_fail_before_anything_is_written(demo: Any, tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="--supabase-pg-bindir"):
+        export(demo.db_url, tmp_path / "sets", s3=None, pg_bindir=str(tmp_path))
+    assert not (tmp_path / "sets").exists()
+
+
+def test_retention_keeps_the_newest_and_never_the_current(backup: Path, tmp_path: Path) -> None:
+    base = tmp_path / "sets"
+    base.mkdir()
+    names = ["20260101T000000000Z", "20260201T000000000Z", "20260301T000000000Z"]
+    for name in names:
+        shutil.copytree(backup, base / name)
+    (base / ".partial-20260401T000000000Z-1").mkdir()
+    deleted = apply_retention(base, base / names[0], count=1, days=None)
+    assert sorted(p.name for p in deleted) == [names[1]]
+    assert (base / names[0]).exists() and (base / names[2]).exists()
+
+
+def test_url_staging_refusals(tmp_path: Path) -> None:
+    with start_cluster(name="urlsrc") as src, start_cluster(name="urlstg") as stg:
+        with pytest.raises(SafetyError, match="same host, port and database"):
+            check_safe(src.dsn(), src.dsn())
+        with pytest.raises(SafetyError, match="not marked as disposable"):
+            check_safe(stg.dsn(), src.dsn())
+        with psycopg.connect(stg.dsn(), autocommit=True) as conn:
+            conn.execute(f"COMMENT ON DATABASE postgres IS '{DISPOSABLE_MARKER}'")
+        check_safe(stg.dsn(), src.dsn())
+        target = UrlStaging.open(Connection(db_url=stg.dsn()), src.dsn())
+        assert target.kind == "url" and not target.disposable and target.prepare_sql
+
+
+def test_same_server_under_another_name_is_refused() -> None:
+    with start_cluster(name="alias") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE other")
+            conn.execute(f"COMMENT ON DATABASE other IS '{DISPOSABLE_MARKER}'")
+        with pytest.raises(SafetyError, match="system identifier"):
+            check_safe(src.dsn("other"), src.dsn())
+
+
+def test_unexpected_restore_error_names_the_statement(tmp_path: Path) -> None:
+    """A backup whose schema references something the target lacks must FAIL, not pass."""
+    with start_cluster(name="badsrc") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE ROLE ghost_owner")
+            conn.execute("CREATE TABLE public.t (id int primary key)")
+            conn.execute("ALTER TABLE public.t OWNER TO ghost_owner")
+        out = export(src.dsn(), tmp_path, s3=None)
+    (out / "roles.sql").write_text("")  # the role is lost from the backup
+    data = manifest.read_manifest(out)
+    data["files"] = manifest.inventory_files(out)
+    manifest.write_manifest(out, data)
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+    finally:
+        target.stop()
+    assert outcome.unexpected
+    assert any("ghost_owner" in i.message and "OWNER TO" in i.statement for i in outcome.unexpected)
+
+
+def test_webhook_triggers_are_neutralised(tmp_path: Path) -> None:
+    with start_cluster(name="hooksrc") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA supabase_functions")
+            conn.execute(
+                "CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RAISE EXCEPTION 'would call out'; END $$"
+            )
+            conn.execute("CREATE TABLE public.orders (id int primary key)")
+            conn.execute(
+                "CREATE TRIGGER notify_shop AFTER INSERT ON public.orders FOR EACH ROW "
+                "EXECUTE FUNCTION supabase_functions.http_request()"
+            )
+        out = export(src.dsn(), tmp_path, s3=None)
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+        assert any("notify_shop" in n for n in outcome.neutralised)
+        with psycopg.connect(target.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.orders VALUES (1)")  # no call-out fires
+    finally:
+        target.stop()
