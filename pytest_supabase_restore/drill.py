@@ -282,10 +282,25 @@ class Drill:
                 f"(statement: {first.statement[:200]})"
             )
             state.error_phase = "restore"
+        if self.settings.self_test and manifest is not None and state.error is None:
+            self._self_test(staging.dsn, manifest)
         self.progress(
             f"restored into {staging.label} in {state.rto_seconds:.1f}s "
             f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
         )
+
+    def _self_test(self, dsn: str, manifest: dict[str, Any]) -> None:
+        from .selftest import run_self_test
+
+        try:
+            results = self._timed("self_test", lambda: run_self_test(dsn, manifest))
+        except psycopg.Error as exc:
+            self.state.not_tested.append(f"self-test: could not make a scratch copy ({exc})")
+            return
+        self.state.extra["self_test"] = results
+        for r in results:
+            verdict = "caught" if r["caught"] else "NOT CAUGHT"
+            self.progress(f"self-test: {r['fault']} -> {r['category']}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
         from . import fingerprint

@@ -319,6 +319,13 @@ def build_verdict(
     if dry_run:
         not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
 
+    missed = [
+        f"{r.get('fault')} ({r.get('category')})"
+        for r in ((state.extra.get("self_test") or []) if state is not None else [])
+        if not r.get("caught")
+    ]
+    if missed:
+        reasons.append(f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}")
     status = "FAIL" if reasons else "PASS"
     if status == "PASS":
         reason = (
