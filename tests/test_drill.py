@@ -1,0 +1,145 @@
+"""The drill end to end through pytest: once per run, dry run, bad backups, teardown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pytest_supabase_restore.demo import DemoProject
+from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pgtools import run_tool
+
+RECORDER = """
+import os, pytest
+
+@pytest.mark.supabase_category("custom")
+@pytest.mark.parametrize("n", range(6))
+def test_sees_staging(staging_dsn, supabase_backup, n, tmp_path_factory):
+    out = os.environ["RECORD_DIR"]
+    with open(os.path.join(out, f"{os.getpid()}-{n}"), "w") as fh:
+        fh.write(staging_dsn + "\\n" + str(supabase_backup.path))
+"""
+
+
+def _leftovers() -> list[str]:
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    running = [p for p in procs.splitlines() if "supabase-restore-" in p and "postgres" in p]
+    return running
+
+
+def test_drill_runs_once_and_every_worker_sees_the_same_staging(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record = tmp_path / "record"
+    record.mkdir()
+    monkeypatch.setenv("RECORD_DIR", str(record))
+    before = set(Path(tempfile.gettempdir()).glob("supabase-restore-*"))
+    pytester.makepyfile(test_recorder=RECORDER)
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        "--supabase-demo",
+        "--no-supabase-builtin-tests",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--supabase-summary-json",
+        str(summary),
+        "test_recorder.py",
+    )
+    result.assert_outcomes(passed=6)
+    out = result.stdout.str()
+    assert out.count("[supabase-restore] export ...") == 1
+    seen = {p.read_text() for p in record.iterdir()}
+    pids = {p.name.split("-")[0] for p in record.iterdir()}
+    assert len(seen) == 1 and len(pids) == 2, (seen, pids)
+    data = json.loads(summary.read_text())
+    assert data["staging"] == "ephemeral" and data["rto_seconds"] > 0
+    assert data["backup"]["tables"] > 10 and data["backup"]["objects"] == 30
+    # The built-in categories did not run, so the verdict cannot be PASS.
+    assert data["status"] == "FAIL" and result.ret != 0
+    assert not _leftovers()
+    assert set(Path(tempfile.gettempdir()).glob("supabase-restore-*")) <= before
+
+
+def test_dry_run_lists_what_would_happen_and_writes_nothing(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        "--supabase-demo",
+        "--supabase-dry-run",
+        f"--supabase-backup-dir={backups}",
+        "-p",
+        "no:cacheprovider",
+    )
+    out = result.stdout.str()
+    assert "table public.tasks" in out and "bucket avatars: " in out
+    assert "staging target: ephemeral" in out
+    assert not backups.exists()
+
+
+def test_corrupt_backup_fails_naming_the_file(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    first = pytester.runpytest(
+        "--supabase-restore",
+        "--supabase-demo",
+        "--no-supabase-builtin-tests",
+        f"--supabase-backup-dir={backups}",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert first.ret != 0  # no built-in tests ran, but the set was written
+    (set_dir,) = [p for p in backups.iterdir() if not p.name.startswith(".")]
+    victim = sorted((set_dir / "db").glob("*.dat*"))[0]
+    victim.write_bytes(victim.read_bytes()[:-3])
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        f"--supabase-from-backup={set_dir}",
+        "--supabase-summary-json",
+        str(summary),
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret != 0
+    data = json.loads(summary.read_text())
+    assert data["status"] == "FAIL"
+    assert victim.name in data["reason"] and "truncated" in data["reason"]
+    assert not _leftovers()
+
+
+def test_supabase_cli_dump_files_are_accepted(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """roles.sql/schema.sql/data.sql as `supabase db dump` writes them restore; the verdict
+    lists what a manifest-less backup cannot prove."""
+    dump = tmp_path / "cli"
+    dump.mkdir()
+    with DemoProject(scale=1, objects=3) as demo:
+        tools = find_client_tools(15)
+        schema = run_tool(
+            [tools.path("pg_dump"), "--schema-only", "--schema=public", "--no-owner"], demo.db_url
+        )
+        data = run_tool([tools.path("pg_dump"), "--data-only", "--schema=public"], demo.db_url)
+        assert schema.returncode == 0 and data.returncode == 0, schema.stderr + data.stderr
+    (dump / "roles.sql").write_text("")
+    (dump / "schema.sql").write_text("\\restrict abc\n" + schema.stdout)
+    (dump / "data.sql").write_text(data.stdout)
+    summary = tmp_path / "summary.json"
+    pytester.runpytest(
+        "--supabase-restore",
+        f"--supabase-from-backup={dump}",
+        "--no-supabase-builtin-tests",
+        "--supabase-summary-json",
+        str(summary),
+        "-p",
+        "no:cacheprovider",
+    )
+    verdict = json.loads(summary.read_text())
+    assert any("no manifest" in item for item in verdict["not_tested"])
+    assert verdict["staging"] == "ephemeral"
