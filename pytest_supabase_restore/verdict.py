@@ -319,10 +319,11 @@ def build_verdict(
     if dry_run:
         not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
 
+    results = state.extra.get("self_test") if state is not None else None
     missed = [
         f"{r.get('fault')} ({r.get('category')})"
-        for r in ((state.extra.get("self_test") or []) if state is not None else [])
-        if not r.get("caught")
+        for r in (results if isinstance(results, list) else [])
+        if isinstance(r, dict) and not r.get("caught")
     ]
     if missed:
         reasons.append(f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}")

@@ -25,10 +25,23 @@ def test_sees_staging(staging_dsn, supabase_backup, n, tmp_path_factory):
 """
 
 
-def _leftovers() -> list[str]:
+def _leftovers(output: str) -> list[str]:
+    """Server processes still running for the directories this run's output names."""
+    import re
+
+    dirs = set(re.findall(r"/tmp/supabase-restore-[\w-]+", output))
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    running = [p for p in procs.splitlines() if "supabase-restore-" in p and "postgres" in p]
-    return running
+    return [p for p in procs.splitlines() if any(d in p for d in dirs)]
+
+
+def _port_closed(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(dsn, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return True
+    return False
 
 
 def test_drill_runs_once_and_every_worker_sees_the_same_staging(
@@ -63,8 +76,11 @@ def test_drill_runs_once_and_every_worker_sees_the_same_staging(
     assert data["backup"]["tables"] > 10 and data["backup"]["objects"] == 30
     # The built-in categories did not run, so the verdict cannot be PASS.
     assert data["status"] == "FAIL" and result.ret != 0
-    assert not _leftovers()
-    assert set(Path(tempfile.gettempdir()).glob("supabase-restore-*")) <= before
+    dsn, backup_path = next(iter(seen)).split("\n")
+    assert _port_closed(dsn), "the staging cluster is still running"
+    assert not Path(backup_path).exists(), "the temporary backup set was not removed"
+    assert not _leftovers(out)
+    del before
 
 
 def test_dry_run_lists_what_would_happen_and_writes_nothing(
@@ -112,7 +128,7 @@ def test_corrupt_backup_fails_naming_the_file(pytester: pytest.Pytester, tmp_pat
     data = json.loads(summary.read_text())
     assert data["status"] == "FAIL"
     assert victim.name in data["reason"] and "truncated" in data["reason"]
-    assert not _leftovers()
+    assert not _leftovers(result.stdout.str())
 
 
 def test_supabase_cli_dump_files_are_accepted(pytester: pytest.Pytester, tmp_path: Path) -> None:
