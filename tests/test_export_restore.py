@@ -291,3 +291,33 @@ def test_webhook_triggers_are_neutralised(tmp_path: Path) -> None:
             conn.execute("INSERT INTO public.orders VALUES (1)")  # no call-out fires
     finally:
         target.stop()
+
+
+def test_unreachable_source_is_one_precise_error(tmp_path: Path) -> None:
+    from pytest_supabase_restore.errors import SourceError
+    from pytest_supabase_restore.pg.cluster import free_port
+
+    url = f"postgresql://postgres:pw-never-shown@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(SourceError) as info:
+        export(url, tmp_path / "sets", s3=None)
+    assert "Cannot connect" in str(info.value) and "pw-never-shown" not in str(info.value)
+    assert not (tmp_path / "sets").exists()
+
+
+def test_failed_export_leaves_no_partial_set(demo: Any, tmp_path: Path) -> None:
+    from pytest_supabase_restore.errors import DrillError
+    from pytest_supabase_restore.pg.cluster import free_port
+    from pytest_supabase_restore.s3server import S3Endpoint
+
+    dead = S3Endpoint(f"http://127.0.0.1:{free_port()}", "local", "k", "s")
+    with pytest.raises(DrillError):
+        export(demo.db_url, tmp_path / "sets", s3=dead)
+    assert list((tmp_path / "sets").iterdir()) == []
+
+
+def test_passwords_go_through_the_environment_not_argv() -> None:
+    from pytest_supabase_restore.pgtools import libpq_env
+
+    env = libpq_env("postgresql://u:s3cr3t-pw@db.example:6543/app?sslmode=require")
+    assert env["PGPASSWORD"] == "s3cr3t-pw" and env["PGHOST"] == "db.example"
+    assert env["PGPORT"] == "6543" and env["PGSSLMODE"] == "require"
