@@ -74,13 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
+    if settings.builtin_tests:
+        _add_builtin_tests(config)  # also on xdist workers: they re-parse the invocation args
     if _is_worker(config):
         run_dir = config.workerinput.get("supabase_run_dir")  # type: ignore[attr-defined]
         if run_dir:
             config.stash[RUN_DIR_KEY] = Path(run_dir)
         return
-    if settings.builtin_tests:
-        _add_builtin_tests(config)
     from .redact import Redactor
     from .reporting import PLUGIN_NAME, ReportingPlugin
 
