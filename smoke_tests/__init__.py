@@ -1,0 +1,377 @@
+"""The built-in smoke tests: eight categories that prove a restored backup works.
+
+Each module is one category (``pytestmark = pytest.mark.supabase_category(...)``) and is
+parametrized from the backup's manifest in ``conftest.py``, so every test id names the
+object it checks: ``test_table_fingerprint[public.tasks]``,
+``test_bucket_settings[avatars]``, ``test_policy[public.tasks/own tasks]``.
+
+This module holds what the categories share: the :class:`Facts` they are parametrized from,
+name resolution against the staging catalog, and parsers for the definitions the schema
+inventory records. Messages built here name objects, counts and schema facts only, never
+the contents of a user's rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.fingerprint import TableRef
+
+Conn = psycopg.Connection[Any]
+
+API_ROLES: tuple[str, ...] = ("anon", "authenticated", "service_role")
+"""The roles PostgREST switches to for each request."""
+
+EXPOSED_SCHEMAS: tuple[str, ...] = ("public",)
+"""Schemas the Data API exposes by default (``graphql_public`` is outside the backup)."""
+
+PLATFORM_SCHEMAS: frozenset[str] = frozenset(
+    {"auth", "storage", "supabase_functions", "cron", "net", "pgmq"}
+)
+"""Schemas whose tables belong to Supabase's services, not to the application."""
+
+AUTH_TABLES: tuple[str, ...] = ("auth.users", "auth.identities", "auth.sessions")
+"""The Auth tables the authentication category compares on its own."""
+
+TABLE_SCOPED_KINDS: tuple[str, ...] = ("tables", "columns", "constraints", "indexes", "triggers")
+"""Inventory kinds checked per table by the database_schema category."""
+
+LOOKUP_CAP = 10
+"""How many tables (largest first) the performance category times a key lookup on."""
+
+NO_MANIFEST = (
+    "not tested: the backup set has no manifest (a Supabase CLI dump), so nothing was "
+    "recorded at backup time to compare with"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts: what the smoke tests are parametrized from
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the backup says the project consists of.
+
+    From the manifest when there is one (``reference`` is then the manifest); for a backup
+    without one (a Supabase CLI dump) from the restored staging copy itself, so the checks
+    that need no reference (CRUD, consistency, performance) still run.
+    """
+
+    scope: list[str]
+    tables: dict[str, dict[str, Any]]  # "schema.name" -> manifest-style table entry
+    inventory: dict[str, dict[str, dict[str, Any]]]
+    reference: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference is not None
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> Facts:
+        """Facts recorded in the source's snapshot."""
+        return cls(
+            scope=list(manifest.get("scope_schemas") or []),
+            tables={k: dict(v) for k, v in (manifest.get("tables") or {}).items()},
+            inventory={k: dict(v) for k, v in (manifest.get("schema") or {}).items()},
+            reference=dict(manifest),
+        )
+
+    @classmethod
+    def from_staging(cls, conn: Conn) -> Facts:
+        """Facts read from the restored copy (no manifest to read them from)."""
+        scope = fingerprint.schemas_in_scope(conn)
+        refs = fingerprint.list_tables(conn, scope)
+        tables = {
+            ref.qualified: {
+                "schema": ref.schema,
+                "name": ref.name,
+                "kind": ref.kind,
+                "pk": list(ref.pk),
+                "partitions": list(ref.partitions),
+                "rows": ref.est_rows,
+                "bytes": ref.bytes,
+            }
+            for ref in refs
+        }
+        inventory = fingerprint.schema_inventory(conn, scope)
+        conn.rollback()
+        return cls(scope=scope, tables=tables, inventory=inventory, reference=None)
+
+
+def table_ref(entry: Mapping[str, Any]) -> TableRef:
+    """The :class:`TableRef` a manifest table entry describes."""
+    return TableRef(
+        schema=str(entry["schema"]),
+        name=str(entry["name"]),
+        kind=str(entry.get("kind", "r")),
+        pk=tuple(entry.get("pk") or ()),
+        partitions=tuple(entry.get("partitions") or ()),
+        est_rows=int(entry.get("rows") or 0),
+        bytes=int(entry.get("bytes") or 0),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+
+def owner_table(key: str, tables: Iterable[str]) -> tuple[str, str] | None:
+    """Split ``schema.table.rest`` into (``schema.table``, ``rest``) using the known tables.
+
+    Inventory keys of columns, constraints, triggers and policies are dotted names whose
+    parts may themselves contain dots; the longest known table that prefixes the key wins.
+    """
+    best: str | None = None
+    for table in tables:
+        if key.startswith(table + ".") and (best is None or len(table) > len(best)):
+            best = table
+    if best is None:
+        return None
+    return best, key[len(best) + 1 :]
+
+
+def object_id(key: str, tables: Iterable[str]) -> str:
+    """``schema.table/name`` for a table-scoped inventory key (the test id of a policy or
+    constraint), or the key unchanged when no known table prefixes it."""
+    split = owner_table(key, tables)
+    return key if split is None else f"{split[0]}/{split[1]}"
+
+
+def object_key(ident: str) -> str:
+    """The inventory key behind an :func:`object_id` (``schema.table/name`` -> dotted)."""
+    table, sep, name = ident.partition("/")
+    return f"{table}.{name}" if sep else ident
+
+
+def resolve_relation(conn: Conn, qualified: str) -> tuple[int, str, str, str] | None:
+    """(oid, regclass text, relkind, schema) of the relation whose unquoted ``schema.name``
+    is ``qualified`` in the restored copy, or None when it does not exist there.
+
+    The regclass text comes back quoted and schema-qualified (under ``pin_session``'s
+    search_path), ready to be spliced into SQL as an identifier.
+    """
+    row = conn.execute(
+        """
+        SELECT c.oid::bigint, c.oid::pg_catalog.regclass::text, c.relkind::text,
+            n.nspname::text
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname = %s
+        ORDER BY pg_catalog.length(n.nspname::text) DESC
+        LIMIT 1
+        """,
+        (qualified,),
+    ).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), str(row[1]), str(row[2]), str(row[3])
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a SQL identifier, always double-quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+# Definitions recorded by the schema inventory (pg_get_constraintdef / pg_get_indexdef text)
+# ---------------------------------------------------------------------------------------------
+
+_UNQUOTED = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
+
+
+class DefinitionError(ValueError):
+    """A recorded definition does not have the shape PostgreSQL writes."""
+
+
+def _ident(text: str, pos: int) -> tuple[str, int]:
+    """One identifier at ``pos`` (quoted or not) and the position after it."""
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    if pos < len(text) and text[pos] == '"':
+        out: list[str] = []
+        pos += 1
+        while pos < len(text):
+            if text[pos] == '"':
+                if text.startswith('""', pos):
+                    out.append('"')
+                    pos += 2
+                    continue
+                return "".join(out), pos + 1
+            out.append(text[pos])
+            pos += 1
+        raise DefinitionError(f"unterminated quoted identifier in {text!r}")
+    m = _UNQUOTED.match(text, pos)
+    if m is None:
+        raise DefinitionError(f"expected an identifier at offset {pos} of {text!r}")
+    return m.group(0), m.end()
+
+
+def _ident_list(text: str, pos: int) -> tuple[list[str], int]:
+    """``(a, "b c", d)`` at ``pos``: the names and the position after the ``)``."""
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    if pos >= len(text) or text[pos] != "(":
+        raise DefinitionError(f"expected '(' at offset {pos} of {text!r}")
+    names: list[str] = []
+    pos += 1
+    while True:
+        name, pos = _ident(text, pos)
+        names.append(name)
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+            continue
+        if pos < len(text) and text[pos] == ")":
+            return names, pos + 1
+        raise DefinitionError(f"expected ',' or ')' at offset {pos} of {text!r}")
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key as ``pg_get_constraintdef`` writes it."""
+
+    columns: list[str]
+    ref_schema: str | None
+    ref_table: str
+    ref_columns: list[str]
+    match_full: bool
+
+
+def parse_foreign_key(definition: str) -> ForeignKey:
+    """Parse ``FOREIGN KEY (a, b) REFERENCES s.t(x, y) [MATCH FULL] ...``."""
+    prefix = "FOREIGN KEY"
+    if not definition.startswith(prefix):
+        raise DefinitionError(f"not a foreign key definition: {definition[:60]!r}")
+    columns, pos = _ident_list(definition, len(prefix))
+    rest = definition[pos:].lstrip()
+    if not rest.startswith("REFERENCES "):
+        raise DefinitionError(f"no REFERENCES clause in {definition[:120]!r}")
+    pos = definition.index("REFERENCES ", pos) + len("REFERENCES ")
+    first, pos = _ident(definition, pos)
+    schema: str | None = None
+    table = first
+    if pos < len(definition) and definition[pos] == ".":
+        schema, table = first, ""
+        table, pos = _ident(definition, pos + 1)
+    ref_columns, pos = _ident_list(definition, pos)
+    if len(ref_columns) != len(columns):
+        raise DefinitionError(f"column counts differ in {definition[:120]!r}")
+    return ForeignKey(columns, schema, table, ref_columns, " MATCH FULL" in definition[pos:])
+
+
+def check_expression(definition: str) -> str:
+    """The boolean expression of ``CHECK (expr) [NO INHERIT] [NOT VALID]``."""
+    text = definition.strip()
+    if not text.startswith("CHECK "):
+        raise DefinitionError(f"not a check constraint definition: {text[:60]!r}")
+    for suffix in (" NOT VALID", " NO INHERIT"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    return text[len("CHECK ") :].strip()
+
+
+def unquoted_rel(schema: str | None, name: str) -> str:
+    """``schema.name`` the way the inventory keys relations (unquoted)."""
+    return f"{schema}.{name}" if schema else name
+
+
+# ---------------------------------------------------------------------------------------------
+# Grants (inventory "grants" keys are "<object type> <name> to <grantee>")
+# ---------------------------------------------------------------------------------------------
+
+_RELATION_LABELS = ("table", "view", "materialized view", "foreign table", "relation")
+
+
+def relation_grants(
+    grants: Mapping[str, Mapping[str, Any]], relation: str, roles: Sequence[str]
+) -> dict[str, set[str]]:
+    """Privileges on ``relation`` (and its columns) per role, as ``{"anon": {"SELECT", ...}}``.
+
+    Column privileges are named ``SELECT(col)``.
+    """
+    out: dict[str, set[str]] = {role: set() for role in roles}
+    for role in roles:
+        for label in _RELATION_LABELS:
+            entry = grants.get(f"{label} {relation} to {role}")
+            if entry:
+                out[role].update(entry.get("privileges", []))
+        prefix, suffix = f"column {relation}.", f" to {role}"
+        for key, entry in grants.items():
+            if key.startswith(prefix) and key.endswith(suffix):
+                column = key[len(prefix) : -len(suffix)]
+                out[role].update(f"{p}({column})" for p in entry.get("privileges", []))
+    return out
+
+
+def grants_of_kind(
+    grants: Mapping[str, Mapping[str, Any]],
+    label: str,
+    schemas: Sequence[str],
+    roles: Sequence[str],
+) -> dict[str, set[str]]:
+    """``{"<name> to <role>": privileges}`` for objects of one kind in ``schemas``."""
+    out: dict[str, set[str]] = {}
+    for key, entry in grants.items():
+        if not key.startswith(label + " "):
+            continue
+        rest = key[len(label) + 1 :]
+        name, sep, role = rest.rpartition(" to ")
+        if not sep or role not in roles:
+            continue
+        if not any(name.startswith(schema + ".") for schema in schemas):
+            continue
+        out[f"{name} to {role}"] = set(entry.get("privileges", []))
+    return out
+
+
+def describe_privileges(expected: set[str], actual: set[str]) -> str:
+    """``missing INSERT, UPDATE; extra TRUNCATE`` (empty when equal)."""
+    parts = []
+    missing, extra = sorted(expected - actual), sorted(actual - expected)
+    if missing:
+        parts.append("missing " + ", ".join(missing))
+    if extra:
+        parts.append("extra " + ", ".join(extra))
+    return "; ".join(parts)
+
+
+def shorten(items: Sequence[str], limit: int = 10) -> str:
+    """``a; b; c (and 4 more)``: failure messages stay readable for large differences."""
+    shown = "; ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+__all__ = [
+    "API_ROLES",
+    "AUTH_TABLES",
+    "EXPOSED_SCHEMAS",
+    "LOOKUP_CAP",
+    "NO_MANIFEST",
+    "PLATFORM_SCHEMAS",
+    "TABLE_SCOPED_KINDS",
+    "DefinitionError",
+    "Facts",
+    "ForeignKey",
+    "check_expression",
+    "describe_privileges",
+    "grants_of_kind",
+    "object_id",
+    "object_key",
+    "owner_table",
+    "parse_foreign_key",
+    "quote_ident",
+    "relation_grants",
+    "resolve_relation",
+    "shorten",
+    "table_ref",
+    "unquoted_rel",
+]

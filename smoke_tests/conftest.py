@@ -1,0 +1,303 @@
+"""Parametrization of the smoke tests from the backup, and the fixtures they share.
+
+Every parametrized argument below is filled at collection time from the manifest of this
+run's backup set (the controller exports before collection), so a failing test's id names
+exactly what broke. Without a drill (no ``--supabase-restore``) each test is collected
+once and skipped with the reason naming the flag; when the drill failed, once, and the
+drill fixtures fail it with the drill's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
+from pytest_supabase_restore.results import DrillState
+from smoke_tests import (
+    API_ROLES,
+    AUTH_TABLES,
+    EXPOSED_SCHEMAS,
+    LOOKUP_CAP,
+    NO_MANIFEST,
+    PLATFORM_SCHEMAS,
+    Facts,
+    object_id,
+)
+
+_FACTS_KEY = pytest.StashKey[Facts | str]()
+
+
+# ---------------------------------------------------------------------------------------------
+# Collection
+# ---------------------------------------------------------------------------------------------
+
+
+def _collection_facts(config: pytest.Config) -> Facts | str:
+    """The facts to parametrize from, or the reason there are none (cached per run)."""
+    cached = config.stash.get(_FACTS_KEY, None)
+    if cached is not None:
+        return cached
+    result: Facts | str
+    state = get_state(config)
+    manifest = collection_manifest(config)
+    if state is None or not state.enabled:
+        result = FLAG_REASON
+    elif state.mode == "dry-run":
+        result = "--supabase-dry-run: nothing was restored"
+    elif manifest is not None:
+        result = Facts.from_manifest(manifest)
+    elif state.error or not state.staging_dsn:
+        # Not a skip: the drill fixtures fail the test with the drill's own error.
+        result = ""
+    else:
+        try:
+            with psycopg.connect(state.staging_dsn, connect_timeout=15) as conn:
+                result = Facts.from_staging(conn)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result = f"the restored staging database could not be read at collection: {first}"
+    config.stash[_FACTS_KEY] = result
+    return result
+
+
+def _tables(facts: Facts) -> list[str]:
+    return sorted(facts.tables)
+
+
+def _crud_tables(facts: Facts) -> list[str]:
+    return sorted(
+        key
+        for key, entry in facts.tables.items()
+        if entry.get("schema") not in PLATFORM_SCHEMAS and entry.get("kind") in ("r", "p")
+    )
+
+
+def _auth_tables(facts: Facts) -> list[str]:
+    return [t for t in AUTH_TABLES if t in facts.tables]
+
+
+def _identities(facts: Facts) -> list[str]:
+    assert facts.reference is not None
+    rls = facts.reference.get("rls") or {}
+    visibility = rls.get("visibility") or {}
+    return [i for i in [fingerprint.ANON, *(rls.get("users") or [])] if i in visibility]
+
+
+def _buckets(facts: Facts) -> list[str]:
+    assert facts.reference is not None
+    buckets = (facts.reference.get("storage") or {}).get("buckets") or []
+    return sorted(str(b["id"]) for b in buckets)
+
+
+def _kinds(facts: Facts) -> list[str]:
+    return [kind for kind in fingerprint.INVENTORY_KINDS if kind in facts.inventory]
+
+
+def _schema_tables(facts: Facts) -> list[str]:
+    return sorted(facts.inventory.get("tables", {}))
+
+
+def _policies(facts: Facts) -> list[str]:
+    tables = list(facts.inventory.get("tables", {}))
+    return sorted(object_id(key, tables) for key in facts.inventory.get("policies", {}))
+
+
+def _constraints_of(contype: str) -> Callable[[Facts], list[str]]:
+    def pick(facts: Facts) -> list[str]:
+        tables = list(facts.inventory.get("tables", {}))
+        return sorted(
+            object_id(key, tables)
+            for key, entry in facts.inventory.get("constraints", {}).items()
+            if entry.get("type") == contype
+        )
+
+    return pick
+
+
+def _unique_indexes(facts: Facts) -> list[str]:
+    return sorted(k for k, v in facts.inventory.get("indexes", {}).items() if v.get("unique"))
+
+
+def _btree_indexes(facts: Facts) -> list[str]:
+    return sorted(
+        k
+        for k, v in facts.inventory.get("indexes", {}).items()
+        if " USING btree " in str(v.get("definition", ""))
+    )
+
+
+def _owned_sequences(facts: Facts) -> list[str]:
+    return sorted(k for k, v in facts.inventory.get("sequences", {}).items() if v.get("owned_by"))
+
+
+def _matviews(facts: Facts) -> list[str]:
+    return sorted(facts.inventory.get("matviews", {}))
+
+
+def _nonempty_tables(facts: Facts) -> list[str]:
+    return sorted(k for k, v in facts.tables.items() if int(v.get("rows") or 0) > 0)
+
+
+def _lookup_tables(facts: Facts) -> list[str]:
+    candidates = [
+        (int(v.get("rows") or 0), int(v.get("bytes") or 0), k)
+        for k, v in facts.tables.items()
+        if v.get("pk") and int(v.get("rows") or 0) > 0
+    ]
+    candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
+    return [k for _rows, _bytes, k in candidates[:LOOKUP_CAP]]
+
+
+def _exposed_schemas(facts: Facts) -> list[str]:
+    return [s for s in EXPOSED_SCHEMAS if s in facts.scope]
+
+
+def _api_relations(facts: Facts) -> list[str]:
+    names: set[str] = set()
+    for kind in ("tables", "views", "matviews"):
+        names.update(facts.inventory.get(kind, {}))
+    return sorted(n for n in names if any(n.startswith(s + ".") for s in EXPOSED_SCHEMAS))
+
+
+# argname -> (values from the facts, needs the manifest as reference, reason when empty)
+_PARAMS: dict[str, tuple[Callable[[Facts], list[str]], bool, str]] = {
+    "integrity_table": (_tables, True, "not tested: the backup holds no tables"),
+    "schema_kind": (_kinds, True, "not tested: the backup recorded no schema inventory"),
+    "schema_table": (_schema_tables, True, "not tested: the backup recorded no tables"),
+    "schema_policy": (_policies, True, "not tested: the backup has no RLS policies"),
+    "crud_table": (_crud_tables, False, "not tested: the backup has no application tables"),
+    "auth_table": (_auth_tables, True, "not tested: the backup holds no auth tables"),
+    "rls_identity": (_identities, True, "not tested: no RLS visibility was recorded"),
+    "bucket": (_buckets, True, "not tested: the backup has no Storage buckets"),
+    "stats_table": (_nonempty_tables, False, "not tested: every table of the backup is empty"),
+    "lookup_table": (
+        _lookup_tables,
+        False,
+        "not tested: no non-empty table with a primary key",
+    ),
+    "foreign_key": (_constraints_of("foreign key"), False, "not tested: no foreign keys"),
+    "check_constraint": (_constraints_of("check"), False, "not tested: no check constraints"),
+    "unique_index": (_unique_indexes, False, "not tested: no unique indexes"),
+    "owned_sequence": (_owned_sequences, False, "not tested: no sequences owned by a column"),
+    "matview": (_matviews, False, "not tested: no materialized views"),
+    "btree_index": (_btree_indexes, False, "not tested: no B-tree indexes"),
+    "exposed_schema": (_exposed_schemas, False, "not tested: no exposed schema (public)"),
+    "api_relation": (_api_relations, True, "not tested: no relations in the exposed schemas"),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize each smoke test from the backup: one case per object, named after it."""
+    if "api_role" in metafunc.fixturenames:
+        metafunc.parametrize("api_role", list(API_ROLES))
+    wanted = [name for name in _PARAMS if name in metafunc.fixturenames]
+    if not wanted:
+        return
+    facts = _collection_facts(metafunc.config)
+    for name in wanted:
+        values_of, needs_reference, empty_reason = _PARAMS[name]
+        if isinstance(facts, str):
+            marks = [pytest.mark.skip(reason=facts)] if facts else []
+            params = [pytest.param(None, id="drill", marks=marks)]
+        elif needs_reference and not facts.has_reference:
+            params = [pytest.param(None, id="no-manifest", marks=pytest.mark.skip(NO_MANIFEST))]
+        else:
+            values = values_of(facts)
+            params = [pytest.param(v, id=v) for v in values] or [
+                pytest.param(None, id="none", marks=pytest.mark.skip(reason=empty_reason))
+            ]
+        metafunc.parametrize(name, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def facts(
+    pytestconfig: pytest.Config,
+    drill_state: DrillState,
+    supabase_backup: BackupSet,
+    staging_dsn: str,
+) -> Facts:
+    """The facts the tests of this run were parametrized from."""
+    collected = _collection_facts(pytestconfig)
+    if isinstance(collected, Facts):
+        return collected
+    if supabase_backup.format == "manifest" and supabase_backup.manifest:
+        return Facts.from_manifest(supabase_backup.manifest)
+    with psycopg.connect(staging_dsn, connect_timeout=15) as conn:
+        return Facts.from_staging(conn)
+
+
+@pytest.fixture(scope="session")
+def manifest(facts: Facts) -> dict[str, Any]:
+    """The manifest of the backup set; skips when the backup has none."""
+    if facts.reference is None:
+        pytest.skip(NO_MANIFEST)
+    return facts.reference
+
+
+@pytest.fixture(scope="session")
+def staging_inventory(staging_dsn: str, facts: Facts) -> dict[str, dict[str, dict[str, Any]]]:
+    """The schema inventory of the restored copy, over the backup's schemas."""
+    with psycopg.connect(staging_dsn, connect_timeout=15) as conn:
+        inventory = fingerprint.schema_inventory(conn, facts.scope)
+        conn.rollback()
+    return inventory
+
+
+@pytest.fixture
+def pinned_db(staging_db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """``staging_db`` with :data:`fingerprint.SESSION_SETTINGS` applied for this test's
+    transaction: search_path is ``pg_catalog``, so every recorded definition (written under
+    the same setting) means exactly what it meant on the source."""
+    fingerprint.pin_session(staging_db)
+    staging_db.execute("SELECT pg_catalog.set_config('statement_timeout', '60s', true)")
+    staging_db.execute("SELECT pg_catalog.set_config('lock_timeout', '15s', true)")
+    return staging_db
+
+
+@pytest.fixture(scope="session")
+def authenticator_dsn(staging_dsn: str, drill_state: DrillState) -> str:
+    """The staging DSN with the user switched to ``authenticator`` (PostgREST's login).
+
+    Throwaway staging clusters trust loopback logins, so no password is needed. A ``url``
+    target's authenticator has a password of its own that the drill does not know.
+    """
+    if drill_state.staging_kind == "url":
+        pytest.skip(
+            "not tested: logging in as authenticator needs its own password, which a url "
+            "staging target does not provide"
+        )
+    params = conninfo_to_dict(staging_dsn)
+    params["user"] = "authenticator"
+    params.pop("password", None)
+    return make_conninfo("", **params)
+
+
+@pytest.fixture
+def authenticator_db(authenticator_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to staging logged in as ``authenticator``; rolled back afterwards."""
+    try:
+        conn = psycopg.connect(authenticator_dsn, connect_timeout=15)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        pytest.fail(
+            f"cannot log in to the restored copy as authenticator (PostgREST's role): {first}",
+            pytrace=False,
+        )
+    try:
+        yield conn
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()

@@ -1,0 +1,140 @@
+"""authentication: users can still sign in and see exactly the rows they could see before.
+
+Auth's own tables are compared row for row (users, identities, sessions); ``auth.uid()`` and
+``auth.jwt()`` must return the claims PostgREST sets in ``request.jwt.claims``; and for anon
+and each sampled user, row-level security must let them see as many rows of every table as
+it did in the backup's snapshot. Messages carry counts and table names, never rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.config import Config
+from smoke_tests import Facts, resolve_relation, shorten, table_ref
+
+pytestmark = pytest.mark.supabase_category("authentication")
+
+
+def test_auth_table_restored(
+    auth_table: str, facts: Facts, pinned_db: psycopg.Connection[Any]
+) -> None:
+    """The Auth table holds exactly the rows the backup recorded (count and fingerprint)."""
+    entry = facts.tables[auth_table]
+    if resolve_relation(pinned_db, auth_table) is None:
+        pytest.fail(
+            f"{auth_table}: missing from the restored copy ({entry['rows']} rows backed up); "
+            "nobody can sign in",
+            pytrace=False,
+        )
+    result = fingerprint.compare_table(pinned_db, table_ref(entry), entry)
+    if not result.ok:
+        pytest.fail(result.message, pytrace=False)
+
+
+def _helper_exists(conn: psycopg.Connection[Any], signature: str) -> bool:
+    row = conn.execute("SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL", (signature,)).fetchone()
+    return bool(row and row[0])
+
+
+def test_jwt_helpers_return_claims(facts: Facts, pinned_db: psycopg.Connection[Any]) -> None:
+    """``auth.uid()`` and ``auth.jwt()`` read the claims PostgREST sets for a request."""
+    recorded = set(facts.inventory.get("functions", {}))
+    wanted = [s for s in ("auth.uid()", "auth.jwt()") if s in recorded]
+    if not wanted:
+        pytest.skip("not tested: the backup has no auth.uid() / auth.jwt() helpers")
+    missing = [s for s in wanted if not _helper_exists(pinned_db, s)]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)}: missing from the restored copy; every RLS policy that "
+            "uses them denies access",
+            pytrace=False,
+        )
+    sub = str(uuid.uuid4())  # a synthetic user: the check is about the helpers, not the data
+    claims = {"sub": sub, "role": fingerprint.AUTHENTICATED, "email": "drill@example.test"}
+    problems: list[str] = []
+    with pinned_db.transaction(force_rollback=True):
+        pinned_db.execute(
+            "SELECT pg_catalog.set_config('request.jwt.claims', %s, true),"
+            " pg_catalog.set_config('request.jwt.claim.sub', '', true),"
+            " pg_catalog.set_config('request.jwt.claim', '', true),"
+            " pg_catalog.set_config('role', %s, true)",
+            (json.dumps(claims), fingerprint.AUTHENTICATED),
+        )
+        if "auth.uid()" in wanted:
+            row = pinned_db.execute("SELECT auth.uid()::text").fetchone()
+            got = row[0] if row else None
+            if got != sub:
+                problems.append(
+                    f"auth.uid() returned {'NULL' if got is None else 'another id'}, not the claim's sub"
+                )
+        if "auth.jwt()" in wanted:
+            row = pinned_db.execute("SELECT auth.jwt()::text").fetchone()
+            jwt = json.loads(row[0]) if row and row[0] else None
+            if (
+                not isinstance(jwt, dict)
+                or jwt.get("sub") != sub
+                or jwt.get("role") != claims["role"]
+            ):
+                problems.append("auth.jwt() did not return the request's claims")
+    if problems:
+        pytest.fail("JWT helpers: " + "; ".join(problems), pytrace=False)
+
+
+def test_rls_visibility(
+    rls_identity: str, facts: Facts, manifest: dict[str, Any], pinned_db: psycopg.Connection[Any]
+) -> None:
+    """Under RLS this identity sees as many rows of each table as in the backup's snapshot."""
+    expected: dict[str, int] = manifest["rls"]["visibility"][rls_identity]
+    tables = [table_ref(e) for e in facts.tables.values()]
+    users = [] if rls_identity == fingerprint.ANON else [rls_identity]
+    actual = fingerprint.rls_visibility(pinned_db, tables, users)[rls_identity]
+
+    def show(n: int | None) -> str:
+        if n is None:
+            return "no RLS (or table missing)"
+        return "no SELECT privilege" if n < 0 else f"{n} rows"
+
+    diffs = [
+        f"{t}: {show(expected.get(t))} expected, {show(actual.get(t))} found"
+        for t in sorted(set(expected) | set(actual))
+        if expected.get(t) != actual.get(t)
+    ]
+    if diffs:
+        who = "anon" if rls_identity == fingerprint.ANON else f"user {rls_identity}"
+        pytest.fail(
+            f"{who}: row-level security shows different rows in {len(diffs)} table(s): "
+            f"{shorten(diffs)}",
+            pytrace=False,
+        )
+
+
+def test_auth_api_lists_users(
+    drill_settings: Config, facts: Facts, manifest: dict[str, Any]
+) -> None:
+    """The staging Auth API serves the restored users (needs a staging API)."""
+    target = drill_settings.target
+    if not target.has_api:
+        pytest.skip("not tested: no staging API configured (STAGING_SUPABASE_URL)")
+    from supabase import create_client
+
+    assert target.api_url and target.service_role_key
+    client = create_client(target.api_url, target.service_role_key)
+    seen = 0
+    for page in range(1, 101):
+        users = client.auth.admin.list_users(page=page, per_page=1000)
+        seen += len(users)
+        if len(users) < 1000:
+            break
+    expected = int(facts.tables.get("auth.users", {}).get("rows", 0))
+    if seen != expected:
+        pytest.fail(
+            f"Auth API: lists {seen} users, the backup holds {expected} in auth.users",
+            pytrace=False,
+        )

@@ -1,0 +1,210 @@
+"""performance: the restored copy answers like a production database, within budget.
+
+The restore must finish within the RTO budget (when one is set); every non-empty table must
+have planner statistics (a restore that skips ANALYZE leaves the planner guessing); and a
+primary-key lookup on the largest tables must use an index and answer within
+``--supabase-lookup-threshold-ms``. Timings are recorded as test properties.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.results import DrillState
+from smoke_tests import Facts, resolve_relation
+
+pytestmark = pytest.mark.supabase_category("performance")
+
+LOOKUP_RUNS = 5
+# Below this many pages a sequential scan is genuinely cheaper than any index, so the
+# planner is right to choose one; the index must then at least be usable.
+SMALL_TABLE_PAGES = 8
+_INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"}
+
+
+def test_rto_within_budget(
+    drill_state: DrillState, drill_settings: Config, record_property: Any
+) -> None:
+    """The restore (staging start to a usable database) took no longer than the budget."""
+    record_property("rto_seconds", drill_state.rto_seconds)
+    if drill_settings.rto_budget is None:
+        pytest.skip("not tested: no RTO budget set (--supabase-rto-budget)")
+    if drill_state.rto_seconds is None:
+        pytest.fail("RTO: the drill recorded no restore time", pytrace=False)
+    if drill_state.rto_seconds > drill_settings.rto_budget:
+        pytest.fail(
+            f"RTO: the restore took {drill_state.rto_seconds:.1f} s, over the budget of "
+            f"{drill_settings.rto_budget:g} s",
+            pytrace=False,
+        )
+
+
+def test_planner_statistics(
+    stats_table: str, facts: Facts, pinned_db: psycopg.Connection[Any]
+) -> None:
+    """The table (non-empty in the backup) has planner statistics after the restore."""
+    found = resolve_relation(pinned_db, stats_table)
+    if found is None:
+        pytest.fail(f"{stats_table}: missing from the restored copy", pytrace=False)
+    oid, _rel, kind, _schema = found
+    row = pinned_db.execute(
+        """
+        SELECT
+            CASE WHEN %(kind)s = 'p' THEN (
+                SELECT coalesce(sum(GREATEST(c.reltuples, 0)), 0)
+                FROM pg_catalog.pg_partition_tree(%(oid)s) t
+                JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE t.isleaf)
+            ELSE (SELECT GREATEST(reltuples, 0) FROM pg_catalog.pg_class
+                  WHERE oid = %(oid)s) END,
+            -- pg_stats, not pg_statistic: readable without superuser on a url target.
+            (SELECT count(*) FROM pg_catalog.pg_stats s
+             JOIN pg_catalog.pg_namespace n ON n.nspname = s.schemaname
+             JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+             WHERE c.oid = %(oid)s)
+        """,
+        {"kind": kind, "oid": oid},
+    ).fetchone()
+    assert row is not None
+    reltuples, columns_with_stats = float(row[0]), int(row[1])
+    rows = int(facts.tables[stats_table].get("rows") or 0)
+    problems = []
+    if reltuples <= 0:
+        problems.append("the planner's row estimate (reltuples) is empty")
+    if columns_with_stats == 0:
+        problems.append("no column statistics (pg_stats)")
+    if problems:
+        pytest.fail(
+            f"{stats_table}: {rows} rows backed up, but {' and '.join(problems)}: run ANALYZE "
+            "after the restore, or queries plan as if the table were empty",
+            pytrace=False,
+        )
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def _scans(conn: psycopg.Connection[Any], query: sql.Composable, relations: set[str]) -> list[str]:
+    """Node types of the plan that read ``relations`` (names as EXPLAIN prints them)."""
+    explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query)
+    row = conn.execute(explain).fetchone()
+    assert row is not None
+    plan = row[0][0]["Plan"]
+    return [
+        str(node["Node Type"])
+        for node in _plan_nodes(plan)
+        if node.get("Relation Name") in relations or node.get("Node Type") == "Bitmap Index Scan"
+    ]
+
+
+def test_primary_key_lookup(
+    lookup_table: str,
+    facts: Facts,
+    drill_settings: Config,
+    pinned_db: psycopg.Connection[Any],
+    record_property: Any,
+) -> None:
+    """A lookup by primary key uses an index and answers within the threshold."""
+    entry = facts.tables[lookup_table]
+    found = resolve_relation(pinned_db, lookup_table)
+    if found is None:
+        pytest.fail(f"{lookup_table}: missing from the restored copy", pytrace=False)
+    oid, rel, _kind, _schema = found
+    pk: list[str] = list(entry["pk"])
+    cols = [sql.Identifier(c) for c in pk]
+    types = [
+        str(r[0])
+        for r in pinned_db.execute(
+            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)"
+            " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS k(name, ord)"
+            " JOIN pg_catalog.pg_attribute a ON a.attrelid = %s AND a.attname = k.name"
+            " ORDER BY k.ord",
+            (pk, oid),
+        )
+    ]
+    if len(types) != len(pk):
+        pytest.fail(
+            f"{lookup_table}: primary-key column(s) missing: {', '.join(pk)}", pytrace=False
+        )
+    # The key of some row (never shown): the lookup must find exactly that row.
+    key_row = pinned_db.execute(
+        sql.SQL("SELECT ARRAY[{}]::text[] FROM {} LIMIT 1").format(
+            sql.SQL(", ").join(sql.SQL("{}::text").format(c) for c in cols), sql.SQL(rel)
+        )
+    ).fetchone()
+    if key_row is None:
+        pytest.skip(
+            f"not tested: {lookup_table} is empty in the restored copy (data_integrity reports it)"
+        )
+    # Literals, not parameters: EXPLAIN cannot take bind parameters, and the planner should
+    # see the same constant an application's query would carry.
+    lookup = sql.SQL("SELECT * FROM {t} WHERE {cond}").format(
+        t=sql.SQL(rel),
+        cond=sql.SQL(" AND ").join(
+            sql.SQL("{} = {}::{}").format(c, sql.Literal(v), sql.SQL(ty))
+            for c, v, ty in zip(cols, key_row[0], types, strict=True)
+        ),
+    )
+    names = {
+        r[0]
+        for r in pinned_db.execute(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
+            " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
+            {"oid": oid},
+        )
+    }
+    scans = _scans(pinned_db, lookup, names)
+    how = "planner's choice"
+    if not _INDEX_NODES & set(scans):
+        pages_row = pinned_db.execute(
+            "SELECT coalesce(sum(c.relpages), 0) FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
+            " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
+            {"oid": oid},
+        ).fetchone()
+        pages = int(pages_row[0]) if pages_row else 0
+        if pages >= SMALL_TABLE_PAGES:
+            pytest.fail(
+                f"{lookup_table}: a primary-key lookup does not use an index "
+                f"({', '.join(scans) or 'no scan node'} over {pages} pages): the index or the "
+                "statistics did not survive the restore",
+                pytrace=False,
+            )
+        with pinned_db.transaction(force_rollback=True):
+            pinned_db.execute("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)")
+            scans = _scans(pinned_db, lookup, names)
+        if not _INDEX_NODES & set(scans):
+            pytest.fail(
+                f"{lookup_table}: no index can serve a primary-key lookup ({', '.join(scans)}"
+                ", even with sequential scans disabled)",
+                pytrace=False,
+            )
+        how = f"index usable; a {pages}-page table is scanned sequentially by choice"
+    timings: list[float] = []
+    for _ in range(LOOKUP_RUNS):
+        started = time.perf_counter()
+        rows = pinned_db.execute(lookup).fetchall()
+        timings.append((time.perf_counter() - started) * 1000)
+        if len(rows) != 1:
+            pytest.fail(
+                f"{lookup_table}: a primary-key lookup returned {len(rows)} rows", pytrace=False
+            )
+    median = statistics.median(timings)
+    record_property("lookup_ms", round(median, 3))
+    record_property("lookup_plan", how)
+    threshold = drill_settings.lookup_threshold_ms
+    if median > threshold:
+        pytest.fail(
+            f"{lookup_table}: a primary-key lookup takes {median:.1f} ms (median of "
+            f"{LOOKUP_RUNS}), over the threshold of {threshold:g} ms",
+            pytrace=False,
+        )
