@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -104,6 +105,11 @@ class Drill:
         except psycopg.Error as exc:
             state.error = f"{phase}: database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
             state.error_phase = phase
+        except Exception as exc:  # a FAIL with the cause, never an INTERNALERROR
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            state.error = f"{phase}: {type(exc).__name__}: {text}"[:1000]
+            state.error_phase = phase
+            self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
         return state
 
     def _source(self) -> tuple[str | None, S3Endpoint | None]:
@@ -354,8 +360,14 @@ class Drill:
         messages: list[str] = []
         if self.staging is not None:
             if self.settings.keep_staging and self.staging.disposable:
+                connect = self.staging.dsn
+                if mask_url(connect) != connect:  # never print a password: hand it over in a file
+                    fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
+                    with os.fdopen(fd, "w") as fh:
+                        fh.write(connect + "\n")
+                    connect = f"$(cat {path})"
                 messages.append(
-                    f"--supabase-keep-staging: staging left running: psql '{self.staging.dsn}'"
+                    f'--supabase-keep-staging: staging left running: psql "{connect}"'
                     + (f"; S3 at {self.staging.s3.url}" if self.staging.s3 else "")
                     + ". Stop it with: kill the postgres process and remove its directory, "
                     "or simply end this machine's session."

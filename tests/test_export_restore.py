@@ -321,3 +321,31 @@ def test_passwords_go_through_the_environment_not_argv() -> None:
     env = libpq_env("postgresql://u:s3cr3t-pw@db.example:6543/app?sslmode=require")
     assert env["PGPASSWORD"] == "s3cr3t-pw" and env["PGHOST"] == "db.example"
     assert env["PGPORT"] == "6543" and env["PGSSLMODE"] == "require"
+
+
+def test_container_target_without_docker_is_a_clear_error() -> None:
+    from pytest_supabase_restore.errors import ConfigError
+    from pytest_supabase_restore.staging import ContainerStaging, docker_available
+
+    if docker_available():
+        pytest.skip("a Docker engine answers here; this test covers machines without one")
+    with pytest.raises(ConfigError, match="needs a running Docker engine"):
+        ContainerStaging.start(15)
+
+
+@pytest.mark.skipif(
+    not __import__("pytest_supabase_restore.staging", fromlist=["x"]).docker_available(),
+    reason="no Docker engine answers (`docker info` failed): the container target "
+    "(supabase/postgres via testcontainers) cannot run on this machine",
+)
+def test_round_trip_into_a_supabase_postgres_container(backup: Path) -> None:
+    from pytest_supabase_restore.staging import ContainerStaging
+
+    target = ContainerStaging.start(15)
+    try:
+        outcome = restore_backup_set(
+            backup, target.dsn, find_client_tools(15), platform_present=True
+        )
+        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
+    finally:
+        target.stop()

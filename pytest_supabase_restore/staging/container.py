@@ -35,6 +35,13 @@ class ContainerStaging(StagingTarget):
                 "--supabase-staging=container needs testcontainers: "
                 "pip install 'pytest-supabase-restore[container]'."
             ) from exc
+        from . import docker_available
+
+        if not docker_available():
+            raise ConfigError(
+                "--supabase-staging=container needs a running Docker engine, and `docker info` "
+                "did not answer. Start Docker, or use --supabase-staging=ephemeral (or auto)."
+            )
         image = IMAGES.get(major)
         if image is None:
             raise ConfigError(f"No supabase/postgres image is known for PostgreSQL {major}.")
