@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.fingerprint import TableRef
@@ -350,6 +351,37 @@ def shorten(items: Sequence[str], limit: int = 10) -> str:
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
 
 
+# ---------------------------------------------------------------------------------------------
+# Errors and connections
+# ---------------------------------------------------------------------------------------------
+
+# Data exceptions (22xxx: "invalid input syntax for type integer: \"...\"") and messages a
+# function or trigger raised itself (P0xxx) can quote the value that caused them, which may
+# be a user's data: only their SQLSTATE and condition name are shown.
+_QUOTING_CLASSES = ("22", "P0")
+
+
+def describe_error(exc: psycopg.Error) -> str:
+    """``SQLSTATE message`` of a database error, safe for a failure message: never the
+    DETAIL (which quotes rows), and no message at all for errors that may quote a value."""
+    state = exc.sqlstate or "?"
+    if state.startswith(_QUOTING_CLASSES):
+        return f"{state} {type(exc).__name__} (message withheld: it may quote row values)"
+    return f"{state} {exc.diag.message_primary or type(exc).__name__}"
+
+
+def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | None:
+    """The staging DSN logged in as ``authenticator`` (PostgREST's role), or None when the
+    target is a ``url`` one, whose authenticator has a password the drill does not know.
+    Throwaway staging clusters trust loopback logins, so no password is needed there."""
+    if staging_kind == "url":
+        return None
+    params = conninfo_to_dict(staging_dsn)
+    params["user"] = "authenticator"
+    params.pop("password", None)
+    return make_conninfo("", **params)
+
+
 __all__ = [
     "API_ROLES",
     "AUTH_TABLES",
@@ -361,7 +393,9 @@ __all__ = [
     "DefinitionError",
     "Facts",
     "ForeignKey",
+    "authenticator_conninfo",
     "check_expression",
+    "describe_error",
     "describe_privileges",
     "grants_of_kind",
     "object_id",

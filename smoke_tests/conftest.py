@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
@@ -27,6 +26,7 @@ from smoke_tests import (
     NO_MANIFEST,
     PLATFORM_SCHEMAS,
     Facts,
+    authenticator_conninfo,
     object_id,
 )
 
@@ -267,20 +267,14 @@ def pinned_db(staging_db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 
 @pytest.fixture(scope="session")
 def authenticator_dsn(staging_dsn: str, drill_state: DrillState) -> str:
-    """The staging DSN with the user switched to ``authenticator`` (PostgREST's login).
-
-    Throwaway staging clusters trust loopback logins, so no password is needed. A ``url``
-    target's authenticator has a password of its own that the drill does not know.
-    """
-    if drill_state.staging_kind == "url":
+    """The staging DSN with the user switched to ``authenticator`` (PostgREST's login)."""
+    dsn = authenticator_conninfo(staging_dsn, drill_state.staging_kind)
+    if dsn is None:
         pytest.skip(
             "not tested: logging in as authenticator needs its own password, which a url "
             "staging target does not provide"
         )
-    params = conninfo_to_dict(staging_dsn)
-    params["user"] = "authenticator"
-    params.pop("password", None)
-    return make_conninfo("", **params)
+    return dsn
 
 
 @pytest.fixture

@@ -18,10 +18,13 @@ import pytest
 from psycopg import sql
 
 from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.results import DrillState
 from smoke_tests import (
     API_ROLES,
     EXPOSED_SCHEMAS,
     Facts,
+    authenticator_conninfo,
+    describe_error,
     describe_privileges,
     grants_of_kind,
     relation_grants,
@@ -34,10 +37,6 @@ pytestmark = pytest.mark.supabase_category("api_connectivity")
 NO_API = "not tested: no staging API configured (STAGING_SUPABASE_URL)"
 
 
-def _primary(exc: psycopg.Error) -> str:
-    return f"{exc.sqlstate or '?'} {exc.diag.message_primary or type(exc).__name__}"
-
-
 def test_authenticator_assumes_role(
     api_role: str, facts: Facts, authenticator_db: psycopg.Connection[Any]
 ) -> None:
@@ -47,7 +46,9 @@ def test_authenticator_assumes_role(
             authenticator_db.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role)))
             row = authenticator_db.execute("SELECT current_user::text").fetchone()
     except psycopg.Error as exc:
-        pytest.fail(f"authenticator cannot switch to {api_role}: {_primary(exc)}", pytrace=False)
+        pytest.fail(
+            f"authenticator cannot switch to {api_role}: {describe_error(exc)}", pytrace=False
+        )
     if row is None or row[0] != api_role:
         pytest.fail(f"authenticator: SET ROLE {api_role} left the session as {row}", pytrace=False)
 
@@ -70,14 +71,35 @@ def test_exposed_schema_usage(
     )
 
 
+def _probe(dsn: str, rel: str, roles: list[str]) -> list[str]:
+    """Read ``rel`` (zero rows) as each role, through an ``authenticator`` login."""
+    problems: list[str] = []
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=15)
+    except psycopg.OperationalError as exc:
+        return [f"cannot log in as authenticator: {describe_error(exc)}"]
+    with conn:
+        for role in roles:
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                    conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 0").format(sql.SQL(rel)))
+            except psycopg.Error as exc:
+                problems.append(f"{role}: reading it fails: {describe_error(exc)}")
+    return problems
+
+
 def test_relation_grants(
     api_relation: str,
     facts: Facts,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
-    authenticator_db: psycopg.Connection[Any],
+    staging_dsn: str,
+    drill_state: DrillState,
+    pinned_db: psycopg.Connection[Any],
+    record_property: Any,
 ) -> None:
     """The API roles hold the same privileges on the relation as in the backup, and those
-    that may read it can (read as the role through ``authenticator``)."""
+    that may read it can (read as the role through an ``authenticator`` login)."""
     expected = relation_grants(facts.inventory.get("grants", {}), api_relation, API_ROLES)
     actual = relation_grants(staging_inventory.get("grants", {}), api_relation, API_ROLES)
     problems = [
@@ -85,19 +107,15 @@ def test_relation_grants(
         for role in API_ROLES
         if expected[role] != actual[role]
     ]
-    found = resolve_relation(authenticator_db, api_relation)
+    found = resolve_relation(pinned_db, api_relation)
     if found is None:
         pytest.fail(f"{api_relation}: missing from the restored copy", pytrace=False)
-    probe = sql.SQL("SELECT 1 FROM {} LIMIT 0").format(sql.SQL(found[1]))
-    for role in API_ROLES:
-        if "SELECT" not in expected[role]:
-            continue
-        try:
-            with authenticator_db.transaction(force_rollback=True):
-                authenticator_db.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-                authenticator_db.execute(probe)
-        except psycopg.Error as exc:
-            problems.append(f"{role}: reading it fails: {_primary(exc)}")
+    readers = [role for role in API_ROLES if "SELECT" in expected[role]]
+    dsn = authenticator_conninfo(staging_dsn, drill_state.staging_kind)
+    if dsn is None:
+        record_property("read_as_role", "not tested: no authenticator login on a url target")
+    elif readers:
+        problems += _probe(dsn, found[1], readers)
     if problems:
         pytest.fail(
             f"{api_relation}: API role privileges differ from the backup: {shorten(problems)}",

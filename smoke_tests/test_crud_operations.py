@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from smoke_tests import Facts, resolve_relation
+from smoke_tests import Facts, describe_error, resolve_relation
 
 pytestmark = pytest.mark.supabase_category("crud_operations")
 
@@ -351,12 +351,6 @@ def _replica(conn: Conn) -> Iterator[None]:
         )
 
 
-def _primary(exc: psycopg.Error) -> str:
-    """The error's SQLSTATE and primary message: never its DETAIL, which may quote a row."""
-    primary = exc.diag.message_primary or type(exc).__name__
-    return f"{exc.sqlstate or '?'} {primary}"
-
-
 class RowBuilder:
     """Builds and inserts rows that satisfy a table's constraints, from the catalog alone."""
 
@@ -511,7 +505,7 @@ class RowBuilder:
                 with self.conn.transaction():
                     return self._execute_insert(table, row, returning)
             except errors.CheckViolation as exc:
-                last = _primary(exc)
+                last = describe_error(exc)
                 cols = self._constraint_columns(table, exc.diag.constraint_name)
                 if not cols and exc.diag.constraint_name is None:
                     cols = list(table.partition_key)  # no partition accepts the row
@@ -527,7 +521,7 @@ class RowBuilder:
                         f"{exc.diag.constraint_name or '(partition bounds)'}"
                     ) from None
             except errors.NotNullViolation as exc:
-                last = _primary(exc)
+                last = describe_error(exc)
                 name = exc.diag.column_name or ""
                 if (
                     name in cands
@@ -538,7 +532,7 @@ class RowBuilder:
                 else:
                     raise CannotBuild(f"column {name} stays NULL: {last}") from None
             except errors.UniqueViolation as exc:
-                last = _primary(exc)
+                last = describe_error(exc)
                 cols = self._index_columns(table, exc.diag.schema_name, exc.diag.constraint_name)
                 if (
                     cols
@@ -620,7 +614,7 @@ class RowBuilder:
                 f"sequence {seq} last value {state[0] if state else '?'}, "
                 f"max({c}) = {top[0] if top else '?'}"
             )
-        where = "; ".join(details) or _primary(exc)
+        where = "; ".join(details) or describe_error(exc)
         return (
             f"{table.rel}: INSERT collided on the key ({', '.join(cols)}) that its default/identity "
             f"generates: the sequence is behind the data ({where}); every new row will fail until "
@@ -637,11 +631,11 @@ def _refused(step: str, table: str, exc: psycopg.Error) -> None:
     """Skip for refusals that are the table's own rules, fail for everything else."""
     if isinstance(exc, errors.RaiseException):
         pytest.skip(
-            f"not tested: {table}: {step} refused by the table's own trigger ({_primary(exc)})"
+            f"not tested: {table}: {step} refused by the table's own trigger ({describe_error(exc)})"
         )
     if isinstance(exc, errors.InsufficientPrivilege):
-        pytest.skip(f"not tested: {table}: the staging role may not {step} ({_primary(exc)})")
-    pytest.fail(f"{table}: {step} failed: {_primary(exc)}", pytrace=False)
+        pytest.skip(f"not tested: {table}: the staging role may not {step} ({describe_error(exc)})")
+    pytest.fail(f"{table}: {step} failed: {describe_error(exc)}", pytrace=False)
 
 
 def _update(

@@ -64,6 +64,8 @@ def test_source_had_every_object(
 ) -> None:
     """Every ``storage.objects`` row of the source had bytes to back up."""
     storage = manifest["storage"]
+    if not storage.get("downloaded"):
+        pytest.skip("not tested: the backup holds no Storage objects (no source S3 settings)")
     unknown = [o["key"] for o in storage.get("unknown_to_db", []) if o["bucket"] == bucket]
     if unknown:
         # Bytes without a row are invisible to the app; worth knowing, not a restore failure.

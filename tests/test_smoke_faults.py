@@ -1,0 +1,607 @@
+"""Proving the smoke tests are alive: real faults in a restored copy make the right category fail.
+
+The demo project is exported twice: a clean backup set, and one taken after an object's
+bytes vanished from the source's Storage (its ``storage.objects`` row stays). Two drills
+then run through ``pytester`` exactly as a user runs them (``--supabase-restore
+--supabase-from-backup``), with a staging API on loopback HTTP (pytest-httpserver standing
+in for PostgREST, Auth and Storage):
+
+- the clean set, the API serving what the backup holds: every category passes;
+- the damaged set, the API off by one row, one bucket and every user, and a plugin whose
+  session fixture damages the restored staging copy before any smoke test runs: a deleted
+  row, a changed value, a changed session, a dropped policy, an altered default, a sequence
+  set back, an orphaned foreign key, a duplicate key and a broken check whose constraints
+  went missing, an index lacking a heap tuple, a missing and a modified object, a changed
+  bucket setting, a revoked grant, lost planner statistics and an RTO budget that cannot be
+  met. Each must fail the test of the right category with a message naming the object;
+  every other failure must be a stated knock-on; no output may carry row contents or the
+  API key.
+
+Also here: the pure helpers the smoke tests share (definition parsers, name splitting) and
+the facts a backup without a manifest is parametrized from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from pytest_supabase_restore.demo import DemoProject
+from pytest_supabase_restore.export import export
+from pytest_supabase_restore.fixtures import StagingStorage
+from pytest_supabase_restore.manifest import read_manifest
+from pytest_supabase_restore.s3server import S3Endpoint
+from pytest_supabase_restore.storage import make_client
+from smoke_tests import (
+    DefinitionError,
+    Facts,
+    check_expression,
+    describe_privileges,
+    grants_of_kind,
+    object_id,
+    object_key,
+    owner_table,
+    parse_foreign_key,
+    relation_grants,
+)
+
+CATEGORIES = (
+    "api_connectivity",
+    "database_schema",
+    "data_integrity",
+    "crud_operations",
+    "authentication",
+    "storage",
+    "performance",
+    "data_consistency",
+)
+MARKER = "FAULT-MARKER-3f9c"  # written into rows by the faults: must never be echoed
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_foreign_key_plain_and_quoted() -> None:
+    fk = parse_foreign_key(
+        "FOREIGN KEY (project_id) REFERENCES public.projects(id) ON DELETE CASCADE"
+    )
+    assert (fk.columns, fk.ref_schema, fk.ref_table, fk.ref_columns, fk.match_full) == (
+        ["project_id"],
+        "public",
+        "projects",
+        ["id"],
+        False,
+    )
+    fk = parse_foreign_key(
+        'FOREIGN KEY ("Bucket Id", "na""me") REFERENCES "My Schema"."Odd.Table"(a, "B") MATCH FULL'
+    )
+    assert fk.columns == ["Bucket Id", 'na"me']
+    assert (fk.ref_schema, fk.ref_table, fk.ref_columns) == ("My Schema", "Odd.Table", ["a", "B"])
+    assert fk.match_full
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        "CHECK ((a > 0))",
+        "PRIMARY KEY (id)",
+        "FOREIGN KEY (a, b) REFERENCES t(x)",
+        'FOREIGN KEY ("a) REFERENCES t(x)',
+    ],
+)
+def test_parse_foreign_key_rejects_other_shapes(definition: str) -> None:
+    with pytest.raises(DefinitionError):
+        parse_foreign_key(definition)
+
+
+def test_check_expression() -> None:
+    assert check_expression("CHECK ((priority >= 1))") == "((priority >= 1))"
+    assert check_expression("CHECK ((a > 0)) NO INHERIT NOT VALID") == "((a > 0))"
+    with pytest.raises(DefinitionError):
+        check_expression("UNIQUE (a)")
+
+
+def test_owner_table_prefers_the_longest_table() -> None:
+    tables = ["public.a", "public.a.b", "public.tasks"]
+    assert owner_table("public.a.b.c", tables) == ("public.a.b", "c")
+    assert owner_table("public.tasks.own tasks", tables) == ("public.tasks", "own tasks")
+    assert owner_table("auth.users.id", tables) is None
+    assert object_id("public.tasks.own tasks", tables) == "public.tasks/own tasks"
+    assert object_key("public.tasks/own tasks") == "public.tasks.own tasks"
+
+
+def test_grant_helpers() -> None:
+    grants = {
+        "table public.t to anon": {"privileges": ["INSERT", "SELECT"]},
+        "column public.t.c to authenticated": {"privileges": ["UPDATE"]},
+        "sequence public.s to anon": {"privileges": ["USAGE"]},
+        "sequence other.s to anon": {"privileges": ["USAGE"]},
+        "function public.f() to postgres": {"privileges": ["EXECUTE"]},
+    }
+    got = relation_grants(grants, "public.t", ["anon", "authenticated"])
+    assert got == {"anon": {"INSERT", "SELECT"}, "authenticated": {"UPDATE(c)"}}
+    assert grants_of_kind(grants, "sequence", ["public"], ["anon"]) == {
+        "public.s to anon": {"USAGE"}
+    }
+    assert grants_of_kind(grants, "function", ["public"], ["anon"]) == {}
+    assert describe_privileges({"INSERT", "SELECT"}, {"SELECT", "TRUNCATE"}) == (
+        "missing INSERT; extra TRUNCATE"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Backup sets
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BackupSets:
+    clean: Path
+    damaged: Path  # taken after one object's bytes vanished from the source
+    vanished: tuple[str, str]  # (bucket, key) of that object
+    live: Facts  # read from the source database itself, as for a backup without a manifest
+
+
+@pytest.fixture(scope="module")
+def backup_sets() -> Iterator[BackupSets]:
+    base = Path(tempfile.mkdtemp(prefix="smoke-faults-"))
+    try:
+        with DemoProject(scale=1) as demo:
+            clean = export(demo.db_url, base / "clean", s3=demo.s3, jobs=2)
+            # What a backup without a manifest (a Supabase CLI dump) is parametrized from:
+            # the database itself, read the same way.
+            with psycopg.connect(demo.db_url) as conn:
+                live = Facts.from_staging(conn)
+            client = make_client(demo.s3)
+            key = sorted(o["Key"] for o in client.list_objects_v2(Bucket="avatars")["Contents"])[0]
+            client.delete_object(Bucket="avatars", Key=key)
+            damaged = export(demo.db_url, base / "damaged", s3=demo.s3, jobs=2)
+        yield BackupSets(clean, damaged, ("avatars", key), live)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_facts_read_from_a_database_match_the_manifest(backup_sets: BackupSets) -> None:
+    """A backup without a manifest is parametrized from the restored database: the same
+    objects as a manifest would list, only without a reference to compare with."""
+    recorded = Facts.from_manifest(read_manifest(backup_sets.clean))
+    live = backup_sets.live
+    assert live.reference is None and recorded.has_reference
+    assert live.scope == recorded.scope
+    assert sorted(live.tables) == sorted(recorded.tables)
+    for key, entry in recorded.tables.items():
+        assert live.tables[key]["pk"] == entry["pk"], key
+        assert live.tables[key]["kind"] == entry["kind"], key
+    assert {k: sorted(v) for k, v in live.inventory.items()} == {
+        k: sorted(v) for k, v in recorded.inventory.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the drill
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    passed: dict[str, list[str]] = field(default_factory=dict)  # category -> node ids
+    failed: dict[str, str] = field(default_factory=dict)  # node id -> message
+    category: dict[str, str] = field(default_factory=dict)  # node id -> category
+    output: str = ""
+
+    def failures(self, category: str) -> dict[str, str]:
+        return {n: m for n, m in self.failed.items() if self.category.get(n) == category}
+
+    def failed_test(self, category: str, test: str) -> str:
+        """The message of the failed test whose id ends with ``test``."""
+        for nodeid, message in self.failures(category).items():
+            if nodeid.endswith("::" + test):
+                return message
+        raise AssertionError(
+            f"{category}: {test} did not fail; failures: {sorted(self.failures(category))}"
+        )
+
+
+def _run(
+    pytester: pytest.Pytester, backup: Path, *args: str, plugins: list[Any] | None = None
+) -> Outcome:
+    result = pytester.runpytest(
+        "--supabase-restore",
+        f"--supabase-from-backup={backup}",
+        "--supabase-staging=ephemeral",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:benchmark",
+        *args,
+        plugins=plugins or [],
+    )
+    out = Outcome(output=result.stdout.str() + result.stderr.str())
+    for report in result.reprec.getreports("pytest_runtest_logreport"):  # type: ignore[attr-defined]
+        category = dict(report.user_properties).get("supabase_category", "")
+        out.category[report.nodeid] = category
+        if report.failed:
+            out.failed[report.nodeid] = report.longreprtext.strip()
+        elif report.passed and report.when == "call":
+            out.passed.setdefault(category, []).append(report.nodeid)
+    return out
+
+
+API_KEY = "fake-header.fake-payload.fake-signature-7d41"  # must never be echoed
+
+
+@dataclass
+class FakeApi:
+    """What the fake staging API (PostgREST, GoTrue, Storage) answers."""
+
+    rows: dict[str, int]  # table name -> the Content-Range count PostgREST reports
+    users: int
+    buckets: list[str]
+
+    @classmethod
+    def matching(cls, manifest: dict[str, Any]) -> FakeApi:
+        """An API that serves exactly what the backup holds."""
+        tables = manifest["tables"]
+        return cls(
+            rows={e["name"]: int(e["rows"]) for e in tables.values() if e["schema"] == "public"},
+            users=int(tables["auth.users"]["rows"]),
+            buckets=[b["id"] for b in manifest["storage"]["buckets"]],
+        )
+
+    def serve(self, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        def handle(request: Request) -> Response:
+            path = request.path
+            if path.startswith("/rest/v1/") and path[9:] in self.rows:
+                return Response(b"", headers={"Content-Range": f"*/{self.rows[path[9:]]}"})
+            if path == "/auth/v1/admin/users":
+                page, per_page = int(request.args["page"]), int(request.args["per_page"])
+                first = (page - 1) * per_page
+                users = [
+                    {
+                        "id": str(uuid.UUID(int=i + 1)),  # synthetic users
+                        "aud": "authenticated",
+                        "app_metadata": {},
+                        "user_metadata": {},
+                        "created_at": "2025-01-01T00:00:00Z",
+                    }
+                    for i in range(first, min(first + per_page, self.users))
+                ]
+                return Response(
+                    json.dumps({"users": users, "aud": "authenticated"}),
+                    content_type="application/json",
+                )
+            if path == "/storage/v1/bucket":
+                body = [
+                    {
+                        "id": b,
+                        "name": b,
+                        "owner": "",
+                        "public": False,
+                        "file_size_limit": None,
+                        "allowed_mime_types": None,
+                        "created_at": "2025-01-01T00:00:00Z",
+                        "updated_at": "2025-01-01T00:00:00Z",
+                    }
+                    for b in self.buckets
+                ]
+                return Response(json.dumps(body), content_type="application/json")
+            return Response(b"not found", status=404)
+
+        httpserver.expect_request(re.compile(".*")).respond_with_handler(handle)
+        monkeypatch.setenv("STAGING_SUPABASE_URL", httpserver.url_for("/").rstrip("/"))
+        monkeypatch.setenv("STAGING_SUPABASE_SERVICE_ROLE_KEY", API_KEY)
+
+
+def test_clean_restore_passes_every_category(
+    pytester: pytest.Pytester,
+    backup_sets: BackupSets,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeApi.matching(read_manifest(backup_sets.clean)).serve(httpserver, monkeypatch)
+    out = _run(pytester, backup_sets.clean)
+    assert out.failed == {}, out.output[-3000:]
+    for test in ("test_rest_api", "test_auth_api", "test_storage_api"):
+        assert any(n.endswith("::" + test) for n in out.passed["api_connectivity"]), test
+    assert any(n.endswith("::test_auth_api_lists_users") for n in out.passed["authentication"])
+    assert API_KEY not in out.output
+    for category in CATEGORIES:
+        assert out.passed.get(category), f"{category}: no test passed\n{out.output[-3000:]}"
+    assert "supabase restore drill: PASS" in out.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------------
+
+
+class FaultInjector:
+    """A pytest plugin: before the first smoke test, damage the restored staging copy."""
+
+    def __init__(self) -> None:
+        self.evidence: list[str] = []  # row contents the output must never show
+        self.deleted_object: tuple[str, str] | None = None
+        self.modified_object: tuple[str, str] | None = None
+
+    @pytest.fixture(scope="session", autouse=True)
+    def _inject_faults(self, staging_dsn: str, staging_storage: StagingStorage) -> None:
+        self.inject_database(staging_dsn)
+        self.inject_storage(staging_storage.endpoint)
+
+    def inject_database(self, dsn: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+
+            def one(query: str) -> Any:
+                row = conn.execute(query).fetchone()
+                assert row is not None
+                return row[0]
+
+            # Keep what the changed rows held: none of it may appear in any output.
+            self.evidence += [
+                str(one("SELECT name FROM public.tags ORDER BY id LIMIT 1")),
+                str(one("SELECT color FROM public.tags ORDER BY id LIMIT 1")),
+                str(one("SELECT user_agent FROM auth.sessions ORDER BY id LIMIT 1")),
+                str(one("SELECT email FROM auth.users ORDER BY id LIMIT 1")),
+                str(one("SELECT name FROM public.tags ORDER BY id LIMIT 1 OFFSET 1")),
+            ]
+            conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
+            # data_integrity: a deleted row and a changed value.
+            conn.execute(
+                "DELETE FROM auth.audit_log_entries WHERE id = (SELECT id FROM auth.audit_log_entries ORDER BY id LIMIT 1)"
+            )
+            conn.execute(
+                "UPDATE public.tags SET color = %s WHERE id = (SELECT min(id) FROM public.tags)",
+                (MARKER,),
+            )
+            # data_consistency: a duplicate key and a broken check, each after its
+            # constraint went missing (as when a restore fails to recreate it).
+            conn.execute("ALTER TABLE public.tags DROP CONSTRAINT tags_name_key")
+            conn.execute(
+                "UPDATE public.tags SET name = (SELECT name FROM public.tags ORDER BY id"
+                " LIMIT 1 OFFSET 1) WHERE id = (SELECT min(id) FROM public.tags)"
+            )
+            conn.execute("ALTER TABLE public.projects DROP CONSTRAINT project_budget_positive")
+            conn.execute(
+                "UPDATE public.projects SET budget = -5 WHERE id = (SELECT min(id) FROM public.projects)"
+            )
+            # authentication: a changed session.
+            conn.execute(
+                "UPDATE auth.sessions SET user_agent = %s WHERE id = (SELECT id FROM auth.sessions ORDER BY id LIMIT 1)",
+                (MARKER + "-ua",),
+            )
+            # database_schema + authentication: a dropped policy; an altered default.
+            conn.execute('DROP POLICY "Users can read their own imports" ON public.import_log')
+            conn.execute("ALTER TABLE public.profiles ALTER COLUMN locale SET DEFAULT 'fr'")
+            # crud_operations + data_consistency: a sequence set back.
+            conn.execute("SELECT setval('public.tasks_id_seq', 1)")
+            # data_consistency: an orphan (foreign-key triggers are off in replica mode).
+            conn.execute(
+                "INSERT INTO public.task_tags (task_id, tag_id)"
+                " VALUES (987654321, (SELECT min(id) FROM public.tags))"
+            )
+            # data_consistency: an index that lacks a heap tuple. With indisready off,
+            # writes skip the index; moving a task to another project and back leaves the
+            # row as it was but its live version unindexed.
+            conn.execute(
+                "UPDATE pg_catalog.pg_index SET indisready = false"
+                " WHERE indexrelid = 'public.tasks_project_id_idx'::regclass"
+            )
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SET session_replication_role = replica")
+            row = conn.execute(
+                "SELECT id, project_id FROM public.tasks ORDER BY id LIMIT 1"
+            ).fetchone()
+            assert row is not None
+            task, project = row
+            conn.execute(
+                "UPDATE public.tasks SET project_id = (SELECT min(id) FROM public.projects"
+                " WHERE id <> %s) WHERE id = %s",
+                (project, task),
+            )
+            conn.execute("UPDATE public.tasks SET project_id = %s WHERE id = %s", (project, task))
+            conn.commit()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE pg_catalog.pg_index SET indisready = true"
+                " WHERE indexrelid = 'public.tasks_project_id_idx'::regclass"
+            )
+            # storage: a changed bucket setting.
+            conn.execute("UPDATE storage.buckets SET file_size_limit = 1024 WHERE id = 'images'")
+            # api_connectivity: a revoked grant.
+            conn.execute("REVOKE INSERT ON public.tags FROM anon")
+            # performance: statistics lost (as if ANALYZE had not run).
+            conn.execute(
+                "DELETE FROM pg_catalog.pg_statistic WHERE starelid = 'public.comments'::regclass"
+            )
+            conn.execute(
+                "UPDATE pg_catalog.pg_class SET reltuples = -1 WHERE oid = 'public.comments'::regclass"
+            )
+
+    def inject_storage(self, endpoint: S3Endpoint) -> None:
+        client = make_client(endpoint)
+        documents = sorted(o["Key"] for o in client.list_objects_v2(Bucket="documents")["Contents"])
+        client.delete_object(Bucket="documents", Key=documents[0])
+        self.deleted_object = ("documents", documents[0])
+        images = sorted(o["Key"] for o in client.list_objects_v2(Bucket="images")["Contents"])
+        head = client.head_object(Bucket="images", Key=images[0])
+        client.put_object(
+            Bucket="images",
+            Key=images[0],
+            Body=b"\x00" * int(head["ContentLength"]),  # same size, other bytes
+            ContentType=head["ContentType"],
+            CacheControl=head.get("CacheControl", ""),
+        )
+        self.modified_object = ("images", images[0])
+
+
+def test_each_fault_fails_the_right_category(
+    pytester: pytest.Pytester,
+    backup_sets: BackupSets,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The staging API is wrong too: one row too many, no users, a bucket missing.
+    api = FakeApi.matching(read_manifest(backup_sets.damaged))
+    largest = max(api.rows, key=lambda name: (api.rows[name], name))
+    api.rows[largest] += 1
+    users, api.users = api.users, 0
+    api.buckets.remove("images")
+    api.serve(httpserver, monkeypatch)
+    injector = FaultInjector()
+    out = _run(pytester, backup_sets.damaged, "--supabase-rto-budget=0.000001", plugins=[injector])
+    assert injector.deleted_object and injector.modified_object, out.output[-3000:]
+    deleted = "/".join(injector.deleted_object)
+    modified = "/".join(injector.modified_object)
+    vanished = "/".join(backup_sets.vanished)
+    recorded = read_manifest(backup_sets.damaged)["tables"]
+    audit_rows = int(recorded["auth.audit_log_entries"]["rows"])
+    sessions = int(recorded["auth.sessions"]["rows"])
+
+    # (category, test id, text the one-line message must contain)
+    expected = [
+        (
+            "data_integrity",
+            "test_table_fingerprint[auth.audit_log_entries]",
+            f"{audit_rows} rows expected, {audit_rows - 1} found",
+        ),
+        ("data_integrity", "test_table_fingerprint[public.tags]", "same count, contents differ"),
+        (
+            "database_schema",
+            "test_table_schema[public.profiles]",
+            "columns public.profiles.locale: changed (default",
+        ),
+        (
+            "database_schema",
+            "test_policy[public.import_log/Users can read their own imports]",
+            "missing",
+        ),
+        ("crud_operations", "test_crud[public.tasks]", "the sequence is behind the data"),
+        (
+            "authentication",
+            "test_auth_table_restored[auth.sessions]",
+            f"auth.sessions: {sessions} rows expected, {sessions} found (same count",
+        ),
+        ("storage", "test_bucket_objects[documents]", f"'{deleted}': missing from the target"),
+        ("storage", "test_bucket_objects[images]", f"'{modified}': content differs"),
+        (
+            "storage",
+            "test_bucket_settings[images]",
+            "file_size_limit: expected 2097152, found 1024",
+        ),
+        ("storage", "test_object_rows_have_bytes[documents]", f"{deleted}: row without bytes"),
+        ("storage", "test_object_rows_have_bytes[avatars]", f"{vanished}: row without bytes"),
+        (
+            "storage",
+            "test_source_had_every_object[avatars]",
+            f"missing in the source for 1 object(s): {vanished}",
+        ),
+        ("performance", "test_planner_statistics[public.comments]", "no column statistics"),
+        ("performance", "test_rto_within_budget", "over the budget of 1e-06 s"),
+        (
+            "data_consistency",
+            "test_sequence_not_behind[public.tasks_id_seq]",
+            "is not above max(public.tasks.id) = ",
+        ),
+        (
+            "data_consistency",
+            "test_foreign_key[public.task_tags/task_tags_task_id_fkey]",
+            "1 row(s) of public.task_tags reference no row of public.tasks",
+        ),
+        (
+            "data_consistency",
+            "test_btree_index[public.tasks_project_id_idx]",
+            'lacks matching index tuple within index "tasks_project_id_idx"',
+        ),
+        (
+            "data_consistency",
+            "test_unique_key[public.tags_name_key]",
+            "1 key value(s) of public.tags occur more than once (2 rows) (the index itself is "
+            "missing",
+        ),
+        (
+            "data_consistency",
+            "test_check_constraint[public.projects/project_budget_positive]",
+            "1 row(s) of public.projects violate it",
+        ),
+        ("api_connectivity", "test_relation_grants[public.tags]", "anon: missing INSERT"),
+        (
+            "api_connectivity",
+            "test_rest_api",
+            f"REST API: public.{largest} counts {api.rows[largest]} rows, the backup holds "
+            f"{api.rows[largest] - 1}",
+        ),
+        ("api_connectivity", "test_storage_api", "bucket(s) not listed: images"),
+        (
+            "authentication",
+            "test_auth_api_lists_users",
+            f"Auth API: lists 0 users, the backup holds {users}",
+        ),
+    ]
+    problems: list[str] = []
+    caught: set[str] = set()
+    for category, test, needle in expected:
+        try:
+            message = out.failed_test(category, test)
+        except AssertionError as exc:
+            problems.append(str(exc))
+            continue
+        caught.update(n for n in out.failed if n.endswith("::" + test))
+        if needle not in message.splitlines()[0]:
+            problems.append(
+                f"{category} {test}: {needle!r} not in the first line: {message[:300]!r}"
+            )
+    # A dropped policy changes what signed-in users see: authentication reports it by user.
+    rls = {n: m for n, m in out.failures("authentication").items() if "test_rls_visibility[" in n}
+    if not any("public.import_log" in m for m in rls.values()):
+        problems.append(f"authentication: no RLS visibility failure names public.import_log: {rls}")
+    caught.update(rls)
+
+    # Knock-on failures that are right too, each for a stated reason; anything else is a
+    # false alarm.
+    knock_on = {
+        # the orphan is a new row; the index fault leaves the data as it was
+        "test_table_fingerprint[public.task_tags]": "data_integrity",
+        # the changed session and the changed bucket setting are changed rows
+        "test_table_fingerprint[auth.sessions]": "data_integrity",
+        "test_table_fingerprint[storage.buckets]": "data_integrity",
+        # the duplicate and the broken check are changed rows, their constraints schema
+        "test_table_fingerprint[public.projects]": "data_integrity",
+        "test_table_schema[public.tags]": "database_schema",
+        "test_table_schema[public.projects]": "database_schema",
+        # the revoked grant and the set-back sequence are schema facts as well
+        "test_schema_kind[grants]": "database_schema",
+        "test_schema_kind[sequences]": "database_schema",
+    }
+    for nodeid, message in out.failed.items():
+        if nodeid in caught:
+            continue
+        test = nodeid.rpartition("::")[2]
+        if knock_on.get(test) != out.category.get(nodeid):
+            problems.append(
+                f"unexpected failure {nodeid} ({out.category.get(nodeid)}): {message[:300]}"
+            )
+    # Every category failed, and the verdict says so.
+    for category in CATEGORIES:
+        if not out.failures(category):
+            problems.append(f"{category}: nothing failed")
+    if "supabase restore drill: FAIL" not in out.output:
+        problems.append("the verdict is not FAIL")
+    # No row contents anywhere: not the marker the faults wrote, not what they replaced.
+    for text in [MARKER, API_KEY, *injector.evidence]:
+        if text and len(text) >= 4 and text in out.output:
+            problems.append(f"row contents in the output: {text[:20]!r}...")
+    assert not problems, "\n".join(problems) + "\n\n" + out.output[-4000:]
