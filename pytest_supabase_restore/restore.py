@@ -66,6 +66,17 @@ def classify(
     return False, "", None
 
 
+def _record(out: RestoreOutcome, raw: list[tuple[str, str]], platform_present: bool) -> None:
+    """Classify every (message, statement) the restore produced into ``out``."""
+    for message, statement in raw:
+        expected, reason, item = classify(message, statement, platform_present=platform_present)
+        out.issues.append(
+            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
+        )
+        if item and item not in out.not_restorable:
+            out.not_restorable.append(item)
+
+
 def parse_pg_restore_errors(stderr: str) -> list[tuple[str, str]]:
     """(message, statement) pairs from pg_restore's stderr."""
     pairs = []
@@ -222,13 +233,7 @@ def restore_backup_set(
     out.phases["analyze"] = time.monotonic() - t0
     progress(f"restore: ANALYZE in {out.phases['analyze']:.1f}s")
 
-    for message, statement in raw:
-        expected, reason, item = classify(message, statement, platform_present=platform_present)
-        out.issues.append(
-            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
-        )
-        if item and item not in out.not_restorable:
-            out.not_restorable.append(item)
+    _record(out, raw, platform_present)
     return out
 
 
@@ -261,13 +266,7 @@ def restore_cli_dump(
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ANALYZE")
     out.phases["analyze"] = time.monotonic() - t0
-    for message, statement in raw:
-        expected, reason, item = classify(message, statement, platform_present=False)
-        out.issues.append(
-            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
-        )
-        if item and item not in out.not_restorable:
-            out.not_restorable.append(item)
+    _record(out, raw, platform_present=False)
     return out
 
 
