@@ -1,0 +1,587 @@
+"""Benchmark: the drill against the raw tools, side by side, on the same data, at growing sizes.
+
+``python -m bench.run --scales 1,2,4 --base-scale 1000 --objects 3000 [--jobs N] [--json F]``
+
+For each scale the demo project is started once (scale ``base * s``, ``objects * s``
+Storage objects), then on that same data:
+
+* baseline: ``pg_dump -Fd -j N`` (same compression and scope flags as the drill) into a
+  temporary directory, a fresh cluster prepared with the platform roles, ``pg_restore -j N``;
+* ``rclone copy`` of every bucket from the same S3 endpoint, when rclone is installed;
+* the drill: ``python -m pytest --supabase-restore`` in a subprocess, from an empty directory,
+  against the running demo as an external source (``SUPABASE_DB_URL``, ``SUPABASE_S3_*``);
+* ``COPY (SELECT * FROM t) TO STDOUT`` of the tables the drill fingerprinted.
+
+It prints every figure and ratio, and the growth factor from the smallest to the largest
+scale. It asserts nothing: benchmarks are not tests. See bench/README.md for measured results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_supabase_restore.config import OPTIONS
+from pytest_supabase_restore.demo import DemoProject, platform_roles_sql, s3_client
+from pytest_supabase_restore.export import compression_args
+from pytest_supabase_restore.fingerprint import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
+from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools
+from pytest_supabase_restore.pg.cluster import Cluster
+from pytest_supabase_restore.s3server import S3Endpoint
+
+MB = 1_000_000
+S3_CONCURRENCY = 8  # the drill's default --supabase-s3-concurrency; rclone gets the same
+COMPRESSION = next(o.default for o in OPTIONS if o.name == "compression")
+
+# The pytest subprocess runs through this wrapper: pytest.main() in-process, then the
+# wrapper's own peak RSS (getrusage(RUSAGE_SELF).ru_maxrss, KiB on Linux) is written to the
+# file named by argv[1]. RUSAGE_CHILDREN in this process would instead give the maximum
+# over *all* children ever reaped (pg_dump, rclone, moto, ...), not the pytest process.
+_RSS_WRAPPER = """\
+import resource, sys
+import pytest
+out = sys.argv[1]
+sys.argv = ["pytest"] + sys.argv[2:]
+try:
+    code = pytest.main(sys.argv[1:])
+finally:
+    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(out, "w") as fh:
+        fh.write(f"{self_kib} {kids_kib}\\n")
+sys.exit(int(code))
+"""
+
+LABELS = (
+    "drill time / baseline time",
+    "storage export / rclone time",
+    "peak RSS of the pytest process",
+    "fingerprint throughput",
+    "COPY TO throughput",
+    "growth factor",
+)
+"""Figure labels the summary always prints (the suite checks them)."""
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- processes that always stop ---------------------------------------------------------------
+def _run(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    stdout: Path | None = None,
+) -> tuple[int, float, str]:
+    """Run ``args``; (exit code, wall seconds, stderr). Ctrl-C stops the child first."""
+    t0 = time.monotonic()
+    out = open(stdout, "w") if stdout is not None else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            list(args),
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Own process group: Ctrl-C reaches only us, and we stop the child in order.
+            start_new_session=True,
+        )
+    finally:
+        if stdout is not None and not isinstance(out, int):
+            out.close()
+    try:
+        _, err = proc.communicate()
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc.returncode, time.monotonic() - t0, err or ""
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    for sig, wait in ((signal.SIGINT, 60.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait)
+
+
+def _pg_env(dsn_password: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if dsn_password:
+        env["PGPASSWORD"] = dsn_password
+    return env
+
+
+# -- baseline: pg_dump + pg_restore -----------------------------------------------------------
+def _server_major(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    assert row is not None
+    return int(row[0]) // 10000
+
+
+def baseline_pg(demo: DemoProject, tools: PgBinaries, jobs: int, work: Path) -> dict[str, Any]:
+    """pg_dump -Fd -j N of the demo, then pg_restore -j N into a fresh prepared cluster."""
+    dump_dir = work / "baseline-dump"
+    args = [
+        tools.path("pg_dump"),
+        "--format=directory",
+        f"--jobs={jobs}",
+        f"--file={dump_dir}",
+        "--no-password",
+        "--quote-all-identifiers",
+        *compression_args(tools, COMPRESSION),
+        *(f"--exclude-schema={s}" for s in SCOPE_EXCLUDED_SCHEMAS),
+        *(
+            f'--exclude-table-data="{t.partition(".")[0]}"."{t.partition(".")[2]}"'
+            for t in EXCLUDED_TABLE_DATA
+        ),
+        f"--dbname={demo.db_url}",
+    ]
+    code, dump_s, err = _run(args, env=_pg_env())
+    if code != 0:
+        raise RuntimeError(f"baseline pg_dump failed (exit {code}): {err[-2000:]}")
+    dump_bytes = sum(p.stat().st_size for p in dump_dir.rglob("*") if p.is_file())
+
+    t0 = time.monotonic()
+    cluster = Cluster(superuser="supabase_admin", name="bench-baseline")
+    try:
+        cluster.start()
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(platform_roles_sql())
+            conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+        start_s = time.monotonic() - t0
+        args = [
+            tools.path("pg_restore"),
+            f"--jobs={jobs}",
+            "--no-password",
+            f"--dbname={cluster.dsn()}",
+            str(dump_dir),
+        ]
+        code, restore_s, err = _run(args, env=_pg_env())
+        errors = err.count("pg_restore: error:")
+        first_error = next((line for line in err.splitlines() if "pg_restore: error:" in line), "")
+    finally:
+        cluster.stop()
+        shutil.rmtree(dump_dir, ignore_errors=True)
+    return {
+        "pg_dump_s": dump_s,
+        "cluster_start_s": start_s,
+        "pg_restore_s": restore_s,
+        "pg_restore_exit": code,
+        "pg_restore_errors": errors,
+        "pg_restore_first_error": first_error[:200],
+        "dump_bytes": dump_bytes,
+        "total_s": dump_s + start_s + restore_s,
+    }
+
+
+# -- baseline: rclone -------------------------------------------------------------------------
+def baseline_rclone(s3: S3Endpoint, buckets: Sequence[str], work: Path) -> dict[str, Any] | None:
+    """``rclone copy`` of every bucket, one after the other; None when rclone is missing."""
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        return None
+    # Configured through the environment only, so no secret lands on argv or on disk.
+    # AWS_CA_BUNDLE makes rclone's S3 backend fail to build its HTTP client; the endpoint
+    # is plain HTTP on loopback, so no CA bundle is needed.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    env.update(
+        {
+            "RCLONE_CONFIG_BENCHSRC_TYPE": "s3",
+            "RCLONE_CONFIG_BENCHSRC_PROVIDER": "Other",
+            "RCLONE_CONFIG_BENCHSRC_ENDPOINT": s3.url,
+            "RCLONE_CONFIG_BENCHSRC_REGION": s3.region,
+            "RCLONE_CONFIG_BENCHSRC_ACCESS_KEY_ID": s3.access_key_id,
+            "RCLONE_CONFIG_BENCHSRC_SECRET_ACCESS_KEY": s3.secret_access_key,
+            "RCLONE_CONFIG_BENCHSRC_FORCE_PATH_STYLE": "true",
+            "RCLONE_CONFIG": "/dev/null",
+        }
+    )
+    dest = work / "rclone"
+    total = 0.0
+    try:
+        for bucket in buckets:
+            code, seconds, err = _run(
+                [
+                    rclone,
+                    "copy",
+                    f"benchsrc:{bucket}",
+                    str(dest / bucket),
+                    f"--transfers={S3_CONCURRENCY}",
+                    f"--checkers={S3_CONCURRENCY}",
+                ],
+                env=env,
+            )
+            total += seconds
+            if code != 0:
+                raise RuntimeError(
+                    f"rclone copy of bucket {bucket} failed (exit {code}): {err[-2000:]}"
+                )
+        copied = sum(1 for p in dest.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+    return {"seconds": total, "objects": copied, "bytes": size}
+
+
+# -- the drill --------------------------------------------------------------------------------
+def run_drill(demo: DemoProject, jobs: int, work: Path) -> dict[str, Any]:
+    """The full drill in a pytest subprocess, the demo as an external source."""
+    empty = work / "drill-cwd"
+    empty.mkdir()
+    backups = work / "drill-backups"
+    summary = work / "summary.json"
+    rss_file = work / "rss.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "STAGING_"))}
+    env.update(
+        {
+            "SUPABASE_DB_URL": demo.db_url,
+            "SUPABASE_S3_ENDPOINT": demo.s3.url,
+            "SUPABASE_S3_REGION": demo.s3.region,
+            "SUPABASE_S3_ACCESS_KEY_ID": demo.s3.access_key_id,
+            "SUPABASE_S3_SECRET_ACCESS_KEY": demo.s3.secret_access_key,
+            "SUPABASE_RESTORE_JOBS": str(jobs),
+        }
+    )
+    args = [
+        sys.executable,
+        "-c",
+        _RSS_WRAPPER,
+        str(rss_file),
+        "--supabase-restore",
+        "--supabase-staging=ephemeral",
+        f"--supabase-summary-json={summary}",
+        f"--supabase-backup-dir={backups}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        # A free profile: pytest's own list of the slowest test phases.
+        "--durations=8",
+    ]
+    log = work / "drill.log"
+    code, seconds, err = _run(args, env=env, cwd=str(empty), stdout=log)
+    result: dict[str, Any] = {"exit": code, "wall_s": seconds, "slowest": _slowest(log)}
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        result.update(
+            status=data.get("status"),
+            reason=data.get("reason"),
+            phases=data.get("phases", {}),
+            rto_s=data.get("rto_seconds"),
+            tests=data.get("tests", {}),
+        )
+    else:
+        result.update(status="NO SUMMARY", reason=err.strip().splitlines()[-1:] or "")
+    if rss_file.is_file():
+        self_kib, kids_kib = (int(v) for v in rss_file.read_text().split())
+        result["peak_rss_mb"] = self_kib * 1024 / MB
+        result["children_peak_rss_mb"] = kids_kib * 1024 / MB
+    manifests = sorted(backups.glob("*/manifest.json"))
+    if manifests:
+        manifest = json.loads(manifests[-1].read_text())
+        result["timings"] = manifest.get("timings", {})
+        result["tables"] = [
+            (t["schema"], t["name"], int(t.get("bytes", 0)))
+            for t in manifest.get("tables", {}).values()
+        ]
+        storage = manifest.get("storage", {})
+        result["objects"] = len(storage.get("objects", []))
+    shutil.rmtree(backups, ignore_errors=True)
+    return result
+
+
+def _slowest(log: Path) -> list[str]:
+    """The lines of pytest's ``--durations`` section (test ids and seconds only)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    start = next((i for i, line in enumerate(lines) if "slowest" in line and "=" in line), None)
+    if start is None:
+        return []
+    picked: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.strip() or line.startswith("="):
+            break
+        if re.match(r"\d+(\.\d+)?s\s+(setup|call|teardown)\s", line.strip()):
+            picked.append(line.strip())
+    return picked
+
+
+# -- COPY TO throughput -----------------------------------------------------------------------
+def copy_throughput(dsn: str, tables: Sequence[tuple[str, str, int]], jobs: int) -> dict[str, Any]:
+    """COPY (SELECT * FROM t) TO STDOUT of each table, ``jobs`` at a time; bytes discarded.
+
+    The same worker count as the drill's fingerprints, largest tables first (as it does).
+    """
+    queue: Queue[tuple[str, str, int]] = Queue()
+    for item in sorted(tables, key=lambda t: t[2], reverse=True):
+        queue.put(item)
+    streamed = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with psycopg.connect(dsn) as conn:
+            while True:
+                try:
+                    schema, name, _ = queue.get_nowait()
+                except Empty:
+                    return
+                query = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT").format(
+                    sql.Identifier(schema), sql.Identifier(name)
+                )
+                n = 0
+                with conn.cursor() as cur, cur.copy(query) as copy:
+                    for chunk in copy:
+                        n += len(chunk)
+                conn.rollback()
+                with lock:
+                    streamed[0] += n
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for f in [pool.submit(worker) for _ in range(max(1, jobs))]:
+            f.result()
+    return {"seconds": time.monotonic() - t0, "copy_bytes": streamed[0]}
+
+
+# -- one scale --------------------------------------------------------------------------------
+def bench_scale(scale: int, objects: int, jobs: int) -> dict[str, Any]:
+    """Every measurement at one scale, on one demo project that is always stopped."""
+    result: dict[str, Any] = {"scale": scale, "objects_requested": objects}
+    work = Path(tempfile.mkdtemp(prefix="supabase-bench-"))
+    demo = DemoProject(scale=scale, objects=objects)
+    try:
+        _log(f"scale {scale}: starting the demo project ({objects} objects)")
+        demo.start()
+        result["demo_start_s"] = demo.startup_seconds
+        result["rows"] = sum(demo.counts.values())
+        result["objects"] = sum(demo.objects_per_bucket.values())
+        with psycopg.connect(demo.admin_url) as conn:
+            row = conn.execute("SELECT pg_database_size('postgres')").fetchone()
+        result["db_bytes"] = int(row[0]) if row else 0
+        _log(
+            f"scale {scale}: demo ready in {demo.startup_seconds or 0:.0f}s, "
+            f"{result['db_bytes'] / MB:.0f} MB database, {result['rows']} rows"
+        )
+        tools = find_client_tools(_server_major(demo.admin_url))
+
+        _log(f"scale {scale}: baseline pg_dump + pg_restore (-j {jobs})")
+        result["baseline"] = baseline_pg(demo, tools, jobs, work)
+
+        buckets = [b["Name"] for b in s3_client(demo.s3).list_buckets().get("Buckets", [])]
+        _log(f"scale {scale}: rclone copy of {len(buckets)} buckets")
+        result["rclone"] = baseline_rclone(demo.s3, buckets, work)
+        if result["rclone"] is None:
+            _log("rclone not installed")
+
+        _log(f"scale {scale}: the drill (pytest --supabase-restore)")
+        result["drill"] = run_drill(demo, jobs, work)
+        _log(f"scale {scale}: drill {result['drill'].get('status')}")
+
+        tables = result["drill"].pop("tables", [])
+        if tables:
+            _log(f"scale {scale}: COPY TO of {len(tables)} tables")
+            result["copy"] = copy_throughput(demo.db_url, tables, jobs)
+            result["copy"]["table_bytes"] = sum(t[2] for t in tables)
+    finally:
+        demo.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# -- report -----------------------------------------------------------------------------------
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "n/a"
+
+
+def _secs(v: float | None) -> str:
+    return f"{v:.1f}s" if v is not None else "n/a"
+
+
+def figures(r: dict[str, Any]) -> dict[str, Any]:
+    """The derived figures of one scale (None where not measured)."""
+    drill = r.get("drill", {})
+    timings = drill.get("timings", {})
+    base = r.get("baseline", {})
+    rclone = r.get("rclone")
+    copy = r.get("copy", {})
+    table_mb = copy.get("table_bytes", 0) / MB
+    fp_s = timings.get("fingerprint")
+    return {
+        "drill_s": drill.get("wall_s"),
+        "baseline_s": base.get("total_s"),
+        "storage_s": timings.get("storage_export"),
+        "rclone_s": rclone["seconds"] if rclone else None,
+        "peak_rss_mb": drill.get("peak_rss_mb"),
+        "fingerprint_mb_s": table_mb / fp_s if fp_s and table_mb else None,
+        "copy_mb_s": table_mb / copy["seconds"] if copy.get("seconds") and table_mb else None,
+        "copy_stream_mb_s": copy["copy_bytes"] / MB / copy["seconds"]
+        if copy.get("seconds")
+        else None,
+    }
+
+
+def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
+    """Print per-scale details, the ratio table and the growth factor."""
+
+    def p(line: str = "") -> None:
+        print(line, file=out)
+
+    for r in results:
+        drill, base = r.get("drill", {}), r.get("baseline", {})
+        p()
+        p(
+            f"== scale {r['scale']}: {r.get('db_bytes', 0) / MB:.0f} MB database, "
+            f"{r.get('rows', 0)} rows, {r.get('objects', 0)} Storage objects"
+        )
+        p(
+            f"  baseline: pg_dump {_secs(base.get('pg_dump_s'))} "
+            f"({base.get('dump_bytes', 0) / MB:.0f} MB), cluster start "
+            f"{_secs(base.get('cluster_start_s'))}, pg_restore {_secs(base.get('pg_restore_s'))} "
+            f"(exit {base.get('pg_restore_exit')}, {base.get('pg_restore_errors')} errors); "
+            f"total {_secs(base.get('total_s'))}"
+        )
+        if base.get("pg_restore_first_error"):
+            p(f"  baseline pg_restore first error: {base['pg_restore_first_error']}")
+        rclone = r.get("rclone")
+        p(
+            f"  rclone copy: {_secs(rclone['seconds'])} for {rclone['objects']} objects"
+            if rclone
+            else "  rclone copy: rclone not installed"
+        )
+        p(
+            f"  drill: {drill.get('status')} (exit {drill.get('exit')}) in "
+            f"{_secs(drill.get('wall_s'))}, RTO {_secs(drill.get('rto_s'))}; "
+            f"tests {drill.get('tests')}"
+        )
+        if drill.get("status") != "PASS":
+            p(f"  drill verdict reason: {str(drill.get('reason'))[:300]}")
+        phases = drill.get("phases", {})
+        if phases:
+            p("  drill phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
+        timings = drill.get("timings", {})
+        if timings:
+            p("  export timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+        for line in drill.get("slowest", []):
+            p(f"  slowest: {line}")
+        p(
+            f"  children peak RSS (largest single child of pytest): "
+            f"{drill.get('children_peak_rss_mb', 0):.0f} MB"
+        )
+        p(
+            f"  copy: {_secs(r.get('copy', {}).get('seconds'))}, "
+            f"{r.get('copy', {}).get('copy_bytes', 0) / MB:.0f} MB of COPY text streamed, "
+            f"{r.get('copy', {}).get('table_bytes', 0) / MB:.0f} MB of table data "
+            f"(pg_total_relation_size, as the manifest counts it)"
+        )
+
+    p()
+    p("== figures")
+    header = f"{'figure':<36}" + "".join(f"{'scale ' + str(r['scale']):>16}" for r in results)
+    p(header)
+    rows: list[tuple[str, list[str]]] = []
+    fs = [figures(r) for r in results]
+    rows.append(("drill time", [_secs(f["drill_s"]) for f in fs]))
+    rows.append(("baseline time (dump+start+restore)", [_secs(f["baseline_s"]) for f in fs]))
+    rows.append((LABELS[0], [_ratio(f["drill_s"], f["baseline_s"]) for f in fs]))
+    rows.append(
+        (
+            LABELS[1],
+            [
+                _ratio(f["storage_s"], f["rclone_s"]) if f["rclone_s"] else "rclone not installed"
+                for f in fs
+            ],
+        )
+    )
+    rows.append(
+        (
+            LABELS[2],
+            [f"{f['peak_rss_mb']:.0f} MB" if f["peak_rss_mb"] else "n/a" for f in fs],
+        )
+    )
+    rows.append(
+        (
+            LABELS[3],
+            [f"{f['fingerprint_mb_s']:.1f} MB/s" if f["fingerprint_mb_s"] else "n/a" for f in fs],
+        )
+    )
+    rows.append(
+        (LABELS[4], [f"{f['copy_mb_s']:.1f} MB/s" if f["copy_mb_s"] else "n/a" for f in fs])
+    )
+    for label, cells in rows:
+        p(f"{label:<36}" + "".join(f"{c:>16}" for c in cells))
+    first, last = fs[0], fs[-1]
+    size = (results[-1]["scale"] / results[0]["scale"]) if results else 1
+    p(
+        f"{LABELS[5]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
+        f"{size:.0f}x data): drill {_ratio(last['drill_s'], first['drill_s'])}, "
+        f"baseline {_ratio(last['baseline_s'], first['baseline_s'])}, "
+        f"peak RSS {_ratio(last['peak_rss_mb'], first['peak_rss_mb'])}"
+    )
+
+
+# -- entry point ------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every scale was measured (whatever the drill's verdict)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scales", default="1,2,4", help="multipliers, comma separated")
+    parser.add_argument("--base-scale", type=int, default=1000, help="demo scale at 1x")
+    parser.add_argument("--objects", type=int, default=3000, help="Storage objects at 1x")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    opts = parser.parse_args(argv)
+    scales = [int(s) for s in opts.scales.split(",") if s.strip()]
+    results: list[dict[str, Any]] = []
+    try:
+        for s in scales:
+            results.append(bench_scale(opts.base_scale * s, opts.objects * s, opts.jobs))
+    except KeyboardInterrupt:
+        _log("interrupted; everything started was stopped")
+        return 130
+    report(results)
+    if opts.json is not None:
+        opts.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    # A SIGTERM (CI cancel) unwinds like Ctrl-C, so the finally blocks stop what we started.
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    with _sigterm_as_interrupt():
+        sys.exit(main())
