@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from . import __version__, fingerprint, manifest
 from .config import mask_url
 from .errors import BackupError, SourceError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
-from .pgtools import first_error, run_tool
+from .pgtools import first_error, libpq_env, run_tool
 from .s3server import S3Endpoint
 
 log = logging.getLogger(__name__)
@@ -249,6 +251,8 @@ def export(
 
     snap = SnapshotExport(db_url)
     partial, final = new_set_dir(base_dir, snap.snapshot_time)
+    dumper: subprocess.Popen[bytes] | None = None
+    dump_err: Any = None
     try:
         scope = fingerprint.schemas_in_scope(snap.conn)
         tables = fingerprint.list_tables(snap.conn, scope)
@@ -271,15 +275,17 @@ def export(
         for table in fingerprint.EXCLUDED_TABLE_DATA:
             schema, _, name = table.partition(".")
             dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
-        dump_result: dict[str, Any] = {}
-
-        def run_dump() -> None:
-            t0 = time.monotonic()
-            dump_result["run"] = run_tool(dump_args, db_url)
-            dump_result["seconds"] = time.monotonic() - t0
-
-        dumper = threading.Thread(target=run_dump, name="pg_dump")
-        dumper.start()
+        # pg_dump runs as a child process while the proof is computed; on any failure or
+        # interrupt it is stopped before the partial directory is removed.
+        dump_err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+        dump_started = time.monotonic()
+        dumper = subprocess.Popen(
+            dump_args,
+            env=libpq_env(db_url),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=dump_err,
+        )
 
         # While pg_dump runs, compute the proof in the same snapshot, in parallel.
         t0 = time.monotonic()
@@ -361,12 +367,13 @@ def export(
             storage_section["downloaded"] = True
             progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
 
-        dumper.join()
-        run = dump_result["run"]
-        timings["pg_dump"] = dump_result["seconds"]
-        if run.returncode != 0:
-            raise SourceError(f"pg_dump failed (exit {run.returncode}): {first_error(run.stderr)}")
-        progress(f"pg_dump finished in {dump_result['seconds']:.1f}s")
+        returncode = dumper.wait()
+        timings["pg_dump"] = time.monotonic() - dump_started
+        if returncode != 0:
+            dump_err.seek(0)
+            stderr = dump_err.read().decode(errors="replace")
+            raise SourceError(f"pg_dump failed (exit {returncode}): {first_error(stderr)}")
+        progress(f"pg_dump finished in {timings['pg_dump']:.1f}s")
         custom_roles = dump_roles(db_url, tools, partial / "roles.sql")
         manifest.restrict_tree(partial)
 
@@ -407,9 +414,18 @@ def export(
         timings["export_total"] = time.monotonic() - started
         return final
     except BaseException:
+        if dumper is not None and dumper.poll() is None:
+            dumper.terminate()
+            try:
+                dumper.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                dumper.kill()
+                dumper.wait()
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
+        if dump_err is not None:
+            dump_err.close()
         snap.close()
 
 

@@ -349,3 +349,20 @@ def test_round_trip_into_a_supabase_postgres_container(backup: Path) -> None:
         assert not outcome.unexpected, [i.message for i in outcome.unexpected]
     finally:
         target.stop()
+
+
+def test_interrupt_during_export_stops_pg_dump_and_leaves_nothing(
+    demo: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C while the fingerprints run: pg_dump is stopped before the partial set is removed."""
+    import subprocess
+
+    def interrupt(message: str) -> None:
+        if message.startswith("fingerprinted"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export(demo.db_url, tmp_path / "sets", s3=None, progress=interrupt)
+    assert list((tmp_path / "sets").iterdir()) == []
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert str(tmp_path) not in procs.stdout
