@@ -49,6 +49,16 @@ def _from(rel: str, kind: str) -> sql.Composable:
     return sql.SQL(rel) if kind == "p" else sql.SQL("ONLY {}").format(sql.SQL(rel))
 
 
+def _count(conn: Conn, query: sql.Composed, cannot: str) -> int:
+    """Run a ``SELECT count(*)``; a query the restored copy cannot run fails naming ``cannot``."""
+    try:
+        with conn.transaction():
+            row = conn.execute(query).fetchone()
+    except psycopg.Error as exc:
+        pytest.fail(f"{cannot}: {describe_error(exc)}", pytrace=False)
+    return int(row[0]) if row else 0
+
+
 def _table_or_skip(conn: Conn, table: str, what: str) -> tuple[int, str, str, str]:
     found = resolve_relation(conn, table)
     if found is None:
@@ -96,16 +106,11 @@ def test_foreign_key(foreign_key: str, facts: Facts, pinned_db: Conn) -> None:
     query = sql.SQL("SELECT count(*) FROM {t} AS c WHERE {w}").format(
         t=_from(child_rel, kind), w=where
     )
-    try:
-        with pinned_db.transaction():
-            row = pinned_db.execute(query).fetchone()
-    except psycopg.Error as exc:
-        pytest.fail(
-            f"foreign key {foreign_key}: its columns cannot be compared in the restored copy: "
-            f"{describe_error(exc)}",
-            pytrace=False,
-        )
-    orphans = int(row[0]) if row else 0
+    orphans = _count(
+        pinned_db,
+        query,
+        f"foreign key {foreign_key}: its columns cannot be compared in the restored copy",
+    )
     if orphans:
         pytest.fail(
             f"foreign key {foreign_key}: {orphans} row(s) of {table} reference no row of "
@@ -135,16 +140,12 @@ def test_check_constraint(check_constraint: str, facts: Facts, pinned_db: Conn) 
         t=_from(rel, kind),
         e=sql.SQL(expression),
     )
-    try:
-        with pinned_db.transaction():
-            row = pinned_db.execute(query).fetchone()
-    except psycopg.Error as exc:
-        pytest.fail(
-            f"check constraint {check_constraint}: its expression cannot be evaluated on the "
-            f"restored copy: {describe_error(exc)}",
-            pytrace=False,
-        )
-    violations = int(row[0]) if row else 0
+    violations = _count(
+        pinned_db,
+        query,
+        f"check constraint {check_constraint}: its expression cannot be evaluated on the "
+        "restored copy",
+    )
     if violations:
         pytest.fail(
             f"check constraint {check_constraint}: {violations} row(s) of {table} violate it",
