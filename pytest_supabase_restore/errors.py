@@ -37,3 +37,7 @@ class SafetyError(DrillError):
 
 class StorageError(DrillError):
     """An S3 operation on Storage objects failed."""
+
+
+class SourceConnectionLost(SourceError):
+    """The connection to the source broke during the export (a transient fault: retried)."""

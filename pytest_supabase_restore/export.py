@@ -9,17 +9,20 @@ therefore true of exactly what was dumped, even while production keeps writing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +30,10 @@ import psycopg
 
 from . import __version__, fingerprint, manifest
 from .config import mask_url
-from .errors import BackupError, SourceError, ToolError
+from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
-from .pgtools import first_error, libpq_env, run_tool
+from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, libpq_env, run_tool
+from .reaper import reaper
 from .s3server import S3Endpoint
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,16 @@ def connect_source(
 ) -> psycopg.Connection[Any]:
     """A read-only connection to the source, or a SourceError that says what to check."""
     try:
-        conn = psycopg.connect(db_url, connect_timeout=15, application_name=application)
+        conn = psycopg.connect(
+            db_url,
+            connect_timeout=15,
+            application_name=application,
+            # A path that silently dies (NAT, failover) is noticed instead of hanging forever.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=6,
+        )
     except psycopg.OperationalError as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "check the host, port and network (Supabase: use the session pooler URL on IPv4-only networks)"
@@ -63,8 +76,40 @@ def connect_source(
         raise SourceError(
             f"Cannot connect to the source database {mask_url(db_url)}: {text}. Fix: {hint}."
         ) from exc
+    # A role's statement or idle timeout (Supabase sets them on API roles, and teams set
+    # them on others) must not cancel a long fingerprint or end the snapshot's transaction
+    # while pg_dump runs: like pg_dump itself, the export turns them off for its sessions.
+    for setting in ("statement_timeout", "idle_in_transaction_session_timeout", "lock_timeout"):
+        conn.execute(psycopg.sql.SQL("SET {} = 0").format(psycopg.sql.Identifier(setting)))
+    conn.commit()
     conn.read_only = True
     return conn
+
+
+_DENIED = re.compile(
+    r"permission denied for (?:table|relation|schema|sequence) (\S+)", re.IGNORECASE
+)
+DENIED_FIX = (
+    "export with a role that can read every table in scope (on Supabase, the postgres "
+    "user's connection string from Settings > Database), or GRANT SELECT on it to this user"
+)
+
+
+def source_failure(what: str, message: str) -> SourceError:
+    """The right error for a failure reading the source: lost connection, denied, other."""
+    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    denied = _DENIED.search(message)
+    if denied:
+        return SourceError(
+            f"{what}: the source user may not read {denied.group(1)} ({first}). Fix: {DENIED_FIX}."
+        )
+    if CONNECTION_LOST.search(message):
+        return SourceConnectionLost(
+            f"{what}: the connection to the source was lost ({first}). The network path or "
+            "the server dropped it; check the source's availability and any pooler or "
+            "proxy idle limits."
+        )
+    return SourceError(f"{what}: {first}")
 
 
 def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
@@ -105,7 +150,7 @@ def dump_roles(db_url: str, tools: PgBinaries, dest: Path) -> list[str]:
         timeout=600,
     )
     if result.returncode != 0:
-        raise SourceError(f"pg_dumpall --roles-only failed: {first_error(result.stderr)}")
+        raise source_failure("pg_dumpall --roles-only failed", result.stderr)
     kept: list[str] = []
     roles: list[str] = []
     for line in result.stdout.splitlines():
@@ -136,7 +181,9 @@ class SnapshotExport:
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
+        self._lock = threading.Lock()
         self.conn = self._open()
+        self._conns: list[psycopg.Connection[Any]] = [self.conn]
         row = self.conn.execute(
             "SELECT pg_export_snapshot(), clock_timestamp() AT TIME ZONE 'UTC'"
         ).fetchone()
@@ -146,6 +193,8 @@ class SnapshotExport:
 
     def importer(self) -> psycopg.Connection[Any]:
         conn = self._open()
+        with self._lock:
+            self._conns.append(conn)
         conn.execute(
             psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
                 psycopg.sql.Literal(self.snapshot_id)
@@ -158,6 +207,23 @@ class SnapshotExport:
         conn = connect_source(self.db_url)
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         return conn
+
+    def abort(self) -> None:
+        """Break every connection of this export at the socket, from any thread.
+
+        A worker blocked on a source that stopped answering then fails at once, so an
+        interrupt or a timeout never waits for the network. (A cancel request would itself
+        have to reach the server, which is exactly what may not work.)
+        """
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                if not conn.closed:
+                    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
 
     def close(self) -> None:
         try:
@@ -238,8 +304,53 @@ def export(
 
     Nothing is left behind on failure: the partial directory is removed and the error is
     raised. The set is renamed to its final name only once the manifest is complete.
+    A database error becomes a :class:`SourceError` (``SourceConnectionLost`` when the
+    connection broke, which the drill retries with a new snapshot).
     """
-    timings = {} if timings is None else timings
+    try:
+        return _export(
+            db_url,
+            base_dir,
+            s3=s3,
+            jobs=jobs,
+            compression=compression,
+            s3_concurrency=s3_concurrency,
+            rls_sample=rls_sample,
+            pg_bindir=pg_bindir,
+            source_label=source_label,
+            progress=progress,
+            timings={} if timings is None else timings,
+        )
+    except psycopg.Error as exc:
+        raise source_failure("Export", str(exc)) from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise disk_full(base_dir) from exc
+        raise
+
+
+def disk_full(base_dir: Path) -> BackupError:
+    return BackupError(
+        f"The backup directory {base_dir} ran out of space ({NO_SPACE}) while the backup set "
+        "was written; the incomplete set was removed. Fix: free space there or point "
+        "--supabase-backup-dir at a larger disk."
+    )
+
+
+def _export(
+    db_url: str,
+    base_dir: Path,
+    *,
+    s3: S3Endpoint | None,
+    jobs: int,
+    compression: str,
+    s3_concurrency: int,
+    rls_sample: int,
+    pg_bindir: str | None,
+    source_label: str | None,
+    progress: Progress,
+    timings: dict[str, float],
+) -> Path:
     started = time.monotonic()
     probe = connect_source(db_url)
     try:
@@ -251,6 +362,7 @@ def export(
 
     snap = SnapshotExport(db_url)
     partial, final = new_set_dir(base_dir, snap.snapshot_time)
+    reaper.watch_path(partial)  # never left behind, even if this process is killed
     dumper: subprocess.Popen[bytes] | None = None
     dump_err: Any = None
     try:
@@ -286,6 +398,7 @@ def export(
             stdout=subprocess.DEVNULL,
             stderr=dump_err,
         )
+        reaper.watch_process(dumper.pid)
 
         # While pg_dump runs, compute the proof in the same snapshot, in parallel.
         t0 = time.monotonic()
@@ -297,8 +410,11 @@ def export(
             conn = snap.importer()
             try:
                 fp = fingerprint.fingerprint_table(conn, ref)
+            except psycopg.Error as exc:
+                raise source_failure(f"Reading {ref.qualified}", str(exc)) from exc
             finally:
-                conn.rollback()
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
                 conn.close()
             with lock:
                 fingerprints[ref.qualified] = _table_json(ref, fp)
@@ -306,8 +422,16 @@ def export(
                     f"fingerprinted {ref.qualified}: {fp['rows']} rows ({len(fingerprints)}/{len(tables)})"
                 )
 
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(work, ordered))
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        done = False
+        try:
+            for future in as_completed([pool.submit(work, ref) for ref in ordered]):
+                future.result()
+            done = True
+        finally:  # the first failure stops the queue instead of reading every other table
+            if not done:
+                snap.abort()
+            pool.shutdown(wait=True, cancel_futures=True)
         timings["fingerprint"] = time.monotonic() - t0
 
         t0 = time.monotonic()
@@ -349,6 +473,8 @@ def export(
                 progress=progress,
             )
             timings["storage_export"] = time.monotonic() - t0
+            if any(NO_SPACE in e for e in result.errors):
+                raise disk_full(base_dir)
             if result.errors:
                 raise BackupError(
                     "Storage export failed: "
@@ -372,7 +498,12 @@ def export(
         if returncode != 0:
             dump_err.seek(0)
             stderr = dump_err.read().decode(errors="replace")
-            raise SourceError(f"pg_dump failed (exit {returncode}): {first_error(stderr)}")
+            if NO_SPACE in stderr:
+                raise disk_full(base_dir)
+            raise source_failure(
+                f"pg_dump failed (exit {returncode})",
+                first_error(stderr) + ("\n" + stderr if CONNECTION_LOST.search(stderr) else ""),
+            )
         progress(f"pg_dump finished in {timings['pg_dump']:.1f}s")
         custom_roles = dump_roles(db_url, tools, partial / "roles.sql")
         manifest.restrict_tree(partial)
@@ -411,6 +542,7 @@ def export(
         data["files"] = manifest.inventory_files(partial, jobs=max(2, jobs))
         manifest.write_manifest(partial, data)
         os.replace(partial, final)
+        reaper.forget_path(partial)
         timings["export_total"] = time.monotonic() - started
         return final
     except BaseException:
@@ -422,8 +554,11 @@ def export(
                 dumper.kill()
                 dumper.wait()
         shutil.rmtree(partial, ignore_errors=True)
+        reaper.forget_path(partial)
         raise
     finally:
+        if dumper is not None:
+            reaper.forget_process(dumper.pid)
         if dump_err is not None:
             dump_err.close()
         snap.close()

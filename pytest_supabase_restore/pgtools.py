@@ -86,3 +86,16 @@ def first_error(stderr: str) -> str:
         if line and not _NOISE.match(line):
             return line
     return stderr.strip()[:300]
+
+
+# Messages of libpq, pg_dump and pg_restore that mean the connection itself broke (the
+# server or the network path went away), as opposed to one statement failing.
+CONNECTION_LOST = re.compile(
+    r"server closed the connection unexpectedly|connection to server .*(failed|lost|closed)|"
+    r"could not receive data from server|could not send data to server|SSL SYSCALL error|"
+    r"terminating connection|connection reset by peer|lost synchronization with server|"
+    r"the connection is (lost|closed)|consuming input failed|the database system is "
+    r"(shutting down|in recovery mode|starting up)",
+    re.IGNORECASE,
+)
+NO_SPACE = "No space left on device"

@@ -19,8 +19,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from .errors import RestoreError
 from .pg.binaries import PgBinaries
-from .pgtools import run_tool
+from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
 from .results import RestoreIssue
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,32 @@ _ERROR_BLOCK = re.compile(
 _MISSING_EXTENSION = re.compile(
     r'(could not open extension control file ".*?/(?P<a>[^/]+)\.control"|extension "(?P<b>[^"]+)" is not available)'
 )
+
+
+def fatal_restore_error(phase: str, message: str) -> RestoreError | None:
+    """A RestoreError when the target itself failed (full disk, server gone), else None.
+
+    Those end the restore at once: every later statement would fail the same way, and the
+    cause, not a thousand consequences, is what the report must name.
+    """
+    first = first_error(message).strip()
+    for line in message.splitlines():
+        if NO_SPACE in line or CONNECTION_LOST.search(line):
+            first = line.strip()
+            break
+    if NO_SPACE in message:
+        return RestoreError(
+            f"The staging target ran out of disk space during the restore ({phase}): {first}. "
+            "Fix: give the staging database more disk (ephemeral target: point TMPDIR at a "
+            "larger disk)."
+        )
+    if CONNECTION_LOST.search(message):
+        return RestoreError(
+            f"The staging server stopped answering during the restore ({phase}): {first}. "
+            "It crashed, was stopped or ran out of resources; nothing after this point was "
+            "restored."
+        )
+    return None
 
 
 @dataclass
@@ -198,7 +225,30 @@ def restore_backup_set(
     prepare_sql: str | None = None,
     progress: Progress = lambda _m: None,
 ) -> RestoreOutcome:
-    """Restore ``set_dir`` (a manifest backup set) into ``dsn``. Errors are kept, not raised."""
+    """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
+
+    Errors of single statements are kept and classified, not raised; a target that fails
+    as a whole (disk full, server gone) raises :class:`RestoreError` naming the cause.
+    """
+    try:
+        return _restore_backup_set(
+            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress
+        )
+    except psycopg.OperationalError as exc:
+        raise fatal_restore_error("restore", str(exc)) or RestoreError(
+            f"The staging database failed during the restore: {first_error(str(exc))}"
+        ) from exc
+
+
+def _restore_backup_set(
+    set_dir: Path,
+    dsn: str,
+    tools: PgBinaries,
+    jobs: int,
+    platform_present: bool,
+    prepare_sql: str | None,
+    progress: Progress,
+) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
 
@@ -218,7 +268,10 @@ def restore_backup_set(
         ("post-data", False, "post_data"),
     ):
         t0 = time.monotonic()
-        _code, stderr = _restore_section(tools, dsn, db_dir, section, jobs, replica=replica)
+        code, stderr = _restore_section(tools, dsn, db_dir, section, jobs, replica=replica)
+        fatal = fatal_restore_error(phase, stderr) if code != 0 else None
+        if fatal is not None:
+            raise fatal
         raw += parse_pg_restore_errors(stderr)
         out.phases[phase] = time.monotonic() - t0
         progress(f"restore: {phase} in {out.phases[phase]:.1f}s")

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import StorageError
 from .pg.cluster import free_port
+from .reaper import reaper
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class LocalS3Server:
         fd, log_path = tempfile.mkstemp(prefix=f"supabase-restore-{self.name}-", suffix=".log")
         os.close(fd)
         self._log = Path(log_path)
+        reaper.watch_path(self._log)
         for _ in range(5):
             self.port = free_port()
             env = dict(os.environ)
@@ -81,6 +83,7 @@ class LocalS3Server:
                     start_new_session=True,
                     env=env,
                 )
+            reaper.watch_process(self.process.pid)  # stopped even if this process dies
             if self._wait(timeout):
                 return self
             self.stop(keep_log=True)
@@ -119,8 +122,11 @@ class LocalS3Server:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        if proc is not None:
+            reaper.forget_process(proc.pid)
         if not keep_log and self._log is not None:
             self._log.unlink(missing_ok=True)
+            reaper.forget_path(self._log)
 
     def __enter__(self) -> LocalS3Server:
         return self.start()

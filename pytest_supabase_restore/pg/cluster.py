@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 
 from ..errors import ClusterError
+from ..reaper import reaper
 from .binaries import PgBinaries, find_server_tools
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,14 @@ class Cluster:
         name: str = "cluster",
         settings: dict[str, str] | None = None,
         start_timeout: float = 60.0,
+        parent: Path | None = None,
     ) -> None:
         self.binaries = binaries or find_server_tools()
         self.superuser = superuser
         self.name = name
         self.settings = dict(settings or {})
         self.start_timeout = start_timeout
+        self.parent = parent  # where the cluster's directory goes (default: the temp dir)
         self.port = 0
         self.base_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -152,7 +155,8 @@ class Cluster:
         return env
 
     def start(self) -> Cluster:
-        self.base_dir = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.name}-"))
+        self.base_dir = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.name}-", dir=self.parent))
+        reaper.watch_path(self.base_dir)  # removed even if this process dies without teardown
         with _LIVE_LOCK:
             _LIVE.add(self)
         try:
@@ -237,11 +241,14 @@ class Cluster:
             )
         finally:
             log_file.close()
+        # SIGQUIT is PostgreSQL's immediate shutdown: the data directory is thrown away anyway.
+        reaper.watch_process(self.process.pid, signal.SIGQUIT)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_tail()
                 if "could not bind" in tail or "Address already in use" in tail:
+                    reaper.forget_process(self.process.pid)
                     self.process = None
                     return False
                 raise ClusterError(
@@ -276,10 +283,14 @@ class Cluster:
                 except OSError as exc:  # pragma: no cover - already gone
                     log.warning("stopping the %s cluster: %s", self.name, exc)
                     break
+        if proc is not None:
+            reaper.forget_process(proc.pid)
         if self.base_dir is not None and self.base_dir.exists():
             shutil.rmtree(self.base_dir, ignore_errors=True)
             if self.base_dir.exists():
                 log.warning("could not remove %s", self.base_dir)
+            else:
+                reaper.forget_path(self.base_dir)
         with _LIVE_LOCK:
             _LIVE.discard(self)
 

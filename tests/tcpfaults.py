@@ -1,0 +1,138 @@
+"""A TCP proxy on loopback that can cut or stall the traffic it forwards.
+
+Used by the fault tests to put real network faults between the drill and a real server
+(PostgreSQL speaks its own protocol, so the proxy works at the TCP level only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Any
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to 127.0.0.1:<upstream_port>.
+
+    * ``cut()`` closes every open connection (both sides), like a dropped network path;
+      new connections are still accepted unless ``refuse`` is set.
+    * ``cut_after(n)`` cuts every open connection once, as soon as ``n`` bytes in total
+      have come back from the server since the call.
+    * ``stall()`` / ``resume()`` stop and restart forwarding without closing anything.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closed = False
+        self.refuse = False
+        self.cuts = 0
+        self.connections = 0
+        self._cut_budget: int | None = None
+        self.bytes_down = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def dsn(self, template: str) -> str:
+        """``template`` with its port replaced by the proxy's (``{port}`` placeholder)."""
+        return template.format(port=self.port)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refuse:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self._flowing.wait()
+                if down:
+                    with self._lock:
+                        self.bytes_down += len(data)
+                        if self._cut_budget is not None:
+                            self._cut_budget -= len(data)
+                            trigger = self._cut_budget <= 0
+                        else:
+                            trigger = False
+                    if trigger:
+                        self._cut_budget = None
+                        self.cut()
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self.cuts += 1
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut_after(self, nbytes: int) -> None:
+        with self._lock:
+            self._cut_budget = nbytes
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self._closed = True
+        self.resume()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.cut()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,253 @@
+"""Fault injection: real servers, real processes, real faults on loopback.
+
+Every case is bounded in time (``pytest.mark.timeout``) and checks the three promises:
+the run ends in a FAIL or a clear error that names the cause, transient faults are retried
+within bounded time, and nothing is left behind (no partial backup set, no process, no
+cluster, no temporary directory).
+
+Faults come from: a TCP proxy between the drill and PostgreSQL (``tcpfaults.TcpProxy``)
+that cuts or stalls traffic; roles with timeouts or missing grants on the source; a small
+tmpfs for "disk full"; PostgreSQL killed with a signal; signals and pytest-timeout applied
+to a real ``pytest --supabase-restore`` run in a child process. S3 faults (refused, cut
+mid-object, 503 SlowDown, object changing during download, pagination) are in
+``test_storage.py``; damaged backup sets in ``test_export_restore.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tcpfaults import TcpProxy
+
+from pytest_supabase_restore.config import DISPOSABLE_MARKER
+from pytest_supabase_restore.demo import DemoProject
+from pytest_supabase_restore.errors import (
+    BackupError,
+    RestoreError,
+    SourceConnectionLost,
+    SourceError,
+)
+from pytest_supabase_restore.export import export
+from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pg.cluster import Cluster
+from pytest_supabase_restore.restore import restore_backup_set
+from pytest_supabase_restore.staging import EphemeralStaging
+
+PREFIX = "supabase-restore-"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    with DemoProject(scale=1) as project:
+        yield project
+
+
+@pytest.fixture(scope="module")
+def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, jobs=2)
+
+
+def through(proxy: TcpProxy, dsn: str) -> str:
+    """``dsn`` with its port replaced by the proxy's."""
+    return re.sub(r":(\d+)/", f":{proxy.port}/", dsn, count=1)
+
+
+def processes_mentioning(*needles: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    return [
+        line
+        for line in out.stdout.splitlines()
+        if any(n in line for n in needles) and "ps -eo" not in line
+    ]
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def temp_entries() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob(PREFIX + "*")}
+
+
+@contextlib.contextmanager
+def tmpfs(size: str) -> Iterator[Path]:
+    """A size-limited filesystem (needs root / CAP_SYS_ADMIN), mounted directly below the
+    temp dir so that the unprivileged PostgreSQL server user can reach it."""
+    path = Path(tempfile.mkdtemp(prefix="fault-disk-"))
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        path.rmdir()
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {result.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+        path.rmdir()
+
+
+# -- the source database --------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_connection_dropped_mid_export_is_named_and_leaves_no_set(
+    demo: Any, tmp_path: Path
+) -> None:
+    """The proxy cuts every connection once ~0.5 MB have come back: pg_dump and the
+    fingerprint sessions lose their server in the middle of the export."""
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    with TcpProxy(demo.cluster.port) as proxy:
+        proxy.cut_after(500_000)
+        with pytest.raises(SourceConnectionLost) as info:
+            export(through(proxy, demo.db_url), sets, s3=None, jobs=2)
+        assert proxy.cuts == 1
+    message = str(info.value)
+    assert "connection to the source was lost" in message
+    assert list(sets.iterdir()) == []
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.timeout(90)
+def test_statement_and_idle_timeouts_of_the_source_role_do_not_break_the_export(
+    demo: Any, tmp_path: Path
+) -> None:
+    """Supabase sets statement timeouts on roles; teams set idle-in-transaction timeouts.
+    The export turns both off for its own sessions (as pg_dump does) and still completes."""
+    with psycopg.connect(demo.admin_url, autocommit=True) as admin:
+        # A table whose fingerprint takes far longer than the role's statement timeout.
+        admin.execute(
+            "CREATE TABLE public.big_log AS SELECT g AS id, md5(g::text) AS body "
+            "FROM generate_series(1, 1000000) g"
+        )
+        admin.execute("ALTER TABLE public.big_log ADD PRIMARY KEY (id)")
+        admin.execute("ANALYZE public.big_log")
+        admin.execute("ALTER ROLE postgres SET statement_timeout = '100ms'")
+        admin.execute("ALTER ROLE postgres SET idle_in_transaction_session_timeout = '100ms'")
+        try:
+            out = export(demo.db_url, tmp_path, s3=None, jobs=2)
+        finally:
+            admin.execute("ALTER ROLE postgres RESET statement_timeout")
+            admin.execute("ALTER ROLE postgres RESET idle_in_transaction_session_timeout")
+            admin.execute("DROP TABLE public.big_log")
+    data = json.loads((out / "manifest.json").read_text())
+    assert data["tables"]["public.big_log"]["rows"] == 1_000_000
+
+
+@pytest.mark.timeout(60)
+def test_a_table_the_source_role_may_not_read_is_named_with_the_fix(
+    demo: Any, tmp_path: Path
+) -> None:
+    with psycopg.connect(demo.admin_url, autocommit=True) as admin:
+        admin.execute("CREATE TABLE public.payroll (id int PRIMARY KEY, amount int)")
+        admin.execute("INSERT INTO public.payroll VALUES (1, 100)")
+        admin.execute(
+            "REVOKE ALL ON public.payroll FROM PUBLIC, postgres, anon, authenticated, service_role"
+        )
+        try:
+            with pytest.raises(SourceError) as info:
+                export(demo.db_url, tmp_path, s3=None, jobs=2)
+        finally:
+            admin.execute("DROP TABLE public.payroll")
+    message = str(info.value)
+    assert "payroll" in message and "may not read" in message and "GRANT SELECT" in message
+    assert not isinstance(info.value, SourceConnectionLost)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the backup set ---------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_disk_full_while_writing_the_set_is_named_and_nothing_is_kept(
+    demo: Any, tmp_path: Path
+) -> None:
+    """The set (~2 MB of dump, 3 MB of objects) does not fit into a 2 MB tmpfs."""
+    with tmpfs("2m") as small:
+        with pytest.raises(BackupError) as info:
+            export(demo.db_url, small, s3=demo.s3, jobs=2)
+        assert list(small.iterdir()) == []
+    message = str(info.value)
+    assert "ran out of space" in message and "--supabase-backup-dir" in message
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+# -- the staging target -----------------------------------------------------------------------
+@pytest.mark.timeout(90)
+def test_staging_server_killed_during_the_restore_is_named(backup: Path) -> None:
+    target = EphemeralStaging.start(15)
+    try:
+        cluster = target.cluster  # type: ignore[attr-defined]
+
+        def kill_after_schema(message: str) -> None:
+            if message.startswith("restore: schema"):
+                assert cluster.process is not None
+                os.kill(cluster.process.pid, signal.SIGKILL)
+                cluster.process.wait(timeout=10)
+
+        with pytest.raises(RestoreError) as info:
+            restore_backup_set(
+                backup,
+                target.dsn,
+                find_client_tools(15),
+                jobs=2,
+                prepare_sql=target.prepare_sql,
+                progress=kill_after_schema,
+            )
+    finally:
+        target.stop()
+    message = str(info.value)
+    assert "stopped answering during the restore (data)" in message
+    assert not Path(str(cluster.base_dir)).exists()
+
+
+@pytest.mark.timeout(120)
+def test_staging_out_of_disk_is_named(backup: Path, tmp_path: Path) -> None:
+    """A staging server on a 64 MB tmpfs, filled up to 1 MB before the restore."""
+    with tmpfs("64m") as disk:
+        cluster = Cluster(superuser="supabase_admin", name="staging-small", parent=disk)
+        try:
+            cluster.start()
+        except Exception as exc:  # pragma: no cover - depends on initdb's size
+            pytest.skip(f"initdb does not fit into the small disk: {exc}")
+        try:
+            with cluster.connect(autocommit=True) as conn:
+                conn.execute(f"COMMENT ON DATABASE postgres IS '{DISPOSABLE_MARKER}'")
+                conn.execute("CHECKPOINT")
+            # Leave about 1 MB free: the restore's data (~3 MB) cannot fit.
+            st = os.statvfs(disk)
+            with open(disk / "filler", "wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 1_000_000))
+            from pytest_supabase_restore.demo.project import platform_roles_sql
+            from pytest_supabase_restore.staging.ephemeral import PLATFORM_PREPARE
+
+            with pytest.raises(RestoreError) as info:
+                restore_backup_set(
+                    backup,
+                    cluster.dsn(),
+                    find_client_tools(15),
+                    jobs=2,
+                    prepare_sql=platform_roles_sql() + "\n" + PLATFORM_PREPARE,
+                )
+        finally:
+            cluster.stop()
+    message = str(info.value)
+    assert "ran out of disk space" in message and "No space left on device" in message
