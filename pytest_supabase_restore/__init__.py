@@ -21,4 +21,16 @@ CATEGORIES: tuple[str, ...] = (
 )
 """The eight smoke-test categories, in the order the verdict lists them (a contract)."""
 
-__all__ = ["CATEGORIES", "__version__"]
+QUICK_CATEGORIES: tuple[str, ...] = (
+    "api_connectivity",
+    "database_schema",
+    "crud_operations",
+    "authentication",
+    "performance",
+)
+"""The categories whose cost does not grow with the data: a quick check runs only these
+(``-m supabase_quick`` or ``--supabase-quick``). The others re-fingerprint every table
+(data_integrity), download and hash every object (storage) or scan every foreign key and
+index (data_consistency)."""
+
+__all__ = ["CATEGORIES", "QUICK_CATEGORIES", "__version__"]

@@ -5,6 +5,9 @@ xdist worker) when ``--supabase-restore`` is on. It
 
 * collects each drill test's outcome from its setup/call/teardown reports (a drill test is
   one whose ``user_properties`` carry ``("supabase_category", name)``) and collection errors;
+* learns from a :class:`SelectionRecorder` which categories were deliberately not selected
+  (``--supabase-quick``, ``-m``, ``-k``), so that the verdict can call the run a quick check
+  instead of failing those categories;
 * scrubs secrets from every test report before pytest's terminal, JUnit and HTML writers
   see it (it runs first);
 * at the end of the session builds the :class:`~pytest_supabase_restore.verdict.Verdict`,
@@ -44,14 +47,18 @@ from .verdict import (
     format_seconds,
     one_line,
     rpo_line,
+    scope_line,
 )
 
 CATEGORY_PROPERTY = "supabase_category"
 PLUGIN_NAME = "supabase-restore-reporting"
+SELECTION_PLUGIN_NAME = "supabase-restore-selection"
+SELECTION_OUTPUT = "supabase_restore_selection"  # key in an xdist worker's workeroutput
 
 
-def drill_category(report: pytest.TestReport | pytest.CollectReport) -> str | None:
-    """The drill category a report belongs to, or ``None`` for a test outside the drill."""
+def drill_category(report: pytest.TestReport | pytest.CollectReport | pytest.Item) -> str | None:
+    """The drill category a report (or a collected item) belongs to, or ``None`` for a test
+    outside the drill."""
     for prop in getattr(report, "user_properties", None) or ():
         # Under xdist the property arrives as a list, not a tuple.
         if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == CATEGORY_PROPERTY:
@@ -97,6 +104,45 @@ def _scrub_in_place(value: Any, redact: Callable[[str], str], depth: int = 0) ->
             # Some of pytest's repr dataclasses are frozen.
             object.__setattr__(value, key, _scrub_in_place(item, redact, depth + 1))
     return value
+
+
+class SelectionRecorder:
+    """Which drill categories had tests selected to run, and which had tests deselected.
+
+    Register it in every process that collects: the controller, and under xdist each worker
+    (the controller then collects nothing), which hands its sets over in ``workeroutput``.
+    A category counts as deliberately not selected only when every one of its collected
+    tests was deselected; if no worker reports (a crash), nothing counts as deselected,
+    so the verdict errs towards FAIL.
+    """
+
+    def __init__(self) -> None:
+        self.selected: set[str] = set()
+        self.deselected: set[str] = set()
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected.update(c for c in map(drill_category, items) if c is not None)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected.update(c for c in map(drill_category, session.items) if c is not None)
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[SELECTION_OUTPUT] = {
+                "selected": sorted(self.selected),
+                "deselected": sorted(self.deselected),
+            }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist, on the controller: take over what a worker selected and deselected."""
+        data = (getattr(node, "workeroutput", None) or {}).get(SELECTION_OUTPUT) or {}
+        self.selected.update(str(c) for c in data.get("selected", ()))
+        self.deselected.update(str(c) for c in data.get("deselected", ()))
+
+    def not_selected(self) -> list[str]:
+        """Categories with tests collected and every one of them deselected."""
+        return sorted(self.deselected - self.selected)
 
 
 @dataclass
@@ -155,11 +201,14 @@ class ReportingPlugin:
         *,
         retry: RetryPolicy | None = None,
         env: Mapping[str, str] | None = None,
+        selection: SelectionRecorder | None = None,
     ) -> None:
         """``retry`` bounds the notifiers' HTTP retries (default: ``RetryPolicy()``);
-        ``env`` replaces ``os.environ`` (for tests)."""
+        ``env`` replaces ``os.environ`` (for tests); ``selection`` says which categories
+        were not selected (without it, every category counts as selected)."""
         self.settings = settings
         self._state = state
+        self._selection = selection
         self.redactor = redactor
         self._retry = retry
         self._env = env
@@ -263,6 +312,7 @@ class ReportingPlugin:
             # pytest also says "interrupted" when collection failed; that is reported as
             # collection errors, not as an interruption.
             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED and not self._collection_errors,
+            not_selected=self._selection.not_selected() if self._selection is not None else (),
         )
 
     def _fix_exitstatus(self) -> None:
@@ -388,7 +438,7 @@ class ReportingPlugin:
         )
         write(f"  {'category':<20} {'result':<8} passed failed skipped errors")
         for name, c in verdict.categories.items():
-            status = category_status(c, verdict.dry_run)
+            status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
             write(
                 f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
                 f"{c.skipped + c.xfail:>7} {c.errors:>6}"
@@ -402,6 +452,7 @@ class ReportingPlugin:
         write(f"  RPO {rpo_line(verdict)}")
         write(f"  backup: {backup_line(verdict)}")
         write(f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}")
+        write(f"  scope: {scope_line(verdict)}")
         if verdict.failures:
             write("  failures:")
             for failure in verdict.failures[:20]:

@@ -10,6 +10,11 @@ state (what export and restore did). The rules, in words:
   test, so the verdict is FAIL ("category X did not run").
 * An expected failure (xfail) counts as neither passed nor failed.
 * A dry run restores nothing, so it needs no smoke tests; it fails only on errors.
+* A category deliberately left out of the run (``--supabase-quick``, or ``-m``/``-k``
+  deselected every one of its tests) needs no passing test: it is listed in ``not_tested``
+  as not selected, and the run's ``scope`` is ``quick`` instead of ``full``. A quick PASS
+  says so in its reason, and is not a proven restore (the GitHub notifier does not record
+  it as one). A category that was selected but had no passing test still fails the run.
 
 :meth:`Verdict.to_json` is a contract (docs/, the JSON summary, dashboards): its keys are
 named in the README and must not change without a version bump.
@@ -30,6 +35,7 @@ from .redact import Redactor
 from .results import DrillState
 
 SCHEMA_VERSION = 1
+FULL, QUICK = "full", "quick"  # the scope of a run
 MESSAGE_LIMIT = 300
 FAILURES_LIMIT = 100
 COLLECTION_CATEGORY = "collection"
@@ -105,10 +111,17 @@ class Verdict:
     tests: dict[str, int]
     self_test: Any = None
     project: str | None = None
+    scope: str = FULL  # FULL, or QUICK when categories were not selected
+    not_selected: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.status == "PASS"
+
+    @property
+    def proven(self) -> bool:
+        """A proven restore: a PASS of a full drill (not a dry run, not a quick check)."""
+        return self.passed and not self.dry_run and self.scope == FULL
 
     @property
     def generated(self) -> datetime:
@@ -145,6 +158,7 @@ class Verdict:
             "project": self.project,
             "mode": self.mode,
             "dry_run": self.dry_run,
+            "scope": self.scope,
             "not_tested": list(self.not_tested),
             "not_restorable": list(self.not_restorable),
             "versions": dict(self.versions),
@@ -219,10 +233,12 @@ def build_verdict(
     *,
     env: Mapping[str, str] | None = None,
     interrupted: bool = False,
+    not_selected: Iterable[str] = (),
 ) -> Verdict:
     """Build the verdict of this run from the drill tests' outcomes and the drill state.
 
     ``outcomes`` holds only drill tests (and collection errors, category ``collection``).
+    ``not_selected`` names the categories whose every test was deselected (a quick check).
     Every message in the result is one line and redacted with ``settings.secrets()``.
     """
     env = os.environ if env is None else env
@@ -289,8 +305,13 @@ def build_verdict(
         reasons.append(f"{n_failed} test{'s' * (n_failed != 1)} failed")
     if n_errors:
         reasons.append(f"{n_errors} test{'s' * (n_errors != 1)} errored")
+    # A category that ran anything was selected, whatever the caller says.
+    deselected = set(not_selected)
+    left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
     if not dry_run and ran:
-        missing = [name for name in CATEGORIES if categories[name].passed == 0]
+        if len(left_out) == len(CATEGORIES):
+            reasons.append(f"none of the {len(CATEGORIES)} categories was selected")
+        missing = [n for n in CATEGORIES if categories[n].passed == 0 and n not in left_out]
         for name in missing:
             c = categories[name]
             if c.total == 0:
@@ -313,7 +334,8 @@ def build_verdict(
         "age_seconds": round((now - snapshot_at).total_seconds(), 1) if snapshot_at else None,
     }
     not_tested = _dedupe(
-        [redactor.redact(one_line(t, 500)) for t in (state.not_tested if state else [])]
+        [f"{name}: not selected in this run (quick check)" for name in left_out]
+        + [redactor.redact(one_line(t, 500)) for t in (state.not_tested if state else [])]
         + skipped_reasons
     )
     if dry_run:
@@ -329,12 +351,18 @@ def build_verdict(
         reasons.append(f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}")
     status = "FAIL" if reasons else "PASS"
     if status == "PASS":
-        reason = (
-            "dry run: configuration and connectivity checked"
-            if dry_run
-            else f"restored and verified: {sum(c.passed for c in categories.values())} "
-            f"checks passed in all {len(CATEGORIES)} categories"
-        )
+        checks = sum(c.passed for c in categories.values())
+        if dry_run:
+            reason = "dry run: configuration and connectivity checked"
+        elif left_out:
+            reason = (
+                f"quick check: {checks} checks passed in {len(CATEGORIES) - len(left_out)} of "
+                f"{len(CATEGORIES)} categories; not a full proof of the backup"
+            )
+        else:
+            reason = (
+                f"restored and verified: {checks} checks passed in all {len(CATEGORIES)} categories"
+            )
     else:
         reason = "; ".join(reasons)
     self_test = state.extra.get("self_test") if state is not None else None
@@ -373,6 +401,8 @@ def build_verdict(
         tests=tests,
         self_test=redactor.redact_obj(self_test) if self_test is not None else None,
         project=settings.github_repository,
+        scope=QUICK if left_out else FULL,
+        not_selected=left_out,
     )
 
 
@@ -424,10 +454,22 @@ def rpo_line(verdict: Verdict) -> str:
     return f"snapshot {snap}" + (f" ({format_seconds(age)} old)" if age is not None else "")
 
 
-def category_status(counts: CategoryCounts, dry_run: bool = False) -> str:
-    """``PASS``, ``FAIL``, ``NOT RUN`` (no passing test) or ``-`` (dry run, nothing ran)."""
+def category_status(counts: CategoryCounts, dry_run: bool = False, selected: bool = True) -> str:
+    """``PASS``, ``FAIL``, ``NOT RUN`` (no passing test) or ``-`` (dry run or not selected:
+    nothing was meant to run)."""
     if counts.failed or counts.errors:
         return "FAIL"
     if counts.passed:
         return "PASS"
-    return "-" if dry_run else "NOT RUN"
+    return "-" if dry_run or not selected else "NOT RUN"
+
+
+def scope_line(verdict: Verdict) -> str:
+    """``full (all 8 categories)`` or ``quick check (5 of 8 categories; ...)``."""
+    total = len(CATEGORIES)
+    if verdict.scope == FULL:
+        return f"full (all {total} categories)"
+    return (
+        f"quick check ({total - len(verdict.not_selected)} of {total} categories; "
+        f"not selected: {', '.join(verdict.not_selected)})"
+    )

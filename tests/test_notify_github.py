@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from pytest_supabase_restore import CATEGORIES
+from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
 from pytest_supabase_restore.config import Config, Connection
 from pytest_supabase_restore.notify.github import (
     FAIL_LABEL,
@@ -136,9 +136,13 @@ def make_settings(github: FakeGitHub, **kw: Any) -> Config:
     return Config(**values)
 
 
-def make_verdict(settings: Config, *, passed: bool, at: datetime = T0) -> Verdict:
+def make_verdict(
+    settings: Config, *, passed: bool, at: datetime = T0, quick: bool = False
+) -> Verdict:
+    """A full drill's verdict, or with ``quick`` one that ran only the cheap categories."""
     state = DrillState(enabled=True, rto_seconds=12.5, snapshot_time=at.isoformat())
-    outcomes = [CheckOutcome(f"smoke/test_{c}.py::test_ok", c, "passed") for c in CATEGORIES]
+    ran = QUICK_CATEGORIES if quick else CATEGORIES
+    outcomes = [CheckOutcome(f"smoke/test_{c}.py::test_ok", c, "passed") for c in ran]
     if not passed:
         outcomes.append(
             CheckOutcome(
@@ -150,7 +154,8 @@ def make_verdict(settings: Config, *, passed: bool, at: datetime = T0) -> Verdic
         )
     env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": REPO}
     env["GITHUB_RUN_ID"] = str(int(at.timestamp()))
-    return build_verdict(outcomes, state, settings, at, env=env)
+    not_selected = [c for c in CATEGORIES if c not in ran]
+    return build_verdict(outcomes, state, settings, at, env=env, not_selected=not_selected)
 
 
 def post(settings: Config, verdict: Verdict) -> str:
@@ -241,6 +246,37 @@ def test_pass_without_close_on_pass_leaves_the_issue_open(github: FakeGitHub) ->
         done
         == f"issue #{number} commented, labelled drill:pass (https://github.com/{REPO}/issues/{number})"
     )
+
+
+def test_a_quick_pass_is_not_the_last_proven_restore(github: FakeGitHub) -> None:
+    settings = make_settings(github, github_close_on_pass=True)
+    post(settings, make_verdict(settings, passed=True, at=T0))  # a full PASS: proven
+    number = 1
+    assert github.issues[number]["state"] == "closed"
+    post(settings, make_verdict(settings, passed=False, at=T0 + timedelta(days=1)))
+    assert github.issues[number]["state"] == "open"
+
+    github.calls.clear()
+    quick_time = T0 + timedelta(days=2)
+    done = post(settings, make_verdict(settings, passed=True, at=quick_time, quick=True))
+    patch = github.calls[-1].body
+    # The verdict is a PASS, but a quick check does not close the issue the FAIL reopened.
+    assert "state" not in patch and patch["labels"] == [LABEL, PASS_LABEL]
+    assert github.issues[number]["state"] == "open"
+    assert "closed" not in done
+    history = parse_history(github.issues[number]["body"])
+    assert [(d["status"], d.get("scope")) for d in history.drills] == [
+        ("PASS", "full"),
+        ("FAIL", "full"),
+        ("PASS", "quick"),
+    ]
+    assert history.last_proven_restore == T0.isoformat(timespec="seconds")
+    body = github.issues[number]["body"]
+    assert f"**Last proven restore:** {T0.isoformat(timespec='seconds')}" in body
+    assert "| ✅ PASS (quick check) | 12.5 s |" in body
+    comment = github.comments[-1][1]
+    assert "quick check: 5 checks passed in 5 of 8 categories" in comment
+    assert "**Scope**: quick check (5 of 8 categories" in comment
 
 
 def test_history_keeps_the_last_ten_and_survives_a_garbled_body(github: FakeGitHub) -> None:

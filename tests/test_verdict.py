@@ -7,18 +7,21 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pytest_supabase_restore import CATEGORIES
+from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
 from pytest_supabase_restore.config import Config, Connection
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.results import DrillState, RestoreIssue
 from pytest_supabase_restore.verdict import (
     FAILURES_LIMIT,
+    CategoryCounts,
     CheckOutcome,
     build_verdict,
+    category_status,
     format_bytes,
     format_seconds,
     one_line,
     run_url,
+    scope_line,
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -78,6 +81,36 @@ def state(**kw: object) -> DrillState:
     for key, value in kw.items():
         setattr(st, key, value)
     return st
+
+
+# Every key the JSON summary had before the scope was added: none may change or go.
+JSON_KEYS_BEFORE_SCOPE = {
+    "schema_version",
+    "status",
+    "reason",
+    "reasons",
+    "categories",
+    "failures",
+    "failures_omitted",
+    "tests",
+    "rto_seconds",
+    "rto_budget_seconds",
+    "phases",
+    "backup",
+    "rpo",
+    "staging",
+    "staging_label",
+    "source",
+    "project",
+    "mode",
+    "dry_run",
+    "not_tested",
+    "not_restorable",
+    "versions",
+    "run_url",
+    "generated_at",
+}
+EXPENSIVE = [c for c in CATEGORIES if c not in QUICK_CATEGORIES]
 
 
 def passing(extra: list[CheckOutcome] | None = None) -> list[CheckOutcome]:
@@ -327,3 +360,96 @@ def test_redactor_masks_known_values_url_passwords_and_token_shapes() -> None:
 def test_generated_at_is_the_given_time() -> None:
     later = NOW + timedelta(hours=1)
     assert build_verdict(passing(), state(), settings(), later, env={}).generated == later
+
+
+def quick(extra: list[CheckOutcome] | None = None) -> list[CheckOutcome]:
+    """What a quick check reports: a pass in each cheap category, nothing of the others."""
+    return [o for o in passing(extra) if o.category not in EXPENSIVE]
+
+
+def test_the_cheap_categories_are_five_of_the_eight() -> None:
+    assert set(QUICK_CATEGORIES) < set(CATEGORIES)
+    assert EXPENSIVE == ["data_integrity", "storage", "data_consistency"]
+
+
+def test_a_full_run_has_scope_full_and_keeps_every_json_key() -> None:
+    verdict = build_verdict(passing(), state(), settings(), NOW, env={})
+    data = verdict.to_json()
+    assert set(data) == JSON_KEYS_BEFORE_SCOPE | {"scope"}
+    assert data["scope"] == "full" and verdict.proven
+    assert verdict.reason == "restored and verified: 8 checks passed in all 8 categories"
+    assert scope_line(verdict) == "full (all 8 categories)"
+
+
+def test_a_quick_check_passes_and_lists_what_was_not_selected() -> None:
+    skipped = CheckOutcome("s.py::api", "authentication", "skipped", skip_reason="no API URL")
+    verdict = build_verdict(
+        quick([skipped]), state(), settings(), NOW, env={}, not_selected=EXPENSIVE
+    )
+    assert verdict.status == "PASS", verdict.reasons
+    assert verdict.reason == (
+        "quick check: 5 checks passed in 5 of 8 categories; not a full proof of the backup"
+    )
+    assert not verdict.proven  # a PASS, but not a proven restore
+    data = verdict.to_json()
+    assert set(data) == JSON_KEYS_BEFORE_SCOPE | {"scope"}
+    assert data["scope"] == "quick"
+    assert data["not_tested"] == [
+        "data_integrity: not selected in this run (quick check)",
+        "storage: not selected in this run (quick check)",
+        "data_consistency: not selected in this run (quick check)",
+        "authentication: no API URL",
+    ]
+    assert list(data["categories"]) == list(CATEGORIES)  # still all eight, with zero counts
+    assert data["categories"]["storage"]["passed"] == 0
+    assert scope_line(verdict) == (
+        "quick check (5 of 8 categories; not selected: data_integrity, storage, data_consistency)"
+    )
+
+
+def test_a_selected_category_without_a_pass_still_fails_a_quick_check() -> None:
+    outcomes = [o for o in quick() if o.category != "authentication"] + [
+        CheckOutcome("s.py::a", "authentication", "skipped", skip_reason="no API URL")
+    ]
+    verdict = build_verdict(outcomes, state(), settings(), NOW, env={}, not_selected=EXPENSIVE)
+    assert verdict.status == "FAIL"
+    assert verdict.reasons == ["category authentication did not run (all 1 skipped)"]
+    assert verdict.scope == "quick"  # the scope is still reported on a FAIL
+
+    failed = CheckOutcome("s.py::b", "crud_operations", "failed", ["insert refused"])
+    verdict = build_verdict(
+        quick([failed]), state(), settings(), NOW, env={}, not_selected=EXPENSIVE
+    )
+    assert verdict.status == "FAIL" and verdict.reasons == ["1 test failed"]
+
+
+def test_without_a_selection_the_missing_categories_fail_as_before() -> None:
+    verdict = build_verdict(quick(), state(), settings(), NOW, env={})
+    assert verdict.status == "FAIL" and verdict.scope == "full"
+    assert verdict.reasons == [f"category {c} did not run (no tests)" for c in EXPENSIVE]
+
+
+def test_a_category_that_ran_counts_as_selected() -> None:
+    # The caller's list is not trusted over what ran: storage ran and failed, so it fails.
+    failed = CheckOutcome("s.py::sha", "storage", "failed", ["sha256 differs"])
+    verdict = build_verdict(
+        passing([failed]), state(), settings(), NOW, env={}, not_selected=["storage"]
+    )
+    assert verdict.status == "FAIL" and verdict.scope == "full"
+    assert not any("not selected" in t for t in verdict.not_tested)
+
+
+def test_deselecting_every_category_is_not_a_pass() -> None:
+    custom = [CheckOutcome("u.py::mine", "custom", "passed")]
+    verdict = build_verdict(custom, state(), settings(), NOW, env={}, not_selected=CATEGORIES)
+    assert verdict.status == "FAIL"
+    assert verdict.reasons == ["none of the 8 categories was selected"]
+    nothing = build_verdict([], state(), settings(), NOW, env={}, not_selected=CATEGORIES)
+    assert nothing.status == "FAIL" and nothing.reason == "no smoke tests ran"
+
+
+def test_a_category_not_selected_shows_as_a_dash_not_as_not_run() -> None:
+    empty = CategoryCounts()
+    assert category_status(empty) == "NOT RUN"
+    assert category_status(empty, selected=False) == "-"
+    assert category_status(CategoryCounts(failed=1), selected=False) == "FAIL"

@@ -7,9 +7,11 @@ settings starts a new issue). Each run:
 * adds a comment with the verdict;
 * rewrites the issue body: the latest verdict, the date of the last proven restore and a
   short history of the last drills. The history is kept in the body itself, as JSON in an
-  HTML comment, and parsed back on the next run, so no other storage is needed;
+  HTML comment, and parsed back on the next run, so no other storage is needed. Only a full
+  PASS proves a restore: a quick check's PASS (``--supabase-quick``) does not move the date;
 * sets the labels ``backup-drill`` and ``drill:pass``/``drill:fail`` (other labels stay);
-* reopens the issue on FAIL, and closes it on PASS when ``github_close_on_pass`` is set.
+* reopens the issue on FAIL, and closes it on a full PASS when ``github_close_on_pass`` is
+  set.
 
 Needs a token allowed to write issues (in Actions: ``permissions: issues: write``).
 """
@@ -25,7 +27,7 @@ from urllib.parse import quote, urlencode
 from .. import __version__
 from ..config import Config
 from ..redact import Redactor
-from ..verdict import Verdict, format_seconds
+from ..verdict import QUICK, Verdict, format_seconds
 from .http import HttpError, Response, RetryPolicy, request_json
 from .job_summary import code, markdown, md, status_badge
 
@@ -74,10 +76,11 @@ def updated_history(previous: History, verdict: Verdict) -> History:
         "status": verdict.status,
         "rto_seconds": verdict.rto_seconds,
         "run_url": verdict.run_url,
+        "scope": verdict.scope,
     }
     drills = [*previous.drills, entry][-HISTORY_LIMIT:]
     proven = previous.last_proven_restore
-    if verdict.passed and not verdict.dry_run:
+    if verdict.proven:
         proven = verdict.generated_at
     return History(drills=drills, last_proven_restore=proven)
 
@@ -106,9 +109,10 @@ def render_body(verdict: Verdict, history: History, repository: str) -> str:
         rto = drill.get("rto_seconds")
         link = drill.get("run_url")
         run = f"[run]({link})" if isinstance(link, str) and _SAFE_URL.fullmatch(link) else ""
+        quick = " (quick check)" if drill.get("scope") == QUICK else ""
         lines.append(
-            f"| {md(drill.get('date', '?'))} | {status_badge(str(drill.get('status', '?')))} "
-            f"| {format_seconds(rto if isinstance(rto, (int, float)) else None)} | {run} |"
+            f"| {md(drill.get('date', '?'))} | {status_badge(str(drill.get('status', '?')))}"
+            f"{quick} | {format_seconds(rto if isinstance(rto, (int, float)) else None)} | {run} |"
         )
     # "--" would end the HTML comment early; JSON never needs it outside strings.
     stored = json.dumps(history.to_json(), separators=(",", ":")).replace("--", "-\\u002d")
@@ -236,7 +240,7 @@ def _post(
     if not verdict.passed and state == "closed":
         patch["state"] = "open"
         actions.append("reopened")
-    elif verdict.passed and settings.github_close_on_pass and state != "closed":
+    elif verdict.proven and settings.github_close_on_pass and state != "closed":
         patch["state"] = "closed"
         patch["state_reason"] = "completed"
         actions.append("closed")

@@ -12,6 +12,7 @@ from ..verdict import (
     category_status,
     format_seconds,
     rpo_line,
+    scope_line,
 )
 
 # GitHub rejects a step summary over 1 MiB; stay well below it.
@@ -50,7 +51,7 @@ def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -
         "|---|---|--:|--:|--:|--:|",
     ]
     for name, c in verdict.categories.items():
-        result = status_badge(category_status(c, verdict.dry_run))
+        result = status_badge(category_status(c, verdict.dry_run, name not in verdict.not_selected))
         lines.append(
             f"| {md(name)} | {result} | {c.passed} | {c.failed} | {c.skipped + c.xfail} "
             f"| {c.errors} |"
@@ -66,6 +67,7 @@ def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -
         f"- **Staging**: {md(verdict.staging or 'n/a')}"
         + (f" ({md(verdict.staging_label)})" if verdict.staging_label else "")
         + f", mode {md(verdict.mode)}",
+        f"- **Scope**: {md(scope_line(verdict))}",
     ]
     if verdict.phases:
         phases = ", ".join(f"{md(k)} {format_seconds(v)}" for k, v in verdict.phases.items())

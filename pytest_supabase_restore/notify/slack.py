@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..redact import Redactor
-from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line
+from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line, scope_line
 from .http import HttpError, RetryPolicy, request_json
 
 MAX_FAILURES = 5
@@ -34,9 +34,10 @@ def _cut(text: str, limit: int) -> str:
 def fallback_text(verdict: Verdict) -> str:
     """The one-line ``text`` Slack shows in notifications and where blocks cannot render."""
     ok = sum(1 for c in verdict.categories.values() if c.ok)
+    quick = "quick check, " if verdict.not_selected else ""
     return (
         f"Supabase backup restore drill: {verdict.status}: {verdict.reason} "
-        f"({ok}/{len(verdict.categories)} categories passed, "
+        f"({ok}/{len(verdict.categories)} categories passed, {quick}"
         f"RTO {format_seconds(verdict.rto_seconds)})"
     )
 
@@ -62,7 +63,7 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
     ]
     fields = []
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run)
+        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
         fields.append(
             {
                 "type": "mrkdwn",
@@ -88,6 +89,7 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
                     "type": "mrkdwn",
                     "text": f"*Staging*\n{escape(verdict.staging or 'n/a')} ({escape(verdict.mode)})",
                 },
+                {"type": "mrkdwn", "text": f"*Scope*\n{escape(scope_line(verdict))}"},
             ],
         }
     )
