@@ -230,6 +230,16 @@ OPTIONS: tuple[Option, ...] = (
         ini="supabase_builtin_tests",
     ),
     Option(
+        "quick",
+        "--supabase-quick",
+        "Quick check: run only the smoke-test categories whose cost does not grow with the "
+        "data (same tests as -m supabase_quick); a PASS is then not a full proof.",
+        "bool",
+        False,
+        env="SUPABASE_RESTORE_QUICK",
+        ini="supabase_quick",
+    ),
+    Option(
         "summary_json",
         "--supabase-summary-json",
         "Write the drill verdict as JSON to PATH.",
@@ -402,6 +412,7 @@ class Config:
     keep_staging: bool = False
     self_test: bool = False
     builtin_tests: bool = True
+    quick: bool = False
     summary_json: Path | None = None
     github_issue: bool = False
     github_close_on_pass: bool = False

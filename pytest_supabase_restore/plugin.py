@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from . import CATEGORIES
+from . import CATEGORIES, QUICK_CATEGORIES
 from .config import OPTIONS, Config, header_lines, resolve
 from .fixtures import (  # noqa: F401 - fixtures are registered by being module attributes
     FLAG_REASON,
@@ -31,6 +31,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by being module 
 )
 
 MARKER = "supabase_category"
+QUICK_MARKER = "supabase_quick"
 DRILL_FIXTURES = {"supabase_backup", "staging_dsn", "staging_db", "staging_storage", "drill_state"}
 CONTROLLER_NAME = "supabase-restore-drill"
 
@@ -68,6 +69,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(name): the drill category a smoke test counts towards "
         f"({', '.join(CATEGORIES)} or your own, e.g. custom).",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{QUICK_MARKER}: set by the plugin on the smoke tests of the cheap categories "
+        f"({', '.join(QUICK_CATEGORIES)}); -m {QUICK_MARKER} runs a quick check, "
+        "as --supabase-quick does.",
+    )
     if config.option.help or getattr(config.option, "version", False):
         return  # --help keeps working on a broken configuration
     settings = resolve(config)
@@ -76,6 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if settings.builtin_tests:
         _add_builtin_tests(config)  # also on xdist workers: they re-parse the invocation args
+    from .reporting import SELECTION_PLUGIN_NAME, SelectionRecorder
+
+    # Also on workers: under xdist they collect and deselect, and hand the result over.
+    selection = SelectionRecorder()
+    config.pluginmanager.register(selection, SELECTION_PLUGIN_NAME)
     if _is_worker(config):
         run_dir = config.workerinput.get("supabase_run_dir")  # type: ignore[attr-defined]
         if run_dir:
@@ -87,7 +99,12 @@ def pytest_configure(config: pytest.Config) -> None:
     controller = DrillController(config, settings)
     config.pluginmanager.register(controller, CONTROLLER_NAME)
     config.pluginmanager.register(
-        ReportingPlugin(settings, lambda: get_state(config), Redactor(settings.secrets())),
+        ReportingPlugin(
+            settings,
+            lambda: get_state(config),
+            Redactor(settings.secrets()),
+            selection=selection,
+        ),
         PLUGIN_NAME,
     )
 
@@ -121,18 +138,31 @@ def _category(item: pytest.Item) -> str | None:
     return None
 
 
+# First, so that -m/-k (pytest's own hook) and the selection recorder see the markers and
+# categories set here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
     enabled = settings is not None and settings.enabled
+    quick = settings is not None and settings.quick
     skip = pytest.mark.skip(reason=FLAG_REASON)
+    deselected: list[pytest.Item] = []
     for item in items:
         category = _category(item)
         if category is None:
             continue
+        if category in QUICK_CATEGORIES:
+            item.add_marker(QUICK_MARKER)
+        elif quick and category in CATEGORIES:
+            deselected.append(item)  # custom categories are kept
         if not enabled:
             item.add_marker(skip)
             continue
         item.user_properties.append(("supabase_category", category))
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        dropped = {id(item) for item in deselected}
+        items[:] = [item for item in items if id(item) not in dropped]
 
 
 class DrillController:
