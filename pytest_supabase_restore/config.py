@@ -173,6 +173,17 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DIR",
     ),
     Option(
+        "drill_timeout",
+        "--supabase-drill-timeout",
+        "Stop the export and restore and FAIL when they take longer than this many seconds "
+        "(default: pytest-timeout's --session-timeout when set, else no limit).",
+        "float",
+        None,
+        env="SUPABASE_RESTORE_DRILL_TIMEOUT",
+        ini="supabase_drill_timeout",
+        metavar="SECONDS",
+    ),
+    Option(
         "rto_budget",
         "--supabase-rto-budget",
         "Fail the drill when the restore takes longer than this many seconds.",
@@ -407,6 +418,7 @@ class Config:
     s3_concurrency: int = 8
     pg_bindir: Path | None = None
     rto_budget: float | None = None
+    drill_timeout: float | None = None
     lookup_threshold_ms: float = 200.0
     rls_sample: int = 5
     keep_staging: bool = False

@@ -8,13 +8,16 @@ read from the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,18 @@ import psycopg
 
 from . import manifest as mf
 from .config import Config, mask_url
-from .errors import BackupError, DrillError
+from .errors import BackupError, DrillError, SourceConnectionLost
+from .reaper import reaper
 from .results import DrillState
 from .s3server import S3Endpoint
 from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+
+# A connection lost during the export is retried this many times in all, with a new snapshot.
+EXPORT_ATTEMPTS = 2
+EXPORT_RETRY_DELAY = 5.0
 
 CLI_FILES = ("roles.sql", "schema.sql", "data.sql")
 CLI_NOT_TESTED = [
@@ -64,10 +72,12 @@ class Drill:
         self.demo: Any = None
         self.staging: StagingTarget | None = None
         self._temp_backups: Path | None = None
+        self.current_phase = "source"
 
     # -- phases ---------------------------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.monotonic()
+        self.current_phase = name
         self.progress(f"{name} ...")
         try:
             result = fn()
@@ -77,7 +87,12 @@ class Drill:
         self.state.add_phase(name, time.monotonic() - t0)
         return result
 
-    def run(self) -> DrillState:
+    def run(self, time_limit: float | None = None) -> DrillState:
+        """Run every phase; with ``time_limit`` (seconds), stop and FAIL when it is exceeded."""
+        with _deadline(time_limit, self):
+            return self._run()
+
+    def _run(self) -> DrillState:
         state = self.state
         phase = "source"
         try:
@@ -142,21 +157,35 @@ class Drill:
             base = self.settings.backup_dir.resolve()
         else:
             self._temp_backups = Path(tempfile.mkdtemp(prefix="supabase-restore-backups-"))
+            reaper.watch_path(self._temp_backups)
             base = self._temp_backups
         timings: dict[str, float] = {}
-        out = export(
-            db_url,
-            base,
-            s3=s3,
-            jobs=self.settings.effective_jobs,
-            compression=self.settings.compression,
-            s3_concurrency=self.settings.s3_concurrency,
-            rls_sample=self.settings.rls_sample,
-            pg_bindir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
-            source_label=self.state.source_label,
-            progress=self.progress,
-            timings=timings,
-        )
+        for attempt in range(1, EXPORT_ATTEMPTS + 1):
+            try:
+                out = export(
+                    db_url,
+                    base,
+                    s3=s3,
+                    jobs=self.settings.effective_jobs,
+                    compression=self.settings.compression,
+                    s3_concurrency=self.settings.s3_concurrency,
+                    rls_sample=self.settings.rls_sample,
+                    pg_bindir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
+                    source_label=self.state.source_label,
+                    progress=self.progress,
+                    timings=timings,
+                )
+                break
+            except SourceConnectionLost as exc:
+                # A snapshot cannot be resumed: a lost connection means a new export.
+                self.state.extra.setdefault("export_retries", []).append(str(exc))
+                if attempt == EXPORT_ATTEMPTS:
+                    raise SourceConnectionLost(f"{exc} (gave up after {attempt} attempts)") from exc
+                self.progress(
+                    f"export attempt {attempt} failed: {exc}; retrying with a new snapshot "
+                    f"in {EXPORT_RETRY_DELAY:.0f}s"
+                )
+                time.sleep(EXPORT_RETRY_DELAY)
         self.state.extra["export_timings"] = {k: round(v, 3) for k, v in timings.items()}
         if self.settings.backup_dir is not None and (
             self.settings.retain_count is not None or self.settings.retain_days is not None
@@ -378,6 +407,7 @@ class Drill:
             self.demo.stop()
         if self._temp_backups is not None:
             shutil.rmtree(self._temp_backups, ignore_errors=True)
+            reaper.forget_path(self._temp_backups)
         return messages
 
 
@@ -386,3 +416,43 @@ def snapshot_age(snapshot_time: str | None) -> float | None:
         return None
     when = dt.datetime.fromisoformat(snapshot_time)
     return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+
+
+class DrillTimeout(DrillError):
+    """The drill exceeded its time limit (raised in the main thread by a timer signal)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, drill: Drill) -> Iterator[None]:
+    """Raise :class:`DrillTimeout` in the main thread after ``seconds``.
+
+    A timer signal interrupts whatever the drill waits for (pg_dump, pg_restore, a query,
+    a thread pool); the usual failure paths then stop child processes and remove partial
+    files. Only in the main thread, where signal handlers run; elsewhere no limit applies.
+    """
+    usable = (
+        seconds
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+    assert seconds is not None
+
+    def expire(signum: int, frame: Any) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raise DrillTimeout(
+            f"the drill did not finish within its time limit of {seconds:g} s "
+            f"(--supabase-drill-timeout or pytest-timeout's session timeout); it was stopped "
+            f"during the {drill.current_phase} phase and everything it started was cleaned up. "
+            "Fix: raise the limit, or find out why that phase is slow (see the phase times)."
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

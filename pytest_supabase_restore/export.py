@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -32,7 +33,7 @@ from . import __version__, fingerprint, manifest
 from .config import mask_url
 from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
-from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, libpq_env, run_tool
+from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, libpq_env, run_tool, stop_group
 from .reaper import reaper
 from .s3server import S3Endpoint
 
@@ -176,14 +177,58 @@ def dump_roles(db_url: str, tools: PgBinaries, dest: Path) -> list[str]:
     return roles
 
 
+class Cancel:
+    """Everything an export has open on the source, so that it can be broken from the
+    main thread: an interrupt or a time limit must not wait for a network that stalls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.conns: list[psycopg.Connection[Any]] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.cancelled = False
+
+    def connection(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+        with self._lock:
+            self.conns.append(conn)
+            cancelled = self.cancelled
+        if cancelled:
+            _break(conn)
+        return conn
+
+    def process(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self.procs.append(proc)
+
+    def abort(self) -> None:
+        """Break every connection at the socket and stop the child processes."""
+        with self._lock:
+            self.cancelled = True
+            conns, procs = list(self.conns), list(self.procs)
+        for conn in conns:
+            _break(conn)
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGTERM)
+
+
+def _break(conn: psycopg.Connection[Any]) -> None:
+    # A cancel request would itself have to reach the server, which may be what fails;
+    # shutting the socket down makes a blocked call in any thread fail at once.
+    with contextlib.suppress(Exception):
+        if not conn.closed:
+            sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
 class SnapshotExport:
     """Holds the transaction whose snapshot everything is read in."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, cancel: Cancel) -> None:
         self.db_url = db_url
-        self._lock = threading.Lock()
+        self.cancel = cancel
         self.conn = self._open()
-        self._conns: list[psycopg.Connection[Any]] = [self.conn]
         row = self.conn.execute(
             "SELECT pg_export_snapshot(), clock_timestamp() AT TIME ZONE 'UTC'"
         ).fetchone()
@@ -193,8 +238,6 @@ class SnapshotExport:
 
     def importer(self) -> psycopg.Connection[Any]:
         conn = self._open()
-        with self._lock:
-            self._conns.append(conn)
         conn.execute(
             psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
                 psycopg.sql.Literal(self.snapshot_id)
@@ -204,26 +247,9 @@ class SnapshotExport:
 
     def _open(self) -> psycopg.Connection[Any]:
         # psycopg opens each transaction as REPEATABLE READ READ ONLY: the source is only read.
-        conn = connect_source(self.db_url)
+        conn = self.cancel.connection(connect_source(self.db_url))
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         return conn
-
-    def abort(self) -> None:
-        """Break every connection of this export at the socket, from any thread.
-
-        A worker blocked on a source that stopped answering then fails at once, so an
-        interrupt or a timeout never waits for the network. (A cancel request would itself
-        have to reach the server, which is exactly what may not work.)
-        """
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                if not conn.closed:
-                    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
-                    sock.close()
 
     def close(self) -> None:
         try:
@@ -307,20 +333,44 @@ def export(
     A database error becomes a :class:`SourceError` (``SourceConnectionLost`` when the
     connection broke, which the drill retries with a new snapshot).
     """
+    cancel = Cancel()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["set"] = _export(
+                db_url,
+                base_dir,
+                s3=s3,
+                jobs=jobs,
+                compression=compression,
+                s3_concurrency=s3_concurrency,
+                rls_sample=rls_sample,
+                pg_bindir=pg_bindir,
+                source_label=source_label,
+                progress=progress,
+                timings={} if timings is None else timings,
+                cancel=cancel,
+            )
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    # The export runs in a thread so that this (main) thread stays free for signals: on
+    # Ctrl-C, SIGTERM or a time limit it breaks the connections and stops pg_dump, then
+    # waits for the export's own cleanup (the partial set removed) before re-raising.
+    worker = threading.Thread(target=run, name="supabase-restore-export", daemon=True)
+    worker.start()
     try:
-        return _export(
-            db_url,
-            base_dir,
-            s3=s3,
-            jobs=jobs,
-            compression=compression,
-            s3_concurrency=s3_concurrency,
-            rls_sample=rls_sample,
-            pg_bindir=pg_bindir,
-            source_label=source_label,
-            progress=progress,
-            timings={} if timings is None else timings,
-        )
+        while worker.is_alive():
+            worker.join(0.2)
+    except BaseException:
+        cancel.abort()
+        worker.join(60)
+        raise
+    try:
+        if "error" in outcome:
+            raise outcome["error"]
+        return Path(outcome["set"])
     except psycopg.Error as exc:
         raise source_failure("Export", str(exc)) from exc
     except OSError as exc:
@@ -350,9 +400,10 @@ def _export(
     source_label: str | None,
     progress: Progress,
     timings: dict[str, float],
+    cancel: Cancel,
 ) -> Path:
     started = time.monotonic()
-    probe = connect_source(db_url)
+    probe = cancel.connection(connect_source(db_url))
     try:
         major, version = server_version(probe)
     finally:
@@ -360,7 +411,7 @@ def _export(
     tools = find_client_tools(major, pg_bindir)  # before anything is written
     progress(f"source: PostgreSQL {version}; client tools {tools.version} in {tools.bindir}")
 
-    snap = SnapshotExport(db_url)
+    snap = SnapshotExport(db_url, cancel)
     partial, final = new_set_dir(base_dir, snap.snapshot_time)
     reaper.watch_path(partial)  # never left behind, even if this process is killed
     dumper: subprocess.Popen[bytes] | None = None
@@ -397,8 +448,10 @@ def _export(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=dump_err,
+            start_new_session=True,  # its parallel workers are stopped with it (stop_group)
         )
         reaper.watch_process(dumper.pid)
+        cancel.process(dumper)
 
         # While pg_dump runs, compute the proof in the same snapshot, in parallel.
         t0 = time.monotonic()
@@ -430,7 +483,7 @@ def _export(
             done = True
         finally:  # the first failure stops the queue instead of reading every other table
             if not done:
-                snap.abort()
+                cancel.abort()
             pool.shutdown(wait=True, cancel_futures=True)
         timings["fingerprint"] = time.monotonic() - t0
 
@@ -546,13 +599,8 @@ def _export(
         timings["export_total"] = time.monotonic() - started
         return final
     except BaseException:
-        if dumper is not None and dumper.poll() is None:
-            dumper.terminate()
-            try:
-                dumper.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                dumper.kill()
-                dumper.wait()
+        if dumper is not None:
+            stop_group(dumper)
         shutil.rmtree(partial, ignore_errors=True)
         reaper.forget_path(partial)
         raise

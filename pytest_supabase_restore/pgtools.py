@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -63,17 +65,42 @@ def run_tool(
     timeout: float | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> ToolRun:
-    """Run a client tool against ``dsn`` and capture its output."""
-    proc = subprocess.run(
+    """Run a client tool against ``dsn`` and capture its output.
+
+    The tool runs in its own process group: pg_dump and pg_restore fork parallel workers,
+    and on any interruption (Ctrl-C, SIGTERM, a time limit) the whole group is stopped,
+    not only the leader.
+    """
+    with subprocess.Popen(
         args,
         env=libpq_env(dsn, **(extra_env or {})),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
         stdin=subprocess.DEVNULL,
-    )
-    return ToolRun(args, proc.returncode, proc.stdout, proc.stderr)
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            stop_group(proc)
+            raise
+    return ToolRun(args, proc.returncode, stdout, stderr)
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Stop ``proc`` and every process of its group (it must lead its own session)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its workers may not be: they get the same signal.
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
 
 
 _NOISE = re.compile(r"^pg_(dump|restore|dumpall): (detail|hint): ", re.M)

@@ -173,6 +173,9 @@ class DrillController:
         self.settings = settings
         self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
         os.chmod(self.run_dir, 0o700)
+        from .reaper import reaper
+
+        reaper.watch_path(self.run_dir)  # removed even if this process is killed
         config.stash[RUN_DIR_KEY] = self.run_dir
         self.drill: Any = None
         self._previous_sigterm: Any = None
@@ -194,9 +197,25 @@ class DrillController:
         # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         self.drill = Drill(self.settings, self.run_dir, self._progress)
-        state = self.drill.run()
+        state = self.drill.run(time_limit=self._time_limit())
         self.config.stash[STATE_KEY] = state
         state.save(self.run_dir)
+
+    def _time_limit(self) -> float | None:
+        """--supabase-drill-timeout, else pytest-timeout's session timeout (which on its own
+        only acts between tests, so it would never stop a drill that hangs)."""
+        if self.settings.drill_timeout is not None:
+            return self.settings.drill_timeout or None
+        try:
+            session = self.config.getoption("session_timeout", None)
+            if session is None:
+                session = self.config.getini("session_timeout")
+        except ValueError:  # pytest-timeout is not installed
+            return None
+        try:
+            return float(session) or None if session not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -210,7 +229,10 @@ class DrillController:
             for message in self.drill.teardown():
                 self._progress(message)
             self.drill = None
+        from .reaper import reaper
+
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        reaper.forget_path(self.run_dir)
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
 

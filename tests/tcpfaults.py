@@ -18,9 +18,10 @@ class TcpProxy:
 
     * ``cut()`` closes every open connection (both sides), like a dropped network path;
       new connections are still accepted unless ``refuse`` is set.
-    * ``cut_after(n)`` cuts every open connection once, as soon as ``n`` bytes in total
-      have come back from the server since the call.
-    * ``stall()`` / ``resume()`` stop and restart forwarding without closing anything.
+    * ``cut_after(n)`` cuts every open connection as soon as ``n`` bytes in total have
+      passed since the call (once, or every ``n`` bytes with ``repeat``).
+    * ``stall()`` / ``resume()`` / ``stall_after(n)`` stop and restart forwarding without
+      closing anything.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -35,8 +36,10 @@ class TcpProxy:
         self.refuse = False
         self.cuts = 0
         self.connections = 0
-        self._cut_budget: int | None = None
+        # kind -> (bytes left, server-to-client?, bytes to re-arm with or 0)
+        self._budgets: dict[str, tuple[int, bool, int]] = {}
         self.bytes_down = 0
+        self.bytes_up = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def dsn(self, template: str) -> str:
@@ -71,18 +74,19 @@ class TcpProxy:
                 if not data:
                     break
                 self._flowing.wait()
-                if down:
-                    with self._lock:
+                with self._lock:
+                    if down:
                         self.bytes_down += len(data)
-                        if self._cut_budget is not None:
-                            self._cut_budget -= len(data)
-                            trigger = self._cut_budget <= 0
-                        else:
-                            trigger = False
-                    if trigger:
-                        self._cut_budget = None
-                        self.cut()
-                        return
+                    else:
+                        self.bytes_up += len(data)
+                    cut = self._spend("cut", down, len(data))
+                    stall = self._spend("stall", down, len(data))
+                if cut:
+                    self.cut()
+                    return
+                if stall:
+                    self.stall()
+                    self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -90,6 +94,22 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+    def _spend(self, kind: str, down: bool, n: int) -> bool:
+        """Count ``n`` bytes against a ``cut_after``/``stall_after`` budget; True when spent."""
+        budget = self._budgets.get(kind)
+        if budget is None or budget[1] != down:
+            return False
+        left = budget[0] - n
+        if left > 0:
+            self._budgets[kind] = (left, down, budget[2])
+            return False
+        # Spent: fire, and re-arm when the fault repeats.
+        if budget[2]:
+            self._budgets[kind] = (budget[2], down, budget[2])
+        else:
+            del self._budgets[kind]
+        return True
 
     def cut(self) -> None:
         with self._lock:
@@ -106,9 +126,20 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     s.close()
 
-    def cut_after(self, nbytes: int) -> None:
+    def cut_after(self, nbytes: int, *, down: bool = True, repeat: bool = False) -> None:
+        """Cut every connection once ``nbytes`` have passed (server to client by default);
+        with ``repeat``, again after every further ``nbytes``."""
         with self._lock:
-            self._cut_budget = nbytes
+            self._budgets["cut"] = (nbytes, down, nbytes if repeat else 0)
+
+    def stall_after(self, nbytes: int, *, down: bool = True) -> None:
+        """Stop forwarding (without closing anything) once ``nbytes`` have passed."""
+        with self._lock:
+            self._budgets["stall"] = (nbytes, down, 0)
+
+    @property
+    def stalled(self) -> bool:
+        return not self._flowing.is_set()
 
     def stall(self) -> None:
         self._flowing.clear()

@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -69,7 +70,8 @@ def processes_mentioning(*needles: str) -> list[str]:
     return [
         line
         for line in out.stdout.splitlines()
-        if any(n in line for n in needles) and "ps -eo" not in line
+        # A zombie (<defunct>) has exited; only its parent's bookkeeping is left.
+        if any(n in line for n in needles) and "ps -eo" not in line and "<defunct>" not in line
     ]
 
 
@@ -251,3 +253,255 @@ def test_staging_out_of_disk_is_named(backup: Path, tmp_path: Path) -> None:
             cluster.stop()
     message = str(info.value)
     assert "ran out of disk space" in message and "No space left on device" in message
+
+
+# -- the run itself: a real `pytest --supabase-restore` in a child process -------------------
+SMOKE = """
+import time
+import psycopg
+import pytest
+
+
+@pytest.mark.supabase_category("custom")
+def test_staging_answers(staging_dsn):
+    with psycopg.connect(staging_dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.supabase_category("custom")
+def test_hangs(staging_dsn):
+    if __import__("os").environ.get("FAULT_HANG"):
+        time.sleep(120)
+"""
+
+
+class Run:
+    """``python -m pytest --supabase-restore ...`` in a child process with a private TMPDIR,
+    its output read line by line so that a fault can be injected at the right moment."""
+
+    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+        self.dir = tmp_path
+        (tmp_path / "test_smoke.py").write_text(SMOKE)
+        # Directly below /tmp, reachable by the unprivileged PostgreSQL user.
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="fault-run-"))
+        os.chmod(self.tmpdir, 0o755)  # noqa: S103 - holds no secrets; PostgreSQL must enter
+        self.summary = tmp_path / "summary.json"
+        self.backups = tmp_path / "sets"
+        self.backups.mkdir()
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SUPABASE_", "STAGING_", "PYTEST_", "GITHUB_", "SLACK_"))
+        }
+        full_env.update(env, TMPDIR=str(self.tmpdir), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--supabase-restore",
+                "--no-supabase-builtin-tests",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:randomly",
+                "--supabase-summary-json",
+                str(self.summary),
+                "--supabase-backup-dir",
+                str(self.backups),
+                *args,
+                "test_smoke.py",
+            ],
+            cwd=tmp_path,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"never saw {needle!r}:\n{''.join(self.lines)}")
+
+    def finish(self, timeout: float = 90) -> str:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out)
+        return "".join(self.lines)
+
+    def verdict(self) -> dict[str, Any]:
+        return json.loads(self.summary.read_text()) if self.summary.exists() else {}
+
+    def leftovers(self, wait: float = 0) -> list[str]:
+        """Processes or files of this run still there (after up to ``wait`` seconds)."""
+
+        def found() -> list[str]:
+            return (
+                processes_mentioning(str(self.tmpdir), str(self.backups))
+                + [str(p) for p in self.tmpdir.iterdir()]
+                + [str(p) for p in self.backups.iterdir() if p.name.startswith(".partial")]
+            )
+
+        wait_until(lambda: not found(), wait)
+        return found()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.tmpdir.rmdir()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Any]:
+    runs: list[Run] = []
+
+    def start(args: list[str], env: dict[str, str]) -> Run:
+        r = Run(tmp_path / f"run{len(runs)}", args, env)
+        runs.append(r)
+        return r
+
+    for d in range(3):
+        (tmp_path / f"run{d}").mkdir()
+    yield start
+    for r in runs:
+        r.close()
+
+
+PASSWORD = "fault-pw-4f1c9e"  # trust auth on loopback ignores it; it must never be shown
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_export_stops_everything(demo: Any, run: Any, signum: int) -> None:
+    """The source stalls in the middle of the export (pg_dump and the fingerprints wait on
+    the network); the signal must still end the run at once, leaving nothing behind. While
+    it runs, no process shows the password from SUPABASE_DB_URL."""
+    with TcpProxy(demo.cluster.port) as proxy:
+        url = through(proxy, demo.db_url).replace("postgres@", f"postgres:{PASSWORD}@")
+        r = run([], {"SUPABASE_DB_URL": url})
+        proxy.stall_after(500_000)
+        r.wait_for_line("export ...")
+        assert proxy.wait_for(lambda p: p.stalled, timeout=60), "the export never stalled"
+        assert processes_mentioning("pg_dump"), "pg_dump is not running"
+        assert processes_mentioning(PASSWORD) == []
+        started = time.monotonic()
+        r.proc.send_signal(signum)
+        out = r.finish(timeout=60)
+    assert time.monotonic() - started < 30, out
+    assert r.proc.returncode not in (0, None), out
+    assert PASSWORD not in out
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(150)
+def test_sigterm_during_restore_stops_pg_restore_and_leaves_nothing(demo: Any, run: Any) -> None:
+    """Staging is a disposable database behind the proxy, stalled in the middle of the data
+    phase; SIGTERM (a cancelled CI job) ends the run and pg_restore with it."""
+    staging = Cluster(name="fault-staging").start()
+    try:
+        with staging.connect(autocommit=True) as conn:
+            conn.execute(f"COMMENT ON DATABASE postgres IS '{DISPOSABLE_MARKER}'")
+        with TcpProxy(staging.port) as proxy:
+            r = run(
+                ["--supabase-staging", "url"],
+                {"SUPABASE_DB_URL": demo.db_url, "STAGING_DB_URL": through(proxy, staging.dsn())},
+            )
+            r.wait_for_line("restore: schema in", timeout=90)
+            proxy.stall_after(200_000, down=False)
+            assert proxy.wait_for(lambda p: p.stalled, timeout=30), "the restore never stalled"
+            assert processes_mentioning("pg_restore"), "pg_restore is not running"
+            r.proc.send_signal(signal.SIGTERM)
+            out = r.finish(timeout=60)
+    finally:
+        staging.stop()
+    assert r.proc.returncode not in (0, None), out
+    assert processes_mentioning("pg_restore") == [], out
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(120)
+def test_drill_time_limit_stops_a_stalled_export_with_a_fail(demo: Any, run: Any) -> None:
+    """pytest-timeout's --session-timeout (which alone acts only between tests) bounds the
+    drill: a source that stops answering ends in a FAIL naming the phase."""
+    with TcpProxy(demo.cluster.port) as proxy:
+        proxy.stall_after(500_000)
+        r = run(
+            ["-p", "timeout", "--session-timeout", "8"],
+            {"SUPABASE_DB_URL": through(proxy, demo.db_url)},
+        )
+        started = time.monotonic()
+        out = r.finish(timeout=90)
+    assert time.monotonic() - started < 60, out
+    verdict = r.verdict()
+    assert verdict["status"] == "FAIL", out
+    assert "time limit of 8 s" in verdict["reason"] and "export" in verdict["reason"], verdict
+    assert r.proc.returncode != 0
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(150)
+def test_a_dropped_source_connection_is_retried_once(demo: Any, run: Any) -> None:
+    with TcpProxy(demo.cluster.port) as proxy:
+        proxy.cut_after(500_000)
+        r = run([], {"SUPABASE_DB_URL": through(proxy, demo.db_url)})
+        out = r.finish(timeout=120)
+        assert proxy.cuts == 1
+    assert "export attempt 1 failed" in out and "connection to the source was lost" in out, out
+    assert "2 passed" in out, out  # the retry exported, restored and the tests ran
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(150)
+def test_a_source_connection_that_keeps_dropping_fails_naming_the_cause(
+    demo: Any, run: Any
+) -> None:
+    with TcpProxy(demo.cluster.port) as proxy:
+        proxy.cut_after(500_000, repeat=True)
+        r = run([], {"SUPABASE_DB_URL": through(proxy, demo.db_url)})
+        out = r.finish(timeout=120)
+    verdict = r.verdict()
+    assert verdict["status"] == "FAIL", out
+    assert "connection to the source was lost" in verdict["reason"], verdict
+    assert "gave up after 2 attempts" in verdict["reason"], verdict
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(150)
+def test_pytest_timeout_in_a_smoke_test_fails_it_and_cleans_up(demo: Any, run: Any) -> None:
+    """pytest-timeout's default (signal) method: the hanging test fails, the verdict is
+    FAIL naming it, teardown runs."""
+    r = run(
+        ["-p", "timeout", "--timeout", "5"], {"SUPABASE_DB_URL": demo.db_url, "FAULT_HANG": "1"}
+    )
+    out = r.finish(timeout=120)
+    verdict = r.verdict()
+    assert verdict["status"] == "FAIL", out
+    assert any(
+        "test_hangs" in f["test"] and "Timeout" in f["message"] for f in verdict["failures"]
+    ), verdict
+    assert r.leftovers(wait=10) == [], out
+
+
+@pytest.mark.timeout(150)
+def test_pytest_timeout_thread_method_exit_is_cleaned_up_by_the_watchdog(
+    demo: Any, run: Any
+) -> None:
+    """pytest-timeout's thread method ends the process with os._exit: no teardown runs.
+    The watchdog must still stop the staging servers and remove every directory."""
+    r = run(
+        ["-p", "timeout", "--timeout", "5", "--timeout-method", "thread"],
+        {"SUPABASE_DB_URL": demo.db_url, "FAULT_HANG": "1"},
+    )
+    out = r.finish(timeout=120)
+    assert "Timeout" in out and r.proc.returncode != 0, out
+    assert r.leftovers(wait=30) == [], out
