@@ -332,12 +332,14 @@ def test_client_ignores_aws_environment_and_config_files(
     assert internals._endpoint.http_session._verify is True  # not AWS_CA_BUNDLE
 
 
+@pytest.mark.timeout(300)
 def test_iter_objects_follows_every_page(source: LocalS3Server) -> None:
+    """Tens of thousands of keys: every page of the listing is followed, none twice."""
     from concurrent.futures import ThreadPoolExecutor
 
     client = make_client(source.endpoint)
     bucket = new_bucket(client)
-    keys = [f"prefix/{i // 100:02d}/key {i:05d}" for i in range(2000)]
+    keys = [f"prefix/{i // 1000:02d}/key {i:05d}" for i in range(20_000)]
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"."), keys))
 
@@ -348,10 +350,10 @@ def test_iter_objects_follows_every_page(source: LocalS3Server) -> None:
         pages += 1
 
     client.meta.events.register("before-call.s3.ListObjectsV2", count)
-    listed = [o["Key"] for o in iter_objects(client, bucket, page_size=100)]
+    listed = [o["Key"] for o in iter_objects(client, bucket, page_size=1000)]
     assert pages == 20
     assert sorted(listed) == sorted(keys)
-    assert len(set(listed)) == 2000
+    assert len(set(listed)) == 20_000
 
 
 # --------------------------------------------------------------------------- round trip
