@@ -507,6 +507,45 @@ def test_pytest_timeout_thread_method_exit_is_cleaned_up_by_the_watchdog(
     assert r.leftovers(wait=30) == [], out
 
 
+@pytest.mark.timeout(120)
+def test_kill_9_during_the_export_is_cleaned_up_by_the_watchdog(demo: Any, run: Any) -> None:
+    """SIGKILL cannot be caught: no teardown runs at all. The watchdog stops pg_dump and
+    its workers and removes the partial set and the run's directories."""
+    with TcpProxy(demo.cluster.port) as proxy:
+        proxy.stall_after(500_000)
+        r = run([], {"SUPABASE_DB_URL": through(proxy, demo.db_url)})
+        r.wait_for_line("export ...")
+        assert proxy.wait_for(lambda p: p.stalled, timeout=60), "the export never stalled"
+        assert any(p.name.startswith(".partial") for p in r.backups.iterdir())
+        r.proc.kill()
+        out = r.finish(timeout=30)
+        assert r.leftovers(wait=30) == [], out
+
+
+def test_watchdog_stops_servers_of_a_process_that_exits_without_teardown(tmp_path: Path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import os\n"
+        "from pytest_supabase_restore.pg.cluster import Cluster\n"
+        "from pytest_supabase_restore.s3server import LocalS3Server\n"
+        "c = Cluster(name='orphan').start()\n"
+        "s = LocalS3Server(name='orphan-s3').start()\n"
+        "print(c.base_dir, c.process.pid, s.process.pid, flush=True)\n"
+        "os._exit(3)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 3, out.stderr
+    base_dir, pg_pid, s3_pid = out.stdout.split()
+
+    def gone() -> bool:
+        alive = [p for p in (pg_pid, s3_pid) if Path(f"/proc/{p}").exists()]
+        return not alive and not Path(base_dir).exists()
+
+    assert wait_until(gone, 30), (base_dir, processes_mentioning(base_dir))
+
+
 # -- hostile names and values -----------------------------------------------------------------
 HOSTILE_SQL = '''
 CREATE TABLE public."select" ("from" int PRIMARY KEY, "order" text, "user" text);
