@@ -257,6 +257,8 @@ class Drill:
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
+        objects = (manifest or {}).get("storage", {}).get("objects", [])
+        uploader = self._start_storage_restore(set_dir, objects, staging)
         if manifest is not None:
             outcome = restore_backup_set(
                 set_dir,
@@ -279,21 +281,14 @@ class Drill:
         for item in outcome.not_restorable:
             state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
 
-        objects = (manifest or {}).get("storage", {}).get("objects", [])
-        if objects and staging.s3 is not None:
-            from .storage import ObjectRecord, upload_all
-
-            records = [ObjectRecord.from_json(o) for o in objects]
-            result = self._timed(
-                "storage",
-                lambda: upload_all(
-                    staging.s3,
-                    records,
-                    set_dir / "storage",
-                    concurrency=self.settings.s3_concurrency,
-                    progress=self.progress,
-                ),
-            )
+        if uploader is not None:
+            thread, uploaded = uploader
+            self.current_phase = "storage"
+            thread.join()
+            state.add_phase("storage", uploaded.get("seconds", 0.0), ok="result" in uploaded)
+            if "error" in uploaded:
+                raise uploaded["error"]
+            result = uploaded["result"]
             if result.errors:
                 raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
             state.staging_s3 = {
@@ -323,6 +318,38 @@ class Drill:
             f"restored into {staging.label} in {state.rto_seconds:.1f}s "
             f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
         )
+
+    def _start_storage_restore(
+        self, set_dir: Path, objects: list[dict[str, Any]], staging: StagingTarget
+    ) -> tuple[threading.Thread, dict[str, Any]] | None:
+        """Upload the Storage objects into staging in a thread, beside the database restore
+        (the two use different servers). Joined, and its errors raised, after the restore."""
+        if not objects or staging.s3 is None:
+            return None
+        from .storage import ObjectRecord, upload_all
+
+        records = [ObjectRecord.from_json(o) for o in objects]
+        out: dict[str, Any] = {}
+        target = staging.s3
+
+        def upload() -> None:
+            t0 = time.monotonic()
+            try:
+                out["result"] = upload_all(
+                    target,
+                    records,
+                    set_dir / "storage",
+                    concurrency=self.settings.s3_concurrency,
+                    progress=self.progress,
+                )
+            except BaseException as exc:  # raised in the drill's thread after the join
+                out["error"] = exc
+            out["seconds"] = time.monotonic() - t0
+
+        self.progress(f"storage: uploading {len(records)} objects beside the database restore")
+        thread = threading.Thread(target=upload, name="supabase-restore-storage", daemon=True)
+        thread.start()
+        return thread, out
 
     def _self_test(self, dsn: str, manifest: dict[str, Any]) -> None:
         from .selftest import run_self_test

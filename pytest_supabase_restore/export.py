@@ -186,6 +186,7 @@ class Cancel:
         self.conns: list[psycopg.Connection[Any]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.cancelled = False
+        self.event = threading.Event()  # for work that polls (the Storage download)
 
     def connection(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
         with self._lock:
@@ -201,6 +202,7 @@ class Cancel:
 
     def abort(self) -> None:
         """Break every connection at the socket and stop the child processes."""
+        self.event.set()
         with self._lock:
             self.cancelled = True
             conns, procs = list(self.conns), list(self.procs)
@@ -288,6 +290,33 @@ def _storage_rows(
         ).fetchall()
     ]
     return buckets, objects
+
+
+def _download(
+    s3: S3Endpoint,
+    dest: Path,
+    buckets: list[dict[str, Any]],
+    concurrency: int,
+    progress: Progress,
+    cancel: Cancel,
+    out: dict[str, Any],
+) -> None:
+    """The Storage download, run in its own thread; its outcome is left in ``out``."""
+    from .storage import download_all
+
+    t0 = time.monotonic()
+    try:
+        out["result"] = download_all(
+            s3,
+            dest,
+            [b["id"] for b in buckets] or None,
+            concurrency=concurrency,
+            progress=progress,
+            cancel=cancel.event,
+        )
+    except BaseException as exc:  # re-raised by the export thread
+        out["error"] = exc
+    out["seconds"] = time.monotonic() - t0
 
 
 def _table_json(ref: fingerprint.TableRef, fp: dict[str, Any]) -> dict[str, Any]:
@@ -416,12 +445,25 @@ def _export(
     reaper.watch_path(partial)  # never left behind, even if this process is killed
     dumper: subprocess.Popen[bytes] | None = None
     dump_err: Any = None
+    fetcher: threading.Thread | None = None
+    fetched: dict[str, Any] = {}
     try:
         scope = fingerprint.schemas_in_scope(snap.conn)
         tables = fingerprint.list_tables(snap.conn, scope)
         progress(
             f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: {len(tables)} tables in {len(scope)} schemas"
         )
+        buckets, db_objects = _storage_rows(snap.conn)
+        # The Storage download is network and hashing work: it runs beside pg_dump and the
+        # fingerprints instead of after them.
+        if s3 is not None:
+            fetcher = threading.Thread(
+                target=_download,
+                args=(s3, partial / "storage", buckets, s3_concurrency, progress, cancel, fetched),
+                name="supabase-restore-storage-export",
+                daemon=True,
+            )
+            fetcher.start()
 
         dump_args = [
             tools.path("pg_dump"),
@@ -499,7 +541,6 @@ def _export(
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
                 users = fingerprint.sample_users(conn, rls_sample)
                 visibility = fingerprint.rls_visibility(conn, tables, users)
-            buckets, db_objects = _storage_rows(conn)
         finally:
             conn.rollback()
             conn.close()
@@ -514,18 +555,12 @@ def _export(
             "unknown_to_db": [],
             "downloaded": False,
         }
-        if s3 is not None:
-            from .storage import download_all
-
-            t0 = time.monotonic()
-            result = download_all(
-                s3,
-                partial / "storage",
-                [b["id"] for b in buckets] or None,
-                concurrency=s3_concurrency,
-                progress=progress,
-            )
-            timings["storage_export"] = time.monotonic() - t0
+        if fetcher is not None:
+            fetcher.join()
+            if "error" in fetched:
+                raise fetched["error"]
+            result = fetched["result"]
+            timings["storage_export"] = fetched["seconds"]
             if any(NO_SPACE in e for e in result.errors):
                 raise disk_full(base_dir)
             if result.errors:
@@ -601,6 +636,9 @@ def _export(
     except BaseException:
         if dumper is not None:
             stop_group(dumper)
+        if fetcher is not None:  # it must stop writing before the directory goes
+            cancel.event.set()
+            fetcher.join(60)
         shutil.rmtree(partial, ignore_errors=True)
         reaper.forget_path(partial)
         raise

@@ -179,6 +179,43 @@ def _dbname_only(dsn: str) -> str:
     return str(conninfo_to_dict(dsn).get("dbname") or "postgres")
 
 
+def analyze(tools: PgBinaries, dsn: str, jobs: int) -> None:
+    """Planner statistics for every table: ``vacuumdb --analyze-only -j N`` analyzes tables
+    in parallel; a plain ``ANALYZE`` when it is missing or fails."""
+    vacuumdb = Path(tools.path("vacuumdb"))
+    if jobs > 1 and vacuumdb.is_file():
+        result = run_tool(
+            [
+                str(vacuumdb),
+                "--analyze-only",
+                f"--jobs={jobs}",
+                "--quiet",
+                "--dbname",
+                _dbname_only(dsn),
+            ],
+            dsn,
+        )
+        if result.returncode == 0:
+            # vacuumdb skips partitioned tables; their own statistics need an ANALYZE.
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                parents = conn.execute(
+                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relkind = 'p' AND NOT c.relispartition"
+                ).fetchall()
+                for (name,) in parents:
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(name)))
+            return
+        fatal = fatal_restore_error("analyze", result.stderr)
+        if fatal is not None:
+            raise fatal
+        log.warning(
+            "vacuumdb --analyze-only failed (%s); running ANALYZE", first_error(result.stderr)
+        )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def neutralise_side_effects(dsn: str) -> list[str]:
     """Make sure a restored copy never calls out: pg_cron jobs off, pg_net queue emptied,
     database-webhook triggers (supabase_functions.http_request / net.http_*) disabled."""
@@ -281,8 +318,7 @@ def _restore_backup_set(
     out.phases["neutralise"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("ANALYZE")
+    analyze(tools, dsn, jobs)
     out.phases["analyze"] = time.monotonic() - t0
     progress(f"restore: ANALYZE in {out.phases['analyze']:.1f}s")
 

@@ -707,8 +707,11 @@ def download_all(
     retries: int = 5,
     deadline_seconds: float | None = None,
     page_size: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> TransferResult:
     """Download every object of ``buckets`` (default: all buckets) into ``dest``.
+
+    Setting ``cancel`` (from another thread) stops the download with a StorageError.
 
     Bytes go to ``dest/objects/<sha[:2]>/<sha>`` (files 0600, directories 0700). Objects
     that fail are listed in ``errors`` with bucket, key and what to check; an endpoint that
@@ -757,6 +760,8 @@ def download_all(
             listing = _pages(client, bucket, page_size, retrier.call)
             try:
                 for listed in listing:
+                    if cancel is not None and cancel.is_set():
+                        raise StorageError("The Storage download was cancelled.")
                     if retrier.expired():
                         skipped += 1
                         continue
