@@ -111,6 +111,32 @@ def tmpfs(size: str) -> Iterator[Path]:
 
 # -- the source database --------------------------------------------------------------------
 @pytest.mark.timeout(60)
+def test_wrong_password_is_one_precise_error_without_the_password(
+    demo: Any, tmp_path: Path
+) -> None:
+    """Real password authentication (SCRAM) for one role of the source."""
+    hba = demo.cluster.data_dir / "pg_hba.conf"
+    original = hba.read_text()
+    with psycopg.connect(demo.admin_url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE backup_reader LOGIN PASSWORD 'right-pw-5e1'")
+        hba.write_text("host all backup_reader 127.0.0.1/32 scram-sha-256\n" + original)
+        admin.execute("SELECT pg_reload_conf()")
+        try:
+            url = demo.cluster.dsn(user="backup_reader").replace("@", ":wrong-pw-93c@", 1)
+            with pytest.raises(SourceError) as info:
+                export(url, tmp_path, s3=None)
+        finally:
+            hba.write_text(original)
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute("DROP ROLE backup_reader")
+    message = str(info.value)
+    assert "password authentication failed" in message, message
+    assert "check the user and password in SUPABASE_DB_URL" in message
+    assert "wrong-pw-93c" not in message and "right-pw" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
 def test_connection_dropped_mid_export_is_named_and_leaves_no_set(
     demo: Any, tmp_path: Path
 ) -> None:
