@@ -430,9 +430,12 @@ def test_signal_during_export_stops_everything(demo: Any, run: Any, signum: int)
 
 
 @pytest.mark.timeout(150)
-def test_sigterm_during_restore_stops_pg_restore_and_leaves_nothing(demo: Any, run: Any) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_restore_stops_pg_restore_and_leaves_nothing(
+    demo: Any, run: Any, signum: int
+) -> None:
     """Staging is a disposable database behind the proxy, stalled in the middle of the data
-    phase; SIGTERM (a cancelled CI job) ends the run and pg_restore with it."""
+    phase; Ctrl-C or SIGTERM (a cancelled CI job) ends the run and pg_restore with it."""
     staging = Cluster(name="fault-staging").start()
     try:
         with staging.connect(autocommit=True) as conn:
@@ -446,7 +449,7 @@ def test_sigterm_during_restore_stops_pg_restore_and_leaves_nothing(demo: Any, r
             proxy.stall_after(200_000, down=False)
             assert proxy.wait_for(lambda p: p.stalled, timeout=30), "the restore never stalled"
             assert processes_mentioning("pg_restore"), "pg_restore is not running"
-            r.proc.send_signal(signal.SIGTERM)
+            r.proc.send_signal(signum)
             out = r.finish(timeout=60)
     finally:
         staging.stop()
