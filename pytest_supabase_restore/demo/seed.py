@@ -260,7 +260,8 @@ SELECT pg_temp.u('session:' || d.i || ':' || k), d.id,
        ((d.created + k * interval '5 days' + interval '1 hour') AT TIME ZONE 'UTC'),
        pg_temp.pick('ua:' || d.i || ':' || k, {_text_array(_USER_AGENTS)}),
        CASE WHEN pg_temp.r('ip6:' || d.i || ':' || k) < 0.2
-            THEN ('2001:db8::' || to_hex(d.i) || ':' || k)::inet
+            THEN ('2001:db8::' || CASE WHEN d.i >= 65536 THEN to_hex(d.i / 65536) || ':' ELSE '' END
+                  || to_hex(mod(d.i, 65536)) || ':' || k)::inet
             ELSE ('10.' || mod(d.i / 65536, 256) || '.' || mod(d.i / 256, 256) || '.' || mod(d.i, 256))::inet
        END,
        NULL
