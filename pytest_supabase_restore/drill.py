@@ -19,17 +19,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from . import manifest as mf
+from .background import Background
 from .config import Config, mask_url
 from .errors import BackupError, DrillError, SourceConnectionLost
 from .reaper import reaper
 from .results import DrillState
 from .s3server import S3Endpoint
 from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
+
+if TYPE_CHECKING:
+    from .storage import TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -282,13 +286,10 @@ class Drill:
             state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
 
         if uploader is not None:
-            thread, uploaded = uploader
             self.current_phase = "storage"
-            thread.join()
-            state.add_phase("storage", uploaded.get("seconds", 0.0), ok="result" in uploaded)
-            if "error" in uploaded:
-                raise uploaded["error"]
-            result = uploaded["result"]
+            uploader.join()
+            state.add_phase("storage", uploader.seconds, ok=uploader.error is None)
+            result = uploader.result()
             if result.errors:
                 raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
             state.staging_s3 = {
@@ -321,35 +322,26 @@ class Drill:
 
     def _start_storage_restore(
         self, set_dir: Path, objects: list[dict[str, Any]], staging: StagingTarget
-    ) -> tuple[threading.Thread, dict[str, Any]] | None:
+    ) -> Background[TransferResult] | None:
         """Upload the Storage objects into staging in a thread, beside the database restore
-        (the two use different servers). Joined, and its errors raised, after the restore."""
+        (the two use different servers). Collected, and its errors raised, after the restore."""
         if not objects or staging.s3 is None:
             return None
         from .storage import ObjectRecord, upload_all
 
         records = [ObjectRecord.from_json(o) for o in objects]
-        out: dict[str, Any] = {}
         target = staging.s3
-
-        def upload() -> None:
-            t0 = time.monotonic()
-            try:
-                out["result"] = upload_all(
-                    target,
-                    records,
-                    set_dir / "storage",
-                    concurrency=self.settings.s3_concurrency,
-                    progress=self.progress,
-                )
-            except BaseException as exc:  # raised in the drill's thread after the join
-                out["error"] = exc
-            out["seconds"] = time.monotonic() - t0
-
         self.progress(f"storage: uploading {len(records)} objects beside the database restore")
-        thread = threading.Thread(target=upload, name="supabase-restore-storage", daemon=True)
-        thread.start()
-        return thread, out
+        return Background(
+            lambda: upload_all(
+                target,
+                records,
+                set_dir / "storage",
+                concurrency=self.settings.s3_concurrency,
+                progress=self.progress,
+            ),
+            "supabase-restore-storage",
+        )
 
     def _self_test(self, dsn: str, manifest: dict[str, Any]) -> None:
         from .selftest import run_self_test

@@ -25,17 +25,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from . import __version__, fingerprint, manifest
+from .background import Background
 from .config import mask_url
 from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, libpq_env, run_tool, stop_group
 from .reaper import reaper
 from .s3server import S3Endpoint
+
+if TYPE_CHECKING:
+    from .storage import TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -98,7 +102,7 @@ DENIED_FIX = (
 
 def source_failure(what: str, message: str) -> SourceError:
     """The right error for a failure reading the source: lost connection, denied, other."""
-    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    first = first_error(message).strip() or "no message"
     denied = _DENIED.search(message)
     if denied:
         return SourceError(
@@ -292,33 +296,6 @@ def _storage_rows(
     return buckets, objects
 
 
-def _download(
-    s3: S3Endpoint,
-    dest: Path,
-    buckets: list[dict[str, Any]],
-    concurrency: int,
-    progress: Progress,
-    cancel: Cancel,
-    out: dict[str, Any],
-) -> None:
-    """The Storage download, run in its own thread; its outcome is left in ``out``."""
-    from .storage import download_all
-
-    t0 = time.monotonic()
-    try:
-        out["result"] = download_all(
-            s3,
-            dest,
-            [b["id"] for b in buckets] or None,
-            concurrency=concurrency,
-            progress=progress,
-            cancel=cancel.event,
-        )
-    except BaseException as exc:  # re-raised by the export thread
-        out["error"] = exc
-    out["seconds"] = time.monotonic() - t0
-
-
 def _table_json(ref: fingerprint.TableRef, fp: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": ref.schema,
@@ -363,43 +340,35 @@ def export(
     connection broke, which the drill retries with a new snapshot).
     """
     cancel = Cancel()
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["set"] = _export(
-                db_url,
-                base_dir,
-                s3=s3,
-                jobs=jobs,
-                compression=compression,
-                s3_concurrency=s3_concurrency,
-                rls_sample=rls_sample,
-                pg_bindir=pg_bindir,
-                source_label=source_label,
-                progress=progress,
-                timings={} if timings is None else timings,
-                cancel=cancel,
-            )
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-
     # The export runs in a thread so that this (main) thread stays free for signals: on
     # Ctrl-C, SIGTERM or a time limit it breaks the connections and stops pg_dump, then
     # waits for the export's own cleanup (the partial set removed) before re-raising.
-    worker = threading.Thread(target=run, name="supabase-restore-export", daemon=True)
-    worker.start()
+    work = Background(
+        lambda: _export(
+            db_url,
+            base_dir,
+            s3=s3,
+            jobs=jobs,
+            compression=compression,
+            s3_concurrency=s3_concurrency,
+            rls_sample=rls_sample,
+            pg_bindir=pg_bindir,
+            source_label=source_label,
+            progress=progress,
+            timings={} if timings is None else timings,
+            cancel=cancel,
+        ),
+        "supabase-restore-export",
+    )
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while work.running:
+            work.join(0.2)
     except BaseException:
         cancel.abort()
-        worker.join(60)
+        work.join(60)
         raise
     try:
-        if "error" in outcome:
-            raise outcome["error"]
-        return Path(outcome["set"])
+        return work.result()
     except psycopg.Error as exc:
         raise source_failure("Export", str(exc)) from exc
     except OSError as exc:
@@ -445,8 +414,7 @@ def _export(
     reaper.watch_path(partial)  # never left behind, even if this process is killed
     dumper: subprocess.Popen[bytes] | None = None
     dump_err: Any = None
-    fetcher: threading.Thread | None = None
-    fetched: dict[str, Any] = {}
+    fetcher: Background[TransferResult] | None = None
     try:
         scope = fingerprint.schemas_in_scope(snap.conn)
         tables = fingerprint.list_tables(snap.conn, scope)
@@ -457,13 +425,20 @@ def _export(
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if s3 is not None:
-            fetcher = threading.Thread(
-                target=_download,
-                args=(s3, partial / "storage", buckets, s3_concurrency, progress, cancel, fetched),
-                name="supabase-restore-storage-export",
-                daemon=True,
+            from .storage import download_all
+
+            endpoint = s3
+            fetcher = Background(
+                lambda: download_all(
+                    endpoint,
+                    partial / "storage",
+                    [b["id"] for b in buckets] or None,
+                    concurrency=s3_concurrency,
+                    progress=progress,
+                    cancel=cancel.event,
+                ),
+                "supabase-restore-storage-export",
             )
-            fetcher.start()
 
         dump_args = [
             tools.path("pg_dump"),
@@ -556,11 +531,8 @@ def _export(
             "downloaded": False,
         }
         if fetcher is not None:
-            fetcher.join()
-            if "error" in fetched:
-                raise fetched["error"]
-            result = fetched["result"]
-            timings["storage_export"] = fetched["seconds"]
+            result = fetcher.result()
+            timings["storage_export"] = fetcher.seconds
             if any(NO_SPACE in e for e in result.errors):
                 raise disk_full(base_dir)
             if result.errors:
@@ -588,10 +560,7 @@ def _export(
             stderr = dump_err.read().decode(errors="replace")
             if NO_SPACE in stderr:
                 raise disk_full(base_dir)
-            raise source_failure(
-                f"pg_dump failed (exit {returncode})",
-                first_error(stderr) + ("\n" + stderr if CONNECTION_LOST.search(stderr) else ""),
-            )
+            raise source_failure(f"pg_dump failed (exit {returncode})", stderr)
         progress(f"pg_dump finished in {timings['pg_dump']:.1f}s")
         custom_roles = dump_roles(db_url, tools, partial / "roles.sql")
         manifest.restrict_tree(partial)

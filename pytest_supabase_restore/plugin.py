@@ -213,8 +213,8 @@ class DrillController:
         except ValueError:  # pytest-timeout is not installed
             return None
         try:
-            return float(session) or None if session not in (None, "") else None
-        except (TypeError, ValueError):
+            return float(session) or None
+        except (TypeError, ValueError):  # unset ("" from the ini) or not a number
             return None
 
     @pytest.hookimpl(optionalhook=True)

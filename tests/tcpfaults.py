@@ -9,15 +9,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
-from typing import Any
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to 127.0.0.1:<upstream_port>.
 
     * ``cut()`` closes every open connection (both sides), like a dropped network path;
-      new connections are still accepted unless ``refuse`` is set.
+      new connections are still accepted.
     * ``cut_after(n)`` cuts every open connection as soon as ``n`` bytes in total have
       passed since the call (once, or every ``n`` bytes with ``repeat``).
     * ``stall()`` / ``resume()`` / ``stall_after(n)`` stop and restart forwarding without
@@ -33,7 +31,6 @@ class TcpProxy:
         self._flowing = threading.Event()
         self._flowing.set()
         self._closed = False
-        self.refuse = False
         self.cuts = 0
         self.connections = 0
         # kind -> (bytes left, server-to-client?, bytes to re-arm with or 0)
@@ -42,19 +39,12 @@ class TcpProxy:
         self.bytes_up = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def dsn(self, template: str) -> str:
-        """``template`` with its port replaced by the proxy's (``{port}`` placeholder)."""
-        return template.format(port=self.port)
-
     def _accept(self) -> None:
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if self.refuse:
-                client.close()
-                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
                 upstream.settimeout(None)
@@ -146,14 +136,6 @@ class TcpProxy:
 
     def resume(self) -> None:
         self._flowing.set()
-
-    def wait_for(self, predicate: Any, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return True
-            time.sleep(0.02)
-        return False
 
     def close(self) -> None:
         self._closed = True

@@ -307,6 +307,7 @@ class Run:
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
         self.dir = tmp_path
+        tmp_path.mkdir()
         (tmp_path / "test_smoke.py").write_text(SMOKE)
         # Directly below /tmp, reachable by the unprivileged PostgreSQL user.
         self.tmpdir = Path(tempfile.mkdtemp(prefix="fault-run-"))
@@ -396,8 +397,6 @@ def run(tmp_path: Path) -> Iterator[Any]:
         runs.append(r)
         return r
 
-    for d in range(3):
-        (tmp_path / f"run{d}").mkdir()
     yield start
     for r in runs:
         r.close()
@@ -417,7 +416,7 @@ def test_signal_during_export_stops_everything(demo: Any, run: Any, signum: int)
         r = run([], {"SUPABASE_DB_URL": url})
         proxy.stall_after(500_000)
         r.wait_for_line("export ...")
-        assert proxy.wait_for(lambda p: p.stalled, timeout=60), "the export never stalled"
+        assert wait_until(lambda: proxy.stalled, 60), "the export never stalled"
         assert processes_mentioning("pg_dump"), "pg_dump is not running"
         assert processes_mentioning(PASSWORD) == []
         started = time.monotonic()
@@ -447,7 +446,7 @@ def test_signal_during_restore_stops_pg_restore_and_leaves_nothing(
             )
             r.wait_for_line("restore: schema in", timeout=90)
             proxy.stall_after(200_000, down=False)
-            assert proxy.wait_for(lambda p: p.stalled, timeout=30), "the restore never stalled"
+            assert wait_until(lambda: proxy.stalled, 30), "the restore never stalled"
             assert processes_mentioning("pg_restore"), "pg_restore is not running"
             r.proc.send_signal(signum)
             out = r.finish(timeout=60)
@@ -544,7 +543,7 @@ def test_kill_9_during_the_export_is_cleaned_up_by_the_watchdog(demo: Any, run: 
         proxy.stall_after(500_000)
         r = run([], {"SUPABASE_DB_URL": through(proxy, demo.db_url)})
         r.wait_for_line("export ...")
-        assert proxy.wait_for(lambda p: p.stalled, timeout=60), "the export never stalled"
+        assert wait_until(lambda: proxy.stalled, 60), "the export never stalled"
         assert any(p.name.startswith(".partial") for p in r.backups.iterdir())
         r.proc.kill()
         out = r.finish(timeout=30)

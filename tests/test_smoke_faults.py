@@ -38,6 +38,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from pytest_supabase_restore import CATEGORIES
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.export import export
 from pytest_supabase_restore.fixtures import StagingStorage
@@ -57,16 +58,6 @@ from smoke_tests import (
     relation_grants,
 )
 
-CATEGORIES = (
-    "api_connectivity",
-    "database_schema",
-    "data_integrity",
-    "crud_operations",
-    "authentication",
-    "storage",
-    "performance",
-    "data_consistency",
-)
 MARKER = "FAULT-MARKER-3f9c"  # written into rows by the faults: must never be echoed
 
 
