@@ -277,6 +277,7 @@ class Drill:
             outcome = restore_cli_dump(
                 set_dir, staging.dsn, prepare_sql=staging.prepare_sql, progress=self.progress
             )
+        staging.after_restore()
         for name, seconds in outcome.phases.items():
             state.add_phase(name, seconds)
         state.restore_issues = outcome.issues
@@ -297,6 +298,11 @@ class Drill:
                 "region": staging.s3.region,
                 "kind": staging.kind,
             }
+            if staging.kind != "url":
+                # The throwaway object store's own random key pair: workers need it to reach
+                # the store; the state file lives in the run's 0700 directory.
+                state.staging_s3["access_key_id"] = staging.s3.access_key_id
+                state.staging_s3["secret_access_key"] = staging.s3.secret_access_key
         elif objects:
             state.not_tested.append(
                 "storage restore: no staging object store (STAGING_S3_ENDPOINT)"

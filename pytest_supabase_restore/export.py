@@ -58,6 +58,12 @@ def _noop(_: str) -> None:
     pass
 
 
+_SNAPSHOT_GONE = re.compile(r"invalid snapshot identifier", re.IGNORECASE)
+_DROPPED_WHILE_CONNECTING = re.compile(
+    r"server closed the connection unexpectedly|connection reset by peer", re.IGNORECASE
+)
+
+
 def connect_source(
     db_url: str, *, application: str = "pytest-supabase-restore"
 ) -> psycopg.Connection[Any]:
@@ -75,6 +81,14 @@ def connect_source(
         )
     except psycopg.OperationalError as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _DROPPED_WHILE_CONNECTING.search(str(exc)):
+            # The server was reached and the link dropped during the handshake: the same
+            # transient fault as a drop mid-export, retried the same way.
+            raise SourceConnectionLost(
+                f"Connecting to the source database {mask_url(db_url)}: the connection to the "
+                f"source was lost during the handshake ({text}). Check the source's "
+                "availability and any pooler or proxy in between."
+            ) from exc
         hint = "check the host, port and network (Supabase: use the session pooler URL on IPv4-only networks)"
         if "password" in text or "authentication" in text:
             hint = "check the user and password in SUPABASE_DB_URL"
@@ -108,7 +122,8 @@ def source_failure(what: str, message: str) -> SourceError:
         return SourceError(
             f"{what}: the source user may not read {denied.group(1)} ({first}). Fix: {DENIED_FIX}."
         )
-    if CONNECTION_LOST.search(message):
+    if CONNECTION_LOST.search(message) or _SNAPSHOT_GONE.search(message):
+        # A snapshot that became invalid mid-export means the session holding it was cut.
         return SourceConnectionLost(
             f"{what}: the connection to the source was lost ({first}). The network path or "
             "the server dropped it; check the source's availability and any pooler or "
@@ -422,6 +437,10 @@ def _export(
             f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: {len(tables)} tables in {len(scope)} schemas"
         )
         buckets, db_objects = _storage_rows(snap.conn)
+        login = snap.conn.execute(
+            "SELECT current_user::text, rolsuper FROM pg_catalog.pg_roles "
+            "WHERE rolname = current_user"
+        ).fetchone()
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if s3 is not None:
@@ -575,6 +594,10 @@ def _export(
                 "label": source_label or mask_url(db_url),
                 "server_version": version,
                 "server_major": major,
+                # Who the export logged in as: restored code runs no more privileged than this
+                # role in staging (see the CRUD and materialized-view checks).
+                "login_role": login[0] if login else None,
+                "login_superuser": bool(login[1]) if login else None,
             },
             "pg_dump": {
                 "version": tools.version,

@@ -151,9 +151,9 @@ def staging_storage(
             s3["url"], s3["region"], target.s3_access_key_id, target.s3_secret_access_key
         )
     else:
-        # The throwaway object store accepts any key pair; these are placeholders.
+        # The throwaway object store only accepts the key pair it generated at start.
         endpoint = S3Endpoint(
-            s3["url"], s3.get("region", LOCAL_REGION), "local-access-key", "local-secret-key"
+            s3["url"], s3.get("region", LOCAL_REGION), s3["access_key_id"], s3["secret_access_key"]
         )
     return StagingStorage(
         endpoint=endpoint,

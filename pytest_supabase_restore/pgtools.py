@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
+from .childenv import client_env
 from .config import mask_url
 from .errors import ConfigError
 
@@ -21,6 +22,7 @@ _PARAM_ENV = {
     "port": "PGPORT",
     "user": "PGUSER",
     "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
     "dbname": "PGDATABASE",
     "sslmode": "PGSSLMODE",
     "sslrootcert": "PGSSLROOTCERT",
@@ -40,7 +42,9 @@ def libpq_env(dsn: str, **extra: str) -> dict[str, str]:
         params: dict[str, Any] = conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError for bad conninfo
         raise ConfigError(f"Cannot parse the database URL {mask_url(dsn)}: {exc}") from exc
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    # An allow-list, not a copy of this process's environment: a tool needs its own
+    # connection's credentials, never the run's other secrets.
+    env = client_env()
     for key, value in params.items():
         name = _PARAM_ENV.get(key)
         if name and value is not None:

@@ -71,6 +71,8 @@ class Reaper:
             text=True,
             start_new_session=True,  # a Ctrl-C aimed at the test run does not reach it
             cwd="/",
+            # It needs nothing of this process's environment, and must not hold its secrets.
+            env={k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")},
         )
         self._pipe = self._proc.stdin
         self._pid = os.getpid()

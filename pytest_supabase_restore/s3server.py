@@ -2,23 +2,27 @@
 
 Used as the demo project's Storage backend and as the object store of throwaway staging
 targets. It runs as a separate process so that object bytes never count against the
-pytest process's memory, and so that every xdist worker reaches it over real HTTP.
+pytest process's memory, and so that every xdist worker reaches it over real HTTP. It
+authenticates every request against a key pair it generates at start (see ``_s3_main``),
+so the restored objects are private to this run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import select
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .childenv import python_env
 from .errors import StorageError
 from .pg.cluster import free_port
 from .reaper import reaper
@@ -26,6 +30,7 @@ from .reaper import reaper
 log = logging.getLogger(__name__)
 
 LOCAL_REGION = "local"
+_MAIN = str(Path(__file__).with_name("_s3_main.py"))
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,18 @@ class LocalS3Server:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
+        self._keys: tuple[str, str] | None = None
 
     @property
     def endpoint(self) -> S3Endpoint:
-        # moto accepts any key pair; these are not secrets, only placeholders.
+        """Where to reach the server, with the key pair it generated when it started."""
+        if self._keys is None:
+            raise StorageError(f"The local S3 server ({self.name}) is not running.")
         return S3Endpoint(
             url=f"http://127.0.0.1:{self.port}",
             region=LOCAL_REGION,
-            access_key_id="local-access-key",
-            secret_access_key="local-secret-key",  # noqa: S106
+            access_key_id=self._keys[0],
+            secret_access_key=self._keys[1],
         )
 
     def start(self, timeout: float = 30.0) -> LocalS3Server:
@@ -70,19 +78,16 @@ class LocalS3Server:
         reaper.watch_path(self._log)
         for _ in range(5):
             self.port = free_port()
-            env = dict(os.environ)
-            # moto must not pick up real AWS settings or CA bundles from the environment.
-            for key in list(env):
-                if key.startswith("AWS_"):
-                    del env[key]
-            with open(self._log, "ab") as out:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    env=env,
-                )
+            # -I: the program needs only moto from site-packages; the environment is an
+            # allow-list (no AWS_* settings, no secrets of this process).
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", _MAIN, "127.0.0.1", str(self.port), str(self._log)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env=python_env(),
+            )
             reaper.watch_process(self.process.pid)  # stopped even if this process dies
             if self._wait(timeout):
                 return self
@@ -93,15 +98,26 @@ class LocalS3Server:
         )
 
     def _wait(self, timeout: float) -> bool:
+        """Read the key pair the server prints, then wait until its port accepts."""
+        assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + timeout
+        out = self.process.stdout
+        ready, _, _ = select.select([out], [], [], timeout)
+        line = out.readline() if ready else b""
+        out.close()
+        try:
+            keys = json.loads(line)
+            self._keys = (str(keys["access_key_id"]), str(keys["secret_access_key"]))
+        except (ValueError, KeyError, TypeError):
+            return False
         while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
+            if self.process.poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=2):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
                     return True
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
+            except OSError:
+                time.sleep(0.05)
         return False
 
     def _tail(self) -> str:
@@ -116,14 +132,19 @@ class LocalS3Server:
         """Stop the server. Best effort; never raises."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            for stop, wait in ((proc.terminate, 10.0), (proc.kill, 10.0)):
+                try:
+                    stop()
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+                except OSError as exc:  # already gone
+                    log.warning("stopping the local S3 server (%s): %s", self.name, exc)
+                    break
         if proc is not None:
             reaper.forget_process(proc.pid)
+        self._keys = None
         if not keep_log and self._log is not None:
             self._log.unlink(missing_ok=True)
             reaper.forget_path(self._log)

@@ -13,8 +13,9 @@ the contents of a user's rows.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,6 +175,70 @@ def resolve_relation(conn: Conn, qualified: str) -> tuple[int, str, str, str] | 
     if row is None:
         return None
     return int(row[0]), str(row[1]), str(row[2]), str(row[3])
+
+
+class RunAsSuperuser(Exception):
+    """No role without superuser rights is available to run a relation's restored code as."""
+
+
+def unprivileged_role(
+    conn: Conn, oid: int, facts: Facts, *, owner_only: bool = False
+) -> str | None:
+    """The role to run restored code of relation ``oid`` (its triggers, defaults, checks,
+    materialized-view query) as in staging, or None when the session already is no superuser.
+
+    Restored code must never run with more privilege than it had on the source. The staging
+    session is the staging superuser; on Supabase the objects' owner (usually ``postgres``)
+    is not one. So: the relation's owner when it is no superuser in staging, else the role
+    the export logged in as (recorded in the manifest) when that is no superuser either.
+    Raises :class:`RunAsSuperuser` when neither exists (with ``owner_only``, for statements
+    only the owner may run, when the owner is a superuser).
+    """
+    row = conn.execute(
+        """
+        SELECT o.rolname::text, o.rolsuper, s.rolsuper
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
+        JOIN pg_catalog.pg_roles s ON s.rolname = session_user
+        WHERE c.oid = %s
+        """,
+        (oid,),
+    ).fetchone()
+    if row is None or not row[2]:
+        return None
+    owner, owner_super = str(row[0]), bool(row[1])
+    if not owner_super:
+        return owner
+    if owner_only:
+        raise RunAsSuperuser(f"its owner {owner} is a superuser in staging")
+    source = (facts.reference or {}).get("source") or {}
+    login = source.get("login_role")
+    if isinstance(login, str) and login:
+        found = conn.execute(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s", (login,)
+        ).fetchone()
+        if found is not None and not found[0]:
+            return login
+    raise RunAsSuperuser(
+        f"its owner {owner} is a superuser in staging and no unprivileged role of the "
+        "source is known to run its triggers and functions as"
+    )
+
+
+@contextlib.contextmanager
+def acting_as(conn: Conn, role: str | None) -> Iterator[None]:
+    """``SET LOCAL ROLE role`` for the block (inside the caller's transaction); a no-op for
+    None. The previous role is restored afterwards."""
+    if role is None:
+        yield
+        return
+    row = conn.execute("SELECT pg_catalog.current_setting('role')").fetchone()
+    previous = str(row[0]) if row else "none"
+    conn.execute("SELECT pg_catalog.set_config('role', %s, true)", (role,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_catalog.set_config('role', %s, true)", (previous,))
 
 
 def quote_ident(name: str) -> str:
@@ -373,7 +438,8 @@ def describe_error(exc: psycopg.Error) -> str:
 def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | None:
     """The staging DSN logged in as ``authenticator`` (PostgREST's role), or None when the
     target is a ``url`` one, whose authenticator has a password the drill does not know.
-    Throwaway staging clusters trust loopback logins, so no password is needed there."""
+    A throwaway staging cluster gives ``authenticator`` a password in its password file,
+    whose path the staging DSN carries (``passfile``), so none is needed here."""
     if staging_kind == "url":
         return None
     params = conninfo_to_dict(staging_dsn)
@@ -393,6 +459,8 @@ __all__ = [
     "DefinitionError",
     "Facts",
     "ForeignKey",
+    "RunAsSuperuser",
+    "acting_as",
     "authenticator_conninfo",
     "check_expression",
     "describe_error",
@@ -407,5 +475,6 @@ __all__ = [
     "resolve_relation",
     "shorten",
     "table_ref",
+    "unprivileged_role",
     "unquoted_rel",
 ]

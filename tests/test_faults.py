@@ -402,7 +402,7 @@ def run(tmp_path: Path) -> Iterator[Any]:
         r.close()
 
 
-PASSWORD = "fault-pw-4f1c9e"  # trust auth on loopback ignores it; it must never be shown
+PASSWORD = "fault-pw-4f1c9e"  # the source role's real password here; it must never be shown
 
 
 @pytest.mark.timeout(120)
@@ -411,6 +411,7 @@ def test_signal_during_export_stops_everything(demo: Any, run: Any, signum: int)
     """The source stalls in the middle of the export (pg_dump and the fingerprints wait on
     the network); the signal must still end the run at once, leaving nothing behind. While
     it runs, no process shows the password from SUPABASE_DB_URL."""
+    demo.cluster.set_password("postgres", PASSWORD)
     with TcpProxy(demo.cluster.port) as proxy:
         url = through(proxy, demo.db_url).replace("postgres@", f"postgres:{PASSWORD}@")
         r = run([], {"SUPABASE_DB_URL": url})

@@ -579,6 +579,7 @@ def test_rls_visibility_per_identity(env: Env) -> None:
 
 def test_everything_works_inside_an_imported_snapshot_as_non_superuser(env: Env) -> None:
     exporter = env.connect("src")
+    env.cluster.set_password("drill_reader")
     reader = psycopg.connect(env.cluster.dsn("src", "drill_reader"))
     writer = env.connect("src", autocommit=True)
     try:
@@ -626,6 +627,7 @@ def test_everything_works_inside_an_imported_snapshot_as_non_superuser(env: Env)
 def test_rls_visibility_needs_membership(env: Env) -> None:
     with env.connect("src", autocommit=True) as admin:
         admin.execute("CREATE ROLE outsider LOGIN")
+    env.cluster.set_password("outsider")
     try:
         with (
             psycopg.connect(env.cluster.dsn("src", "outsider")) as conn,

@@ -130,8 +130,9 @@ Hook = Callable[[Seen], "Cut | Respond | None"]
 class FaultProxy:
     """A loopback TCP proxy that parses each HTTP request and lets ``hook`` inject a fault."""
 
-    def __init__(self, upstream_port: int, hook: Hook | None = None) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self, upstream: LocalS3Server, hook: Hook | None = None) -> None:
+        self.upstream_port = upstream.port
+        self.upstream_keys = upstream.endpoint  # the server only accepts its own key pair
         self.hook = hook
         self.seen: list[Seen] = []
         self.errors: list[BaseException] = []
@@ -145,7 +146,10 @@ class FaultProxy:
         self._spawn(self._accept)
 
     def endpoint(self, region: str = "local") -> S3Endpoint:
-        return S3Endpoint(f"http://127.0.0.1:{self.port}", region, "proxy-key", SECRET)
+        keys = self.upstream_keys
+        return S3Endpoint(
+            f"http://127.0.0.1:{self.port}", region, keys.access_key_id, keys.secret_access_key
+        )
 
     def gets(self, key_suffix: str) -> list[Seen]:
         return [s for s in self.seen if s.method == "GET" and s.target.endswith(key_suffix)]
@@ -328,7 +332,7 @@ def test_client_ignores_aws_environment_and_config_files(
     assert config.response_checksum_validation == "when_required"
     assert config.s3["addressing_style"] == "path"
     internals: Any = client
-    assert internals._request_signer._credentials.access_key == "local-access-key"
+    assert internals._request_signer._credentials.access_key == source.endpoint.access_key_id
     assert internals._endpoint.http_session._verify is True  # not AWS_CA_BUNDLE
 
 
@@ -582,7 +586,7 @@ def test_a_connection_cut_mid_object_is_resumed(source: LocalS3Server, workdir: 
             return Cut(after=300_000)  # headers plus part of the body
         return None
 
-    with FaultProxy(source.port, hook) as proxy:
+    with FaultProxy(source, hook) as proxy:
         got = download_all(proxy.endpoint(), workdir, [bucket], retries=2)
         assert proxy.errors == []
         gets = proxy.gets("/cut/me.bin")
@@ -617,7 +621,7 @@ def test_slowdown_is_retried_and_access_denied_is_not(source: LocalS3Server, wor
             return s3_error(403, "Access Denied", "AccessDenied")
         return None
 
-    with FaultProxy(source.port, hook) as proxy:
+    with FaultProxy(source, hook) as proxy:
         got = download_all(proxy.endpoint(), workdir, [bucket], retries=3)
         assert proxy.errors == []
         assert len(proxy.gets("/busy")) == 3
@@ -628,7 +632,7 @@ def test_slowdown_is_retried_and_access_denied_is_not(source: LocalS3Server, wor
     assert f"bucket {bucket!r}, key 'secret/denied'" in error
     assert "AccessDenied" in error
     assert "access keys" in error
-    assert SECRET not in error
+    assert source.endpoint.secret_access_key not in error
 
 
 def test_retries_give_up_within_bounds(source: LocalS3Server, workdir: Path) -> None:
@@ -641,7 +645,7 @@ def test_retries_give_up_within_bounds(source: LocalS3Server, workdir: Path) -> 
             return s3_error(500, "Internal Error", "InternalError")
         return None
 
-    with FaultProxy(source.port, hook) as proxy:
+    with FaultProxy(source, hook) as proxy:
         started = time.monotonic()
         got = download_all(proxy.endpoint(), workdir, [bucket], retries=2)
         assert time.monotonic() - started < 5
@@ -678,7 +682,7 @@ def test_objects_changed_or_deleted_during_the_download(
                 writes[key] += 1
                 src.put_object(Bucket=bucket, Key=key, Body=f"v{writes[key]}".encode())
 
-    with FaultProxy(source.port, hook) as proxy:
+    with FaultProxy(source, hook) as proxy:
         got = download_all(proxy.endpoint(), workdir, [bucket])
         assert proxy.errors == []
     # "vanishing" was deleted after the listing: not an error, just no longer there.
@@ -692,7 +696,7 @@ def test_objects_changed_or_deleted_during_the_download(
 def test_a_missing_bucket_is_a_precise_error_without_retries(
     source: LocalS3Server, workdir: Path
 ) -> None:
-    with FaultProxy(source.port) as proxy:
+    with FaultProxy(source) as proxy:
         got = download_all(proxy.endpoint(), workdir, ["no-such-bucket-abc"], retries=5)
         assert len(proxy.seen) == 1
     assert got.objects == []
@@ -723,7 +727,7 @@ def test_no_checksum_or_md5_headers_are_sent(
     _write_file(local, 9 * MiB)
     src.upload_file(str(local), bucket, "nine.bin")
     local.unlink()
-    with FaultProxy(source.port) as down, FaultProxy(target.port) as up:
+    with FaultProxy(source) as down, FaultProxy(target) as up:
         got = download_all(down.endpoint(), workdir, [bucket])
         assert got.errors == []
         assert upload_all(up.endpoint(), got.objects, workdir).errors == []

@@ -93,7 +93,8 @@ class DemoProject:
     # -- where to reach it ----------------------------------------------------------------
     @property
     def db_url(self) -> str:
-        """``postgresql://postgres@127.0.0.1:PORT/postgres`` (no password: trust on loopback)."""
+        """``postgresql://postgres@127.0.0.1:PORT/postgres?passfile=...``: the password is in
+        the cluster's password file, not in the URL."""
         return self.cluster.dsn("postgres", user="postgres")
 
     @property
@@ -140,6 +141,8 @@ class DemoProject:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(load_sql("platform_roles.sql"))
             conn.execute(load_sql("platform.sql"))
+        # The cluster is private: only roles given a password can log in (see Cluster).
+        self.cluster.set_password("postgres")
         # The application is created by postgres, as a Supabase user's migrations are: the
         # objects end up owned by postgres and pick up the platform's default privileges.
         with psycopg.connect(self.db_url, autocommit=True) as conn:

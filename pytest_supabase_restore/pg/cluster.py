@@ -1,10 +1,18 @@
 """Throwaway PostgreSQL clusters.
 
-``initdb`` into a fresh temporary directory, a free port on loopback only (plus a Unix
-socket inside the directory), ``trust`` authentication for loopback connections only,
-a readiness check with a timeout, and a teardown that also runs after a failed start.
-When this process runs as root, the server runs as an unprivileged OS user (PostgreSQL
-refuses to run as root); on a developer's laptop it simply runs as the user.
+``initdb`` into a fresh temporary directory (mode 0700), a free port on loopback only
+(plus a Unix socket inside that directory), a readiness check with a timeout, and a
+teardown that also runs after a failed start. When this process runs as root, the server
+runs as an unprivileged OS user (PostgreSQL refuses to run as root); on a developer's
+laptop it simply runs as the user.
+
+The cluster is private to this run: every connection, socket or TCP, must authenticate
+with SCRAM, and each login role gets a random password that only this process knows. The
+passwords live in a libpq password file (mode 0600, owned by this process's user) whose
+path is part of every connection string :meth:`Cluster.dsn` returns, so no connection
+string carries a secret and other OS users on the machine cannot log in. The server's
+environment is an allow-list (:mod:`..childenv`): restored code that runs on it finds no
+secret of the pytest process there.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -26,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from ..childenv import server_env
 from ..errors import ClusterError
 from ..reaper import reaper
 from .binaries import PgBinaries, find_server_tools
@@ -100,6 +111,7 @@ class Cluster:
         self.base_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._os_user = _server_user()
+        self._passwords: dict[str, str] = {}
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -117,8 +129,43 @@ class Cluster:
         assert self.base_dir is not None
         return self.base_dir / "postgres.log"
 
+    @property
+    def passfile(self) -> Path:
+        """The libpq password file of this cluster's login roles (outside the data dir)."""
+        assert self.base_dir is not None
+        return self.base_dir / "pgpass"
+
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
-        return f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{dbname}"
+        """A connection string that authenticates through :attr:`passfile` (no secret in it)."""
+        return (
+            f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{dbname}"
+            f"?passfile={self.passfile}"
+        )
+
+    def set_password(self, role: str, password: str | None = None) -> str:
+        """Give ``role`` (an existing login role) a password (random unless given) and record
+        it in the password file; returns a connection string for it. Only the superuser has
+        one from the start: no other role can log in before this."""
+        password = password or secrets.token_urlsafe(24)
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            # Utility statements take no parameters: the literal is quoted client-side.
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+        self._passwords[role] = password
+        self._write_passfile()
+        return self.dsn(user=role)
+
+    def _write_passfile(self) -> None:
+        def esc(text: str) -> str:
+            return text.replace("\\", "\\\\").replace(":", "\\:")
+
+        lines = "".join(f"*:*:*:{esc(role)}:{esc(pw)}\n" for role, pw in self._passwords.items())
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(lines)
 
     def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn(dbname), **kwargs)
@@ -139,7 +186,7 @@ class Cluster:
             timeout=timeout,
             preexec_fn=_demote(self._os_user),
             cwd=str(self.base_dir),
-            env=self._env(),
+            env=server_env(),
             check=False,
         )
         if proc.returncode != 0:
@@ -147,12 +194,6 @@ class Cluster:
                 f"{Path(args[0]).name} failed (exit {proc.returncode}) for the {self.name} "
                 f"cluster: {(proc.stderr or proc.stdout).strip()[-2000:]}"
             )
-
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = "C.UTF-8"
-        env["LANG"] = "C.UTF-8"
-        return env
 
     def start(self) -> Cluster:
         self.base_dir = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.name}-", dir=self.parent))
@@ -181,6 +222,33 @@ class Cluster:
             for p in (self.base_dir, self.socket_dir):
                 os.chown(p, self._os_user.pw_uid, self._os_user.pw_gid)
         os.chmod(self.base_dir, 0o700)
+        # The superuser's password reaches initdb in a file only the server's OS user can
+        # read, removed as soon as initdb has read it.
+        password = secrets.token_urlsafe(24)
+        pwfile = self.base_dir / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        if self._os_user is not None:
+            os.chown(pwfile, self._os_user.pw_uid, self._os_user.pw_gid)
+        try:
+            self._initdb_run(pwfile)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self._passwords[self.superuser] = password
+        self._write_passfile()
+        # SCRAM everywhere, socket included: the socket directory is private too, but a
+        # password is what keeps other local users out whatever the directory's mode.
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+            "host all all 0.0.0.0/0 reject\n"
+            "host all all ::/0 reject\n"
+        )
+
+    def _initdb_run(self, pwfile: Path) -> None:
         self._run(
             [
                 self.binaries.path("initdb"),
@@ -191,18 +259,10 @@ class Cluster:
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
-                "--auth-local=trust",
-                "--auth-host=reject",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
                 "--no-sync",
             ]
-        )
-        # Trust on loopback only; every other host is rejected by the line initdb wrote.
-        hba = self.data_dir / "pg_hba.conf"
-        hba.write_text(
-            "local all all trust\n"
-            "host all all 127.0.0.1/32 trust\n"
-            "host all all ::1/128 trust\n"
-            "host all all 0.0.0.0/0 reject\n"
         )
 
     def _launch(self) -> bool:
@@ -237,7 +297,7 @@ class Cluster:
                 # the server in order, instead of killing it half way through a restore.
                 start_new_session=True,
                 cwd=str(self.base_dir),
-                env=self._env(),
+                env=server_env(),
             )
         finally:
             log_file.close()

@@ -20,5 +20,8 @@ class StagingTarget:
     s3: S3Endpoint | None = None
     disposable: bool = True  # torn down at the end of the run
 
+    def after_restore(self) -> None:
+        """Anything the target must do once the restore is in (default: nothing)."""
+
     def stop(self) -> None:  # pragma: no cover - overridden where there is something to stop
         """Tear the target down (best effort, never raises)."""

@@ -49,6 +49,17 @@ class EphemeralStaging(StagingTarget):
             s3_server=s3_server,
         )
 
+    def after_restore(self) -> None:
+        """PostgREST logs in as ``authenticator``: give it a password in the cluster's
+        password file, so the API checks can log in as it (the cluster is SCRAM-only)."""
+        assert self.cluster is not None
+        with self.cluster.connect() as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'authenticator'"
+            ).fetchone()
+        if row is not None and row[0]:
+            self.cluster.set_password("authenticator")
+
     def stop(self) -> None:
         if self.s3_server is not None:
             self.s3_server.stop()
