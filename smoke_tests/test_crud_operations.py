@@ -26,7 +26,14 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from smoke_tests import Facts, describe_error, resolve_relation
+from smoke_tests import (
+    Facts,
+    RunAsSuperuser,
+    acting_as,
+    describe_error,
+    resolve_relation,
+    unprivileged_role,
+)
 
 pytestmark = pytest.mark.supabase_category("crud_operations")
 
@@ -336,19 +343,30 @@ def _first_value(conn: Conn, table: TableInfo, column: Column) -> Value:
     return None if row is None else str(row[0])
 
 
+def _set_replication_role(conn: Conn, value: str) -> None:
+    """``session_replication_role`` may only be set by a superuser: step back to the session
+    user (the staging superuser) for the ``set_config`` alone, then resume the acting role.
+    No restored code runs in between."""
+    row = conn.execute("SELECT pg_catalog.current_setting('role')").fetchone()
+    acting = str(row[0]) if row else "none"
+    if acting != "none":
+        conn.execute("SELECT pg_catalog.set_config('role', 'none', true)")
+    conn.execute("SELECT pg_catalog.set_config('session_replication_role', %s, true)", (value,))
+    if acting != "none":
+        conn.execute("SELECT pg_catalog.set_config('role', %s, true)", (acting,))
+
+
 @contextlib.contextmanager
 def _replica(conn: Conn) -> Iterator[None]:
     """Triggers and foreign-key checks off while a helper parent row is made: its own side
     effects (an auth.users trigger creating a profile, say) are not what is being tested."""
     row = conn.execute("SELECT pg_catalog.current_setting('session_replication_role')").fetchone()
     previous = str(row[0]) if row else "origin"
-    conn.execute("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)")
+    _set_replication_role(conn, "replica")
     try:
         yield
     finally:
-        conn.execute(
-            "SELECT pg_catalog.set_config('session_replication_role', %s, true)", (previous,)
-        )
+        _set_replication_role(conn, previous)
 
 
 class RowBuilder:
@@ -687,14 +705,25 @@ def _count_at(conn: Conn, table: TableInfo, where: tuple[int, str]) -> int:
 def test_crud(
     crud_table: str, facts: Facts, pinned_db: psycopg.Connection[Any], record_property: Any
 ) -> None:
-    """INSERT (defaults, constraints, foreign keys), read back, UPDATE and DELETE one row."""
+    """INSERT (defaults, constraints, foreign keys), read back, UPDATE and DELETE one row.
+
+    The statements run as the table's owner (or the source's login role), never as the
+    staging superuser: restored triggers, defaults and checks execute with no more privilege
+    than they had on the source."""
     found = resolve_relation(pinned_db, crud_table)
     if found is None:
         pytest.fail(f"{crud_table}: missing from the restored copy", pytrace=False)
+    try:
+        role = unprivileged_role(pinned_db, found[0], facts)
+    except RunAsSuperuser as exc:
+        pytest.skip(
+            f"not tested: {crud_table}: CRUD would run its restored code as a superuser: {exc}"
+        )
     builder = RowBuilder(pinned_db)
     table = builder.table(found[0])
     pk = list(facts.tables[crud_table].get("pk") or [])
-    with pinned_db.transaction(force_rollback=True):
+    record_property("acting_role", role or pinned_db.info.user)
+    with pinned_db.transaction(force_rollback=True), acting_as(pinned_db, role):
         try:
             oid, ctid, _ = builder.insert(table)
         except SequenceBehind as exc:
