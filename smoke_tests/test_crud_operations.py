@@ -343,6 +343,18 @@ def _first_value(conn: Conn, table: TableInfo, column: Column) -> Value:
     return None if row is None else str(row[0])
 
 
+def _ident(name: str) -> sql.Identifier:
+    """An identifier for a query that also takes parameters: psycopg reads every ``%`` of
+    such a query as a placeholder, so a ``%`` in a name (legal in quoted identifiers) is
+    doubled; psycopg turns ``%%`` back into ``%`` before the server sees it."""
+    return sql.Identifier(name.replace("%", "%%"))
+
+
+def _rel(table: TableInfo) -> sql.SQL:
+    """The table's quoted, qualified name, for a query that also takes parameters."""
+    return sql.SQL(table.rel.replace("%", "%%"))
+
+
 def _set_replication_role(conn: Conn, value: str) -> None:
     """``session_replication_role`` may only be set by a superuser: step back to the session
     user (the staging superuser) for the ``set_config`` alone, then resume the acting role.
@@ -586,22 +598,23 @@ class RowBuilder:
         self, table: TableInfo, row: dict[str, Value], returning: Sequence[str]
     ) -> tuple[int, str, list[str | None]]:
         ret = sql.SQL("tableoid::bigint, ctid::text, ARRAY[{}]::text[]").format(
-            sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in returning)
+            sql.SQL(", ").join(sql.SQL("{}::text").format(_ident(c)) for c in returning)
             if returning
             else sql.SQL("")
         )
         if row:
             query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {ret}").format(
-                t=sql.SQL(table.rel),
-                cols=sql.SQL(", ").join(sql.Identifier(c) for c in row),
+                t=_rel(table),
+                cols=sql.SQL(", ").join(_ident(c) for c in row),
                 vals=sql.SQL(", ").join(
-                    sql.SQL("%s::{}").format(sql.SQL(table.columns[c].type_sql)) for c in row
+                    sql.SQL("%s::{}").format(sql.SQL(table.columns[c].type_sql.replace("%", "%%")))
+                    for c in row
                 ),
                 ret=ret,
             )
         else:
             query = sql.SQL("INSERT INTO {t} DEFAULT VALUES RETURNING {ret}").format(
-                t=sql.SQL(table.rel), ret=ret
+                t=_rel(table), ret=ret
             )
         result = self.conn.execute(query, list(row.values())).fetchone()
         assert result is not None
@@ -670,7 +683,7 @@ def _update(
             query = sql.SQL(
                 "UPDATE {t} SET {c} = %s::{ty} WHERE tableoid = %s AND ctid = %s::tid"
                 " AND {c} IS DISTINCT FROM %s::{ty} RETURNING tableoid::bigint, ctid::text"
-            ).format(t=sql.SQL(table.rel), c=sql.Identifier(col.name), ty=sql.SQL(col.type_sql))
+            ).format(t=_rel(table), c=_ident(col.name), ty=sql.SQL(col.type_sql.replace("%", "%%")))
             try:
                 with conn.transaction():
                     got = conn.execute(query, (value, where[0], where[1], value)).fetchone()
@@ -686,7 +699,7 @@ def _update(
         query = sql.SQL(
             "UPDATE {t} SET {c} = {c} WHERE tableoid = %s AND ctid = %s::tid"
             " RETURNING tableoid::bigint, ctid::text"
-        ).format(t=sql.SQL(table.rel), c=sql.Identifier(col.name))
+        ).format(t=_rel(table), c=_ident(col.name))
         got = conn.execute(query, where).fetchone()
         if got is None:
             pytest.fail(f"{table.rel}: UPDATE of the new row matched no row", pytrace=False)
@@ -696,7 +709,7 @@ def _update(
 
 def _count_at(conn: Conn, table: TableInfo, where: tuple[int, str]) -> int:
     query = sql.SQL("SELECT count(*) FROM {t} WHERE tableoid = %s AND ctid = %s::tid").format(
-        t=sql.SQL(table.rel)
+        t=_rel(table)
     )
     row = conn.execute(query, where).fetchone()
     return int(row[0]) if row else 0
@@ -744,7 +757,7 @@ def test_crud(
         if _count_at(pinned_db, table, where) != 1:
             pytest.fail(f"{crud_table}: the updated row cannot be read back", pytrace=False)
         delete = sql.SQL("DELETE FROM {t} WHERE tableoid = %s AND ctid = %s::tid").format(
-            t=sql.SQL(table.rel)
+            t=_rel(table)
         )
         try:
             with pinned_db.transaction():

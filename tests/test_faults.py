@@ -584,6 +584,8 @@ CREATE TABLE public."Ünï ""quoted"" name; DROP TABLE x" (
 );
 INSERT INTO public."Ünï ""quoted"" name; DROP TABLE x"
     SELECT g, E'tab\\there, quote \'\' and "dq"', jsonb_build_object('k', g) FROM generate_series(1, 30) g;
+CREATE TABLE public."rate%s %(x)s" ("50%" int PRIMARY KEY, "discount%" text NOT NULL);
+INSERT INTO public."rate%s %(x)s" SELECT g, g || '%' FROM generate_series(1, 20) g;
 CREATE TABLE public.nullish (id int PRIMARY KEY, a text, b int, c bytea, d jsonb, e timestamptz);
 INSERT INTO public.nullish (id) SELECT g FROM generate_series(1, 500) g;
 CREATE TABLE public.huge_rows (id int PRIMARY KEY, body text, blob bytea);
