@@ -283,6 +283,7 @@ class Drill:
         state.restore_issues = outcome.issues
         state.not_restorable = outcome.not_restorable
         state.extra["neutralised"] = outcome.neutralised
+        state.disabled_triggers = outcome.disabled_triggers
         for item in outcome.not_restorable:
             state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
 

@@ -466,6 +466,10 @@ class ReportingPlugin:
                 write(f"    - {item}")
             for item in verdict.not_restorable:
                 write(f"    - not restorable here: {item}")
+        if verdict.side_effects_off:
+            write("  switched off in staging (it must never call out):")
+            for item in verdict.side_effects_off:
+                write(f"    - {item}")
         for name, what in self.notifications.items():
             if what != "FAILED":
                 write(f"  {name}: {what}")

@@ -70,6 +70,7 @@ class RestoreOutcome:
     issues: list[RestoreIssue] = field(default_factory=list)
     not_restorable: list[str] = field(default_factory=list)
     neutralised: list[str] = field(default_factory=list)
+    disabled_triggers: list[str] = field(default_factory=list)  # "schema.table.trigger"
 
     @property
     def unexpected(self) -> list[RestoreIssue]:
@@ -216,10 +217,56 @@ def analyze(tools: PgBinaries, dsn: str, jobs: int) -> None:
         conn.execute("ANALYZE")
 
 
-def neutralise_side_effects(dsn: str) -> list[str]:
+# Calls that reach outside the database: pg_net, the http extension, Supabase's database
+# webhooks (supabase_functions.http_request), dblink. Matched in function bodies.
+_CALLS_OUT = re.compile(
+    r"\bnet\s*\.\s*http_\w+\s*\(|\bsupabase_functions\s*\.\s*http_request\b|"
+    r"\bhttp_(?:get|post|put|patch|delete|head)\s*\(|\bhttp\s*\(\s*\(|"
+    r"\bextensions\s*\.\s*http\w*\s*\(|\bdblink(?:_exec|_send_query)?\s*\(",
+    re.IGNORECASE,
+)
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+
+
+def calling_out(functions: list[tuple[int, str, str, str]]) -> set[int]:
+    """The oids of ``functions`` ``(oid, schema, name, body)`` that call out, directly or
+    through other functions of the list (a trigger calling a wrapper that calls
+    ``net.http_post`` is a webhook too). Names are matched without their schema, so a
+    same-named function elsewhere also counts: disabling one trigger too many in staging is
+    safe, missing one is not."""
+    flagged = {oid for oid, schema, name, body in functions if _CALLS_OUT.search(body or "")}
+    flagged |= {
+        oid
+        for oid, schema, name, _ in functions
+        if (schema, name) == ("supabase_functions", "http_request")
+        or (schema == "net" and name.startswith("http_"))
+    }
+    while True:
+        names = {name for oid, _s, name, _b in functions if oid in flagged}
+        if not names:
+            return flagged
+        calls = re.compile(
+            r"\b(?:" + "|".join(re.escape(n) for n in sorted(names)) + r")\s*\(", re.IGNORECASE
+        )
+        more = {
+            oid
+            for oid, _s, _n, body in functions
+            if oid not in flagged and calls.search(body or "")
+        }
+        if not more:
+            return flagged
+        flagged |= more
+
+
+def neutralise_side_effects(dsn: str) -> tuple[list[str], list[str]]:
     """Make sure a restored copy never calls out: pg_cron jobs off, pg_net queue emptied,
-    database-webhook triggers (supabase_functions.http_request / net.http_*) disabled."""
+    and every trigger whose function calls out (database webhooks, ``net.http_*``, the http
+    extension, dblink, also through wrapper functions) disabled.
+
+    Returns (what was done, for people; the disabled triggers as ``schema.table.trigger``,
+    so the schema check can expect them disabled)."""
     done: list[str] = []
+    disabled: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone() == (True,):
             n = conn.execute("UPDATE cron.job SET active = false WHERE active").rowcount
@@ -229,18 +276,30 @@ def neutralise_side_effects(dsn: str) -> list[str]:
         ):
             n = conn.execute("DELETE FROM net.http_request_queue").rowcount
             done.append(f"pg_net: {n} queued request(s) dropped")
+        functions = [
+            (int(oid), str(schema), str(name), str(body or ""))
+            for oid, schema, name, body in conn.execute(
+                """
+                SELECT p.oid, n.nspname, p.proname,
+                       CASE WHEN p.prosqlbody IS NOT NULL
+                            THEN pg_catalog.pg_get_function_sqlbody(p.oid) ELSE p.prosrc END
+                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname <> ALL (%s) AND n.nspname NOT LIKE 'pg\\_%%'
+                """,
+                (list(_SYSTEM_SCHEMAS),),
+            ).fetchall()
+        ]
+        flagged = calling_out(functions)
         rows = conn.execute(
             """
             SELECT n.nspname, c.relname, t.tgname
             FROM pg_trigger t
             JOIN pg_class c ON c.oid = t.tgrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
-            JOIN pg_proc p ON p.oid = t.tgfoid
-            JOIN pg_namespace pn ON pn.oid = p.pronamespace
-            WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'
-              AND ((pn.nspname = 'supabase_functions' AND p.proname = 'http_request')
-                   OR (pn.nspname = 'net' AND p.proname LIKE 'http_%%'))
-            """
+            WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgfoid = ANY (%s)
+            ORDER BY 1, 2, 3
+            """,
+            (sorted(flagged),),
         ).fetchall()
         for schema, table, trigger in rows:
             conn.execute(
@@ -249,7 +308,8 @@ def neutralise_side_effects(dsn: str) -> list[str]:
                 )
             )
             done.append(f"webhook trigger {schema}.{table}/{trigger} disabled")
-    return done
+            disabled.append(f"{schema}.{table}.{trigger}")
+    return done, disabled
 
 
 def restore_backup_set(
@@ -314,7 +374,7 @@ def _restore_backup_set(
         progress(f"restore: {phase} in {out.phases[phase]:.1f}s")
 
     t0 = time.monotonic()
-    out.neutralised = neutralise_side_effects(dsn)
+    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn)
     out.phases["neutralise"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -351,7 +411,7 @@ def restore_cli_dump(
         out.phases[phase] = time.monotonic() - t0
         progress(f"restore: {name} in {out.phases[phase]:.1f}s")
     t0 = time.monotonic()
-    out.neutralised = neutralise_side_effects(dsn)
+    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ANALYZE")
     out.phases["analyze"] = time.monotonic() - t0

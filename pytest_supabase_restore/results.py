@@ -60,6 +60,8 @@ class DrillState:
     staging_s3: dict[str, str] | None = None  # url/region of the restored object store
     restore_issues: list[RestoreIssue] = field(default_factory=list)
     not_restorable: list[str] = field(default_factory=list)
+    # Triggers the restore disabled so that staging never calls out ("schema.table.trigger").
+    disabled_triggers: list[str] = field(default_factory=list)
     not_tested: list[str] = field(default_factory=list)
     integrity_problems: list[str] = field(default_factory=list)
     keep_staging: bool = False

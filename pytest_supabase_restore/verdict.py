@@ -113,6 +113,8 @@ class Verdict:
     project: str | None = None
     scope: str = FULL  # FULL, or QUICK when categories were not selected
     not_selected: list[str] = field(default_factory=list)
+    # What the restore switched off so that staging never calls out (cron jobs, webhooks).
+    side_effects_off: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -161,6 +163,7 @@ class Verdict:
             "scope": self.scope,
             "not_tested": list(self.not_tested),
             "not_restorable": list(self.not_restorable),
+            "side_effects_off": list(self.side_effects_off),
             "versions": dict(self.versions),
             "run_url": self.run_url,
             "generated_at": self.generated_at,
@@ -389,6 +392,11 @@ def build_verdict(
         not_restorable=[redactor.redact(one_line(t, 500)) for t in state.not_restorable]
         if state
         else [],
+        side_effects_off=[
+            redactor.redact(one_line(str(t), 500))
+            for t in (state.extra.get("neutralised") or [] if state else [])
+            if not str(t).split(": ", 1)[-1].startswith("0 ")
+        ],
         versions={
             "server": state.server_version if state else None,
             "staging_server": state.staging_server_version if state else None,

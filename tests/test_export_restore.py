@@ -366,3 +366,24 @@ def test_interrupt_during_export_stops_pg_dump_and_leaves_nothing(
     assert list((tmp_path / "sets").iterdir()) == []
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(tmp_path) not in procs.stdout
+
+
+def test_calling_out_follows_wrapper_functions() -> None:
+    from pytest_supabase_restore.restore import calling_out
+
+    functions = [
+        (1, "public", "notify", "BEGIN PERFORM public.post_it(NEW.id); RETURN NEW; END"),
+        (2, "public", "post_it", "SELECT net.http_post('https://x.invalid', '{}'::jsonb)"),
+        (3, "public", "audit", "BEGIN INSERT INTO public.log VALUES (NEW.id); RETURN NEW; END"),
+        (4, "public", "outer", "BEGIN PERFORM notify(); END"),
+        (
+            5,
+            "app",
+            "hook",
+            "SELECT supabase_functions.http_request('x', 'POST', '{}', '{}', '1000')",
+        ),
+        (6, "app", "fetch", "SELECT content FROM extensions.http_get('https://x.invalid')"),
+        (7, "app", "remote", "SELECT dblink_exec('host=elsewhere', 'DELETE FROM t')"),
+        (8, "app", "posted", "SELECT 'http_post is only a word here'"),
+    ]
+    assert calling_out(functions) == {1, 2, 4, 5, 6, 7}

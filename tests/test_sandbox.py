@@ -56,6 +56,27 @@ CREATE TRIGGER sandbox_probe BEFORE INSERT OR UPDATE ON public.tags
     FOR EACH ROW EXECUTE FUNCTION public.sandbox_probe();
 """
 
+# A database webhook through two wrapper functions: the trigger calls public.notify_hook,
+# which calls net.http_post (here a stand-in for pg_net that fails loudly if ever called).
+WEBHOOK_PLATFORM = """
+CREATE SCHEMA IF NOT EXISTS net;
+CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'staging called out to %', url; END $f$;
+GRANT USAGE ON SCHEMA net TO postgres;
+"""
+WEBHOOK_APP = """
+CREATE FUNCTION public.notify_hook(payload jsonb) RETURNS void LANGUAGE sql
+    AS $f$ SELECT net.http_post('https://hooks.example.invalid/projects', payload) $f$;
+CREATE FUNCTION public.on_project_change() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM public.notify_hook(pg_catalog.to_jsonb(NEW));
+    RETURN NEW;
+END
+$f$;
+CREATE TRIGGER project_webhook AFTER INSERT OR UPDATE ON public.projects
+    FOR EACH ROW EXECUTE FUNCTION public.on_project_change();
+"""
+
 # Runs last in the drill's own pytest session, while staging is up: how often the trigger
 # ran in staging, and the environment of every process below the pytest process.
 PROBE = """
@@ -135,8 +156,11 @@ def test_restored_code_never_runs_as_superuser_and_no_child_holds_a_secret(
 ) -> None:
     stolen = world_writable / "env.txt"
     with DemoProject(scale=1) as demo:
+        with psycopg.connect(demo.admin_url, autocommit=True) as admin:
+            admin.execute(WEBHOOK_PLATFORM)
         with psycopg.connect(demo.db_url, autocommit=True) as app:
             app.execute(EXFILTRATION.format(target=stolen))
+            app.execute(WEBHOOK_APP)
             # Harmless on the source: postgres is no superuser there.
             app.execute("INSERT INTO public.tags (name) VALUES ('probe on the source')")
         assert not stolen.exists()
@@ -171,6 +195,10 @@ def test_restored_code_never_runs_as_superuser_and_no_child_holds_a_secret(
     output = result.stdout.str()
     assert verdict["status"] == "PASS", verdict["reason"] + "\n" + output[-3000:]
     probe = json.loads((tmp_path / "probe.json").read_text())
+
+    # The webhook behind two wrappers was switched off, and the schema still matched.
+    assert any("public.projects/project_webhook" in s for s in verdict["side_effects_off"])
+    assert "public.projects/project_webhook disabled" in output
 
     # The trigger ran in staging (CRUD inserted into public.tags), never as a superuser.
     assert probe["calls"] >= 1
