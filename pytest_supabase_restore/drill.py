@@ -265,7 +265,15 @@ class Drill:
         state.staging_label = staging.label
         state.staging_server_version = staging.server_version
         if staging.kind == "url" and manifest is not None:
-            clear_scope(staging.dsn, list(manifest["scope_schemas"]), staging.platform_present)
+            scope = list(manifest["scope_schemas"])
+            extensions = manifest.get("schema", {}).get("extensions", {})
+            clear_scope(
+                staging.dsn,
+                scope,
+                staging.platform_present,
+                # what the restore installs again into the same schema may be dropped with it
+                recreated_extensions=[n for n, e in extensions.items() if e.get("schema") in scope],
+            )
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
