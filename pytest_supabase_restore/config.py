@@ -145,7 +145,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "jobs",
         "--supabase-jobs",
-        "Parallel jobs for pg_dump, pg_restore and fingerprints (default: CPU count).",
+        "Parallel jobs for pg_dump, pg_restore and fingerprints (default: CPU count); the "
+        "export's are capped to half the source's free connection slots.",
         "int",
         None,
         env="SUPABASE_RESTORE_JOBS",

@@ -233,7 +233,7 @@ class Drill:
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         return manifest
 
-    def _start_staging(self, major: int) -> StagingTarget:
+    def _start_staging(self, major: int, db_url: str | None) -> StagingTarget:
         kind = resolve_kind(self.settings.staging)
         if kind == "ephemeral":
             return EphemeralStaging.start(
@@ -241,7 +241,15 @@ class Drill:
             )
         if kind == "container":
             return ContainerStaging.start(major)
-        return UrlStaging.open(self.settings.target, self.settings.source.db_url)
+        # Compared with every source of this run: the one exported (the demo's, too) and
+        # SUPABASE_DB_URL.
+        sources = list(dict.fromkeys(u for u in (db_url, self.settings.source.db_url) if u))
+
+        def warn(line: str) -> None:
+            self.progress(line)
+            self.state.not_tested.append(line)
+
+        return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
         from .pg.binaries import find_client_tools
@@ -251,13 +259,21 @@ class Drill:
         state = self.state
         major = int(manifest["source"]["server_major"]) if manifest else 15
         rto_start = time.monotonic()
-        staging = self._timed("staging_start", lambda: self._start_staging(major))
+        staging = self._timed("staging_start", lambda: self._start_staging(major, db_url))
         self.staging = staging
         state.staging_kind = staging.kind
         state.staging_label = staging.label
         state.staging_server_version = staging.server_version
         if staging.kind == "url" and manifest is not None:
-            clear_scope(staging.dsn, list(manifest["scope_schemas"]), staging.platform_present)
+            scope = list(manifest["scope_schemas"])
+            extensions = manifest.get("schema", {}).get("extensions", {})
+            clear_scope(
+                staging.dsn,
+                scope,
+                staging.platform_present,
+                # what the restore installs again into the same schema may be dropped with it
+                recreated_extensions=[n for n, e in extensions.items() if e.get("schema") in scope],
+            )
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )

@@ -34,9 +34,18 @@ from .background import Background
 from .config import mask_url
 from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
-from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, libpq_env, run_tool, stop_group
+from .pgtools import (
+    CONNECTION_LOST,
+    NO_SLOTS,
+    NO_SPACE,
+    first_error,
+    libpq_env,
+    run_tool,
+    stop_group,
+)
 from .reaper import reaper
 from .s3server import S3Endpoint
+from .slots import cap_jobs, export_connections, read_slots
 
 if TYPE_CHECKING:
     from .storage import TransferResult
@@ -92,6 +101,8 @@ def connect_source(
         hint = "check the host, port and network (Supabase: use the session pooler URL on IPv4-only networks)"
         if "password" in text or "authentication" in text:
             hint = "check the user and password in SUPABASE_DB_URL"
+        if NO_SLOTS.search(str(exc)):
+            raise slots_failure("Connecting to the source", str(exc)) from exc
         raise SourceError(
             f"Cannot connect to the source database {mask_url(db_url)}: {text}. Fix: {hint}."
         ) from exc
@@ -114,9 +125,27 @@ DENIED_FIX = (
 )
 
 
+SLOTS_FIX = (
+    "lower --supabase-jobs (the export opens 2 x jobs + 2 connections), or run the drill when "
+    "fewer clients are connected; not retried, since a new attempt needs as many connections"
+)
+
+
+def slots_failure(what: str, message: str) -> SourceError:
+    """The source (or its pooler) refused a connection: every slot is taken."""
+    line = next((ln.strip() for ln in message.splitlines() if NO_SLOTS.search(ln)), "")
+    return SourceError(
+        f"{what}: the source refused a connection because its connection slots are taken "
+        f"({line or first_error(message).strip()}). Fix: {SLOTS_FIX}."
+    )
+
+
 def source_failure(what: str, message: str) -> SourceError:
-    """The right error for a failure reading the source: lost connection, denied, other."""
+    """The right error for a failure reading the source: no slot, lost connection, denied,
+    other."""
     first = first_error(message).strip() or "no message"
+    if NO_SLOTS.search(message):  # libpq says "connection to server ... failed" for these too
+        return slots_failure(what, message)
     denied = _DENIED.search(message)
     if denied:
         return SourceError(
@@ -400,6 +429,34 @@ def disk_full(base_dir: Path) -> BackupError:
     )
 
 
+def _jobs_for_slots(conn: psycopg.Connection[Any], requested: int, progress: Progress) -> int:
+    """``requested`` jobs, capped to the source's free connection slots (:mod:`slots`)."""
+    try:
+        free = read_slots(conn)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:  # a platform that hides the settings: say so, keep going
+        conn.rollback()
+        progress(
+            f"connection slots of the source unknown ({first_error(str(exc))}): jobs not capped"
+        )
+        return requested
+    needed = export_connections(1)
+    if free.free < needed:
+        raise SourceError(
+            f"The source has {free.free} free connection slot(s) for this role ({free.why}); "
+            f"the export needs at least {needed}. Nothing was exported. Fix: {SLOTS_FIX}."
+        )
+    jobs = cap_jobs(requested, free)
+    if jobs < requested:
+        progress(
+            f"jobs capped from {requested} to {jobs}: the source has {free.free} free "
+            f"connection slots ({free.why}); the export opens 2 x jobs + 2 connections and "
+            "leaves at least half of the free slots to other clients"
+        )
+    return jobs
+
+
 def _export(
     db_url: str,
     base_dir: Path,
@@ -419,6 +476,7 @@ def _export(
     probe = cancel.connection(connect_source(db_url))
     try:
         major, version = server_version(probe)
+        jobs = _jobs_for_slots(probe, jobs, progress)
     finally:
         probe.close()
     tools = find_client_tools(major, pg_bindir)  # before anything is written

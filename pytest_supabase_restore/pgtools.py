@@ -130,3 +130,12 @@ CONNECTION_LOST = re.compile(
     re.IGNORECASE,
 )
 NO_SPACE = "No space left on device"
+
+# The server (or a pooler in front of it) refused a new connection because its connection
+# slots are taken: not a lost connection. Retrying with as many connections cannot help.
+NO_SLOTS = re.compile(
+    r"too many clients already|remaining connection slots are reserved|"
+    r"too many connections for (role|database)|max client connections reached|"
+    r"max clients reached|no more connections allowed",
+    re.IGNORECASE,
+)

@@ -240,7 +240,7 @@ def test_same_server_under_another_name_is_refused() -> None:
         with psycopg.connect(src.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE other")
             conn.execute(f"COMMENT ON DATABASE other IS '{DISPOSABLE_MARKER}'")
-        with pytest.raises(SafetyError, match="system identifier"):
+        with pytest.raises(SafetyError, match="same PostgreSQL server"):
             check_safe(src.dsn("other"), src.dsn())
 
 
