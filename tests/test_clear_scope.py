@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from pytest_supabase_restore.errors import RestoreError, SafetyError
 from pytest_supabase_restore.pg.binaries import find_client_tools
@@ -39,6 +40,8 @@ def cluster() -> Iterator[Cluster]:
         with c.connect(autocommit=True) as admin:
             admin.execute("CREATE ROLE stage_owner LOGIN NOSUPERUSER")
             admin.execute("CREATE ROLE someone_else LOGIN NOSUPERUSER")
+        c.set_password("stage_owner")  # the cluster is SCRAM-only
+        c.set_password("someone_else")
         yield c
 
 
@@ -173,7 +176,7 @@ def test_a_failure_half_way_changes_nothing(staging: str) -> None:
     autocommit statement per schema, had dropped app for good)."""
     run(
         staging,
-        f"ALTER ROLE stage_owner IN DATABASE {staging.rsplit('/', 1)[1]} "
+        f"ALTER ROLE stage_owner IN DATABASE {conninfo_to_dict(staging)['dbname']} "
         "SET statement_timeout = '2s'",
     )
     run(staging, "CREATE TABLE public.busy (id int)")

@@ -43,6 +43,8 @@ def source() -> Iterator[Cluster]:
             admin.execute("CREATE ROLE exporter LOGIN NOSUPERUSER")
             admin.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO exporter")
             admin.execute("CREATE ROLE app_client LOGIN NOSUPERUSER")
+        cluster.set_password("exporter")  # the cluster is SCRAM-only
+        cluster.set_password("app_client")
         yield cluster
 
 

@@ -44,7 +44,8 @@ INSERT INTO billing.invoices SELECT g, g FROM generate_series(1, 100) g;
 
 
 def url(cluster: Cluster, dbname: str, user: str, *, host: str = "127.0.0.1", port: int = 0) -> str:
-    return f"postgresql://{user}@{host}:{port or cluster.port}/{dbname}"
+    # The cluster's password file authenticates, whatever host or port reaches it.
+    return f"postgresql://{user}@{host}:{port or cluster.port}/{dbname}?passfile={cluster.passfile}"
 
 
 def restricted_roles(cluster: Cluster) -> None:
@@ -56,6 +57,9 @@ def restricted_roles(cluster: Cluster) -> None:
     with cluster.connect(autocommit=True) as admin:
         admin.execute("CREATE ROLE stg_role LOGIN NOSUPERUSER NOCREATEROLE")
         admin.execute("CREATE ROLE reader LOGIN NOSUPERUSER NOCREATEROLE")
+    # Throwaway clusters are SCRAM-only: a role logs in once it has a password.
+    cluster.set_password("stg_role")
+    cluster.set_password("reader")
 
 
 def marked(cluster: Cluster, dbname: str, comment: str) -> None:
@@ -270,7 +274,10 @@ def test_without_a_source_only_the_marker_decides_and_a_warning_says_so(other: C
 
 
 def test_a_staging_url_with_several_hosts_is_refused(other: Cluster) -> None:
-    many = f"postgresql://stg_role@127.0.0.1:{other.port},127.0.0.1:{free_port()}/stage"
+    many = (
+        f"postgresql://stg_role@127.0.0.1:{other.port},127.0.0.1:{free_port()}/stage"
+        f"?passfile={other.passfile}"
+    )
     with pytest.raises(SafetyError, match="names several hosts"):
         check_safe(many, None)
 
@@ -293,6 +300,9 @@ def start_standby(primary: Cluster) -> Cluster:
             for p in (standby.base_dir, standby.socket_dir):
                 os.chown(p, os_user.pw_uid, os_user.pw_gid)
         os.chmod(standby.base_dir, 0o700)
+        # A physical copy: the standby's roles and passwords are the primary's.
+        standby._passwords = dict(primary._passwords)
+        standby._write_passfile()
         standby._run(
             [
                 primary.binaries.path("pg_basebackup"),
