@@ -204,7 +204,7 @@ class Drill:
     def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
         if not set_dir.is_dir():
             raise BackupError(f"{set_dir}: not a directory.")
-        if not (set_dir / mf.MANIFEST).exists() and all(
+        if not os.path.lexists(set_dir / mf.MANIFEST) and all(
             (set_dir / f).is_file() for f in CLI_FILES[1:]
         ):
             self.state.backup_format = "supabase-cli"
