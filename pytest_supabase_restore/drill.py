@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -76,6 +77,7 @@ class Drill:
         self.demo: Any = None
         self.staging: StagingTarget | None = None
         self._temp_backups: Path | None = None
+        self._roles: list[str] = []  # roles.sql's statements, as the integrity check accepted
         self.current_phase = "source"
 
     # -- phases ---------------------------------------------------------------------------
@@ -202,12 +204,18 @@ class Drill:
         return out
 
     def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
+        """Check the set before anything of it is used: the manifest's every field, every
+        file, no symbolic link, and roles.sql's statements. Any problem is a BackupError."""
+        from .restore import role_statements
+
         if not set_dir.is_dir():
             raise BackupError(f"{set_dir}: not a directory.")
         if not os.path.lexists(set_dir / mf.MANIFEST) and all(
             (set_dir / f).is_file() for f in CLI_FILES[1:]
         ):
             self.state.backup_format = "supabase-cli"
+            self._check_cli_files(set_dir)
+            self._roles = role_statements(set_dir)
             self.state.not_tested.extend(CLI_NOT_TESTED)
             return None
         self.state.backup_format = "manifest"
@@ -219,6 +227,7 @@ class Drill:
                 f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             )
             raise BackupError(f"The backup set {set_dir.name} failed its integrity check: {shown}")
+        self._roles = role_statements(set_dir)
         info = mf.summary(manifest)
         self.state.snapshot_time = manifest["snapshot_time"]
         self.state.server_version = manifest["source"].get("server_version")
@@ -232,6 +241,18 @@ class Drill:
         ):
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         return manifest
+
+    @staticmethod
+    def _check_cli_files(dump_dir: Path) -> None:
+        """A CLI dump's files must be regular files, not symbolic links (to files elsewhere
+        whose lines would be run, and quoted in error messages)."""
+        for name in CLI_FILES:
+            path = dump_dir / name
+            if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                raise BackupError(
+                    f"{path}: a symbolic link or special file; a Supabase CLI dump's files must "
+                    "be regular files, so copy the dump's files themselves into the directory."
+                )
 
     def _start_staging(self, major: int) -> StagingTarget:
         kind = resolve_kind(self.settings.staging)
@@ -272,10 +293,15 @@ class Drill:
                 platform_present=staging.platform_present,
                 prepare_sql=staging.prepare_sql,
                 progress=self.progress,
+                roles=self._roles,
             )
         else:
             outcome = restore_cli_dump(
-                set_dir, staging.dsn, prepare_sql=staging.prepare_sql, progress=self.progress
+                set_dir,
+                staging.dsn,
+                prepare_sql=staging.prepare_sql,
+                progress=self.progress,
+                roles=self._roles,
             )
         for name, seconds in outcome.phases.items():
             state.add_phase(name, seconds)

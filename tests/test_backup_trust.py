@@ -6,7 +6,9 @@ they edit a file and list it again in the manifest (``reseal``), and check that 
 plugin must refuse is refused in the integrity phase, before any staging target starts.
 
 - the manifest: paths confined to the set, no symbolic links, strict field types, no file the
-  manifest does not list.
+  manifest does not list;
+- ``roles.sql``: only role statements as ``pg_dumpall --roles-only`` writes them (checked
+  against the real pg_dumpall 15 and the Supabase CLI's format), and those run as rebuilt.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest as mf
@@ -27,8 +31,13 @@ from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.errors import BackupError
-from pytest_supabase_restore.export import export
+from pytest_supabase_restore.export import dump_roles, export
+from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pg.cluster import start_cluster
+from pytest_supabase_restore.pgtools import run_tool
+from pytest_supabase_restore.restore import run_role_statements
 from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.rolesql import parse_roles
 
 # -- fixtures and helpers -------------------------------------------------------------------
 
@@ -233,3 +242,219 @@ def test_a_file_the_manifest_does_not_list_is_refused(
         (copy / extra).write_text("COPY (SELECT 1) TO PROGRAM 'id';\n")
     problems = mf.verify_files(copy, mf.read_manifest(copy))
     assert problems == [f"{extra}: not listed in the manifest"]
+
+
+# -- roles.sql -----------------------------------------------------------------------------
+
+ROLES_SETUP = [
+    "CREATE ROLE reporting_reader LOGIN PASSWORD 'pw-never-restored' CONNECTION LIMIT 5 "
+    "VALID UNTIL '2030-01-01'",
+    'CREATE ROLE "Odd ""name""; DROP" NOLOGIN',
+    # A name that holds ";\n" and a statement: one name, never two statements.
+    "CREATE ROLE \"x;\nCOPY (SELECT 1) TO PROGRAM 'id';--\"",
+    "CREATE ROLE grp NOINHERIT BYPASSRLS",
+    'CREATE ROLE "back\\slash"',
+    "GRANT grp TO reporting_reader WITH ADMIN OPTION",
+    'GRANT grp TO "Odd ""name""; DROP"',
+    "ALTER ROLE reporting_reader SET statement_timeout = '5s'",
+    'ALTER ROLE reporting_reader SET search_path = public, "$user"',
+    "ALTER ROLE grp SET pgrst.db_schemas = 'api, public'",
+    "COMMENT ON ROLE grp IS 'a group; with ''quotes'' and a back\\slash'",
+]
+
+
+def _roles_state(dsn: str, names: list[str]) -> dict[str, Any]:
+    """Everything a roles dump restores, for the given roles, comparable across clusters."""
+    with psycopg.connect(dsn) as conn:
+        roles = conn.execute(
+            "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, "
+            "rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, "
+            "shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = ANY(%s) "
+            "ORDER BY rolname",
+            (names,),
+        ).fetchall()
+        members = conn.execute(
+            "SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a "
+            "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+            "WHERE m.rolname = ANY(%s) ORDER BY 1, 2",
+            (names,),
+        ).fetchall()
+        settings = conn.execute(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s "
+            "JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = ANY(%s) ORDER BY 1",
+            (names,),
+        ).fetchall()
+    return {"roles": roles, "members": members, "settings": settings}
+
+
+@pytest.fixture(scope="module")
+def role_source() -> Iterator[tuple[Any, list[str]]]:
+    with start_cluster(name="rolesrc") as cluster:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            for statement in ROLES_SETUP:
+                conn.execute(statement)
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres'"
+                ).fetchall()
+            ]
+        yield cluster, names
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--no-role-passwords"],
+        ["--no-role-passwords", "--no-comments", "--quote-all-identifiers"],
+        "export",  # the export's own roles.sql (dump_roles)
+    ],
+    ids=["plain", "quoted", "export"],
+)
+def test_pg_dumpall_roles_are_accepted_and_restore_the_same_roles(
+    role_source: tuple[Any, list[str]], tmp_path: Path, flags: Any
+) -> None:
+    """What pg_dumpall 15 really writes passes the check, and the rebuilt statements restore
+    exactly the roles, attributes, memberships, settings and comments it describes."""
+    cluster, names = role_source
+    tools = find_client_tools(15)
+    if flags == "export":
+        dump_roles(cluster.dsn(), tools, tmp_path / "roles.sql")
+        text = (tmp_path / "roles.sql").read_text()
+    else:
+        result = run_tool([tools.path("pg_dumpall"), "--roles-only", *flags], cluster.dsn())
+        assert result.returncode == 0, result.stderr
+        text = result.stdout
+    statements = parse_roles(text)
+    assert len(statements) >= len(ROLES_SETUP)
+    assert not any(s.startswith("COPY") for s in statements)
+    with start_cluster(name="roledst") as target:
+        errors = run_role_statements(target.dsn(), statements)
+        # The only failure: the bootstrap superuser, which already exists in the target.
+        assert all('role "postgres" already exists' in m for m, _ in errors), errors
+        expected = _roles_state(cluster.dsn(), names)
+        restored = _roles_state(target.dsn(), names)
+    if flags == "export":  # the export keeps only the settings Supabase allows (not search_path)
+        assert ("reporting_reader", ["statement_timeout=5s"]) in restored["settings"]
+        expected["settings"] = [s for s in expected["settings"] if s[0] != "reporting_reader"]
+        restored["settings"] = [s for s in restored["settings"] if s[0] != "reporting_reader"]
+    if flags == "export" or "--no-comments" in flags:
+        expected["roles"] = [r[:-1] for r in expected["roles"]]
+        restored["roles"] = [r[:-1] for r in restored["roles"]]
+    assert restored == expected
+
+
+def test_supabase_cli_roles_format_is_accepted(role_source: tuple[Any, list[str]]) -> None:
+    """`supabase db dump --role-only` runs pg_dumpall --roles-only --quote-all-identifiers
+    --no-role-passwords --no-comments, comments out the platform's reserved roles, deletes the
+    comment lines and appends RESET ALL; newer pg_dumpall adds \\restrict lines."""
+    cluster, _names = role_source
+    tools = find_client_tools(15)
+    result = run_tool(
+        [
+            tools.path("pg_dumpall"),
+            "--roles-only",
+            "--quote-all-identifiers",
+            "--no-role-passwords",
+            "--no-comments",
+        ],
+        cluster.dsn(),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = []
+    for line in result.stdout.splitlines():
+        if line.startswith(('CREATE ROLE "postgres"', 'ALTER ROLE "postgres"')):
+            continue  # commented out, then deleted with the other comment lines
+        if not line.startswith("--"):
+            lines.append(line)
+    cli = "\\restrict AbC123\n" + "\n".join(lines) + "\n\\unrestrict AbC123\nRESET ALL;\n"
+    cli += 'ALTER ROLE "anon" SET "statement_timeout" TO \'3s\';\n'  # kept: an allowed setting
+    statements = parse_roles(cli)
+    assert statements[-2:] == ["RESET ALL", 'ALTER ROLE "anon" SET "statement_timeout" TO \'3s\'']
+    assert 'GRANT "grp" TO "reporting_reader" WITH ADMIN OPTION GRANTED BY "postgres"' in statements
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("COPY (SELECT 1) TO PROGRAM 'id';", "COPY is not a role statement"),
+        ("CREATE ROLE a;\nDO $$ BEGIN PERFORM 1; END $$;", "DO is not a role statement"),
+        ("CREATE ROLE a; SELECT pg_read_file('/etc/passwd');", "SELECT is not a role statement"),
+        ("ALTER SYSTEM SET archive_command = 'id';", "ROLE was expected, not SYSTEM"),
+        ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';", "ROLE was expected"),
+        ("ALTER ROLE a WITH LOGIN PASSWORD 'known';", "a password"),
+        ("CREATE ROLE a ENCRYPTED PASSWORD 'md5abc';", "a password"),
+        ("ALTER ROLE a SET session_preload_libraries TO '/tmp/x.so';", "loads code"),
+        ("ALTER ROLE a SET role TO 'postgres';", "changes identity"),
+        ("SET client_encoding = 'SJIS';", "a value pg_dumpall never writes"),
+        ("SET standard_conforming_strings = off;", "a value pg_dumpall never writes"),
+        ("SET session_authorization = 'a';", "not a setting of a roles dump"),
+        ("\\! touch /tmp/pwned\n", "meta-command"),
+        ("CREATE ROLE a\n\\restrict abc\n;", "meta-command"),
+        ("COMMENT ON ROLE a IS U&'\\0041';", "prefixed string"),
+        ("COMMENT ON ROLE a IS E'\\x41';", "an escape in an E'' string"),
+        ("CREATE ROLE current_user;", "keyword CURRENT_USER"),
+        ("CREATE ROLE a;\nCREATE ROLE b", "truncated"),
+        ("CREATE ROLE \"a;\nCOPY x TO PROGRAM 'id';", "unterminated"),
+        ("GRANT a TO b WITH ADMIN EVERYTHING;", "grant option"),
+    ],
+)
+def test_anything_but_role_statements_is_refused(text: str, why: str) -> None:
+    with pytest.raises(BackupError) as info:
+        parse_roles(text)
+    message = str(info.value)
+    assert why in message
+    assert "roles.sql" in message and "before anything was restored" in message
+
+
+def test_refusal_names_the_first_statement_shortened() -> None:
+    text = "CREATE ROLE ok;\nCOPY (SELECT " + "x, " * 200 + "1) TO PROGRAM 'id';\n"
+    with pytest.raises(BackupError) as info:
+        parse_roles(text)
+    message = str(info.value)
+    assert "statement 2 (line 2)" in message
+    excerpt = message.split("): ", 1)[1].split("; roles.sql runs", 1)[0]
+    assert excerpt.startswith("'COPY (SELECT x, x,") and excerpt.endswith("...'")
+    assert len(excerpt) <= 84
+
+
+@pytest.fixture
+def spot() -> Iterator[Path]:
+    """A directory the server's unprivileged OS user can write to (pytest's tmp_path is
+    private to this user): where a program run by the server would leave its marker."""
+    path = Path(tempfile.mkdtemp(prefix="trust-spot-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_tampered_roles_sql_is_refused_before_anything_runs(
+    backup: Path, tmp_path: Path, spot: Path
+) -> None:
+    """roles.sql runs as the staging superuser: COPY ... TO PROGRAM there would be a shell."""
+    copy = copy_set(backup, tmp_path)
+    marker = spot / "program-ran"
+    with open(copy / "roles.sql", "a") as fh:
+        fh.write(f"COPY (SELECT 1) TO PROGRAM 'touch {marker}';\n")
+    reseal(copy)
+    run, state = drill(copy, tmp_path)
+    error = refused_in_integrity(run, state)
+    assert "COPY is not a role statement" in error and "COPY (SELECT 1) TO PROGRAM" in error
+    assert not marker.exists()
+    # The control: run as a superuser, the same statement does leave the marker.
+    with start_cluster(name="control") as cluster, psycopg.connect(cluster.dsn()) as conn:
+        conn.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {spot}/control'")
+    assert (spot / "control").exists()
+
+
+def test_tampered_roles_sql_of_a_cli_dump_is_refused(tmp_path: Path) -> None:
+    dump = tmp_path / "cli"
+    dump.mkdir()
+    (dump / "roles.sql").write_text(
+        "CREATE ROLE \"app\";\nCOPY (SELECT 1) TO PROGRAM 'id';\nRESET ALL;\n"
+    )
+    (dump / "schema.sql").write_text("CREATE TABLE public.t (id int);\n")
+    (dump / "data.sql").write_text("")
+    run, state = drill(dump, tmp_path)
+    error = refused_in_integrity(run, state)
+    assert "statement 2 (line 2)" in error and "COPY" in error
