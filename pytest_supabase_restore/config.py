@@ -320,6 +320,8 @@ STAGING_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
 )
 NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
+BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY",)
+"""Keys that protect backup sets (docs: "Security model"); environment only, never a flag."""
 SECRET_ENV = (
     "SUPABASE_DB_URL",
     "SUPABASE_SERVICE_ROLE_KEY",
@@ -331,6 +333,7 @@ SECRET_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
     "GITHUB_TOKEN",
     "SLACK_WEBHOOK_URL",
+    *BACKUP_ENV,
 )
 """Environment variables whose values are secrets (URLs: the password, or the whole URL)."""
 
@@ -436,6 +439,7 @@ class Config:
     github_repository: str | None = None
     github_api_url: str = "https://api.github.com"
     slack_webhook_url: str | None = field(default=None, repr=False)
+    signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
 
     @property
@@ -454,7 +458,11 @@ class Config:
                 password = urlsplit(conn.db_url).password if "://" in conn.db_url else None
                 if password:
                     values.append(password)
-        for value in (self.github_token, self.slack_webhook_url):
+        for value in (
+            self.github_token,
+            self.slack_webhook_url,
+            self.signing_key,
+        ):
             if value:
                 values.append(value)
         return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
@@ -533,6 +541,8 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         github_repository=env.get("GITHUB_REPOSITORY") or None,
         github_api_url=api_url.rstrip("/"),
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
+        signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
         origins=origins,
     )
     validate(config)
@@ -619,6 +629,12 @@ def validate(config: Config) -> None:
             "--supabase-github-issue needs GITHUB_TOKEN and GITHUB_REPOSITORY in the environment "
             "(GitHub Actions sets GITHUB_REPOSITORY; pass secrets.GITHUB_TOKEN as GITHUB_TOKEN)."
         )
+    if config.signing_key is not None:
+        from .signing import key_problem
+
+        problem = key_problem(config.signing_key)
+        if problem:
+            raise pytest.UsageError(problem + ".")
     if config.slack and not config.slack_webhook_url:
         raise pytest.UsageError(
             "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "

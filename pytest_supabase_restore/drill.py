@@ -180,6 +180,7 @@ class Drill:
                     source_label=self.state.source_label,
                     progress=self.progress,
                     timings=timings,
+                    signing_key=self.settings.signing_key,
                 )
                 break
             except SourceConnectionLost as exc:
@@ -204,8 +205,10 @@ class Drill:
         return out
 
     def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
-        """Check the set before anything of it is used: the manifest's every field, every
-        file, no symbolic link, and roles.sql's statements. Any problem is a BackupError."""
+        """Check the set before anything of it is used: signature (with a signing key), the
+        manifest's every field, every file, no symbolic link, and roles.sql's statements.
+        Any problem is a BackupError."""
+        from . import signing
         from .restore import role_statements
 
         if not set_dir.is_dir():
@@ -214,11 +217,26 @@ class Drill:
             (set_dir / f).is_file() for f in CLI_FILES[1:]
         ):
             self.state.backup_format = "supabase-cli"
+            if self.settings.signing_key is not None:
+                raise BackupError(
+                    f"{set_dir.name} is a Supabase CLI dump, which has no manifest and so cannot "
+                    f"be signed, and with {signing.SIGNING_ENV} set only signed sets are "
+                    "accepted: unset the key to validate a CLI dump you trust."
+                )
             self._check_cli_files(set_dir)
             self._roles = role_statements(set_dir)
             self.state.not_tested.extend(CLI_NOT_TESTED)
             return None
         self.state.backup_format = "manifest"
+        if self.settings.signing_key is not None:
+            signing.verify_set(set_dir, self.settings.signing_key)
+            self.state.extra["signature"] = "verified"
+        elif signing.is_signed(set_dir):
+            self.state.extra["signature"] = "not verified"
+            self.state.not_tested.append(
+                f"signature: the backup set is signed ({mf.SIGNATURE}) but "
+                f"{signing.SIGNING_ENV} is not set, so where it came from was not verified"
+            )
         manifest = mf.read_manifest(set_dir)
         problems = mf.verify_files(set_dir, manifest, jobs=self.settings.effective_jobs)
         self.state.integrity_problems = problems

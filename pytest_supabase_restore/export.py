@@ -331,8 +331,12 @@ def export(
     source_label: str | None = None,
     progress: Progress = _noop,
     timings: dict[str, float] | None = None,
+    signing_key: str | None = None,
 ) -> Path:
     """Write one complete backup set below ``base_dir`` and return its directory.
+
+    With ``signing_key`` the manifest is signed (:mod:`.signing`) before the set gets its
+    final name.
 
     Nothing is left behind on failure: the partial directory is removed and the error is
     raised. The set is renamed to its final name only once the manifest is complete.
@@ -357,6 +361,7 @@ def export(
             progress=progress,
             timings={} if timings is None else timings,
             cancel=cancel,
+            signing_key=signing_key,
         ),
         "supabase-restore-export",
     )
@@ -399,6 +404,7 @@ def _export(
     progress: Progress,
     timings: dict[str, float],
     cancel: Cancel,
+    signing_key: str | None = None,
 ) -> Path:
     started = time.monotonic()
     probe = cancel.connection(connect_source(db_url))
@@ -598,6 +604,10 @@ def _export(
         }
         data["files"] = manifest.inventory_files(partial, jobs=max(2, jobs))
         manifest.write_manifest(partial, data)
+        if signing_key is not None:
+            from .signing import sign_set
+
+            sign_set(partial, signing_key)
         os.replace(partial, final)
         reaper.forget_path(partial)
         timings["export_total"] = time.monotonic() - started

@@ -31,6 +31,7 @@ from .errors import BackupError
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
 PARTIAL_PREFIX = ".partial-"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -122,8 +123,8 @@ def path_problem(rel: Any) -> str | None:
         return "the path is absolute, not inside the backup set"
     if any(part in ("", ".", "..") for part in rel.split("/")):
         return "the path has an empty, '.' or '..' component, so it may leave the backup set"
-    if rel in (MANIFEST, MANIFEST + ".tmp"):
-        return "the manifest cannot list itself"
+    if rel in (MANIFEST, SIGNATURE, MANIFEST + ".tmp"):
+        return "the manifest cannot list itself or its signature"
     return None
 
 
@@ -327,10 +328,11 @@ def open_regular(root: Path, rel: str) -> int:
     return out
 
 
-def read_regular(root: Path, rel: str) -> bytes:
-    """The bytes of the regular file ``root/rel`` (see :func:`open_regular`)."""
+def read_regular(root: Path, rel: str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``root/rel`` (see :func:`open_regular`); at most
+    ``limit`` + 1 of them, so that a caller can tell a file that is too large."""
     with os.fdopen(open_regular(root, rel), "rb") as fh:
-        return fh.read()
+        return fh.read() if limit is None else fh.read(limit + 1)
 
 
 def hash_regular(root: Path, rel: str, chunk: int = 1 << 20) -> tuple[int, str]:
@@ -345,7 +347,7 @@ def hash_regular(root: Path, rel: str, chunk: int = 1 << 20) -> tuple[int, str]:
 
 
 def scan_set(root: Path) -> tuple[set[str], list[str]]:
-    """(every regular file below ``root`` but the manifest, problems): a
+    """(every regular file below ``root`` but the manifest and its signature, problems): a
     symbolic link or a special file anywhere in the set is a problem (nothing is followed)."""
     found: set[str] = set()
     problems: list[str] = []
@@ -358,7 +360,7 @@ def scan_set(root: Path) -> tuple[set[str], list[str]]:
             if stat.S_ISLNK(mode):
                 problems.append(f"{rel}: a symbolic link (a backup set holds only regular files)")
             elif stat.S_ISREG(mode):
-                if rel != MANIFEST:
+                if rel not in (MANIFEST, SIGNATURE):
                     found.add(rel)
             elif not stat.S_ISDIR(mode):
                 problems.append(

@@ -8,7 +8,8 @@ plugin must refuse is refused in the integrity phase, before any staging target 
 - the manifest: paths confined to the set, no symbolic links, strict field types, no file the
   manifest does not list;
 - ``roles.sql``: only role statements as ``pg_dumpall --roles-only`` writes them (checked
-  against the real pg_dumpall 15 and the Supabase CLI's format), and those run as rebuilt.
+  against the real pg_dumpall 15 and the Supabase CLI's format), and those run as rebuilt;
+- the optional HMAC signature (``SUPABASE_RESTORE_SIGNING_KEY``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from pytest_supabase_restore.restore import run_role_statements
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.rolesql import parse_roles
 
+SIGNING_KEY = "signing-key-of-the-tests-0123456789abcdef"
+OTHER_SIGNING_KEY = "another-signing-key-of-the-tests-0123456789"
+
+
 # -- fixtures and helpers -------------------------------------------------------------------
 
 
@@ -51,6 +56,13 @@ def demo() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(demo.db_url, tmp_path_factory.mktemp("plain"), s3=demo.s3, jobs=2)
+
+
+@pytest.fixture(scope="module")
+def signed(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export(
+        demo.db_url, tmp_path_factory.mktemp("signed"), s3=demo.s3, jobs=2, signing_key=SIGNING_KEY
+    )
 
 
 def copy_set(src: Path, tmp_path: Path) -> Path:
@@ -458,3 +470,100 @@ def test_tampered_roles_sql_of_a_cli_dump_is_refused(tmp_path: Path) -> None:
     run, state = drill(dump, tmp_path)
     error = refused_in_integrity(run, state)
     assert "statement 2 (line 2)" in error and "COPY" in error
+
+
+# -- signature ------------------------------------------------------------------------------
+
+
+def test_export_signs_the_manifest_bytes(signed: Path) -> None:
+    import hmac
+
+    sig = (signed / mf.SIGNATURE).read_text()
+    manifest_bytes = (signed / mf.MANIFEST).read_bytes()
+    assert sig == hmac.new(SIGNING_KEY.encode(), manifest_bytes, "sha256").hexdigest() + "\n"
+    assert (signed / mf.SIGNATURE).stat().st_mode & 0o777 == 0o600
+    assert mf.verify_files(signed, mf.read_manifest(signed)) == []  # the sig is not "extra"
+
+
+def test_signed_set_with_the_key_restores(signed: Path, tmp_path: Path) -> None:
+    _run, state = drill(signed, tmp_path, signing_key=SIGNING_KEY)
+    assert state.error is None, state.error
+    assert state.extra["signature"] == "verified"
+    assert not any("signature" in t for t in state.not_tested)
+
+
+def test_signed_set_without_the_key_is_a_not_tested_note(signed: Path, tmp_path: Path) -> None:
+    _run, state = drill(signed, tmp_path)
+    assert state.error is None, state.error
+    assert any(
+        t.startswith("signature: the backup set is signed") and "SUPABASE_RESTORE_SIGNING_KEY" in t
+        for t in state.not_tested
+    ), state.not_tested
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("unsigned", "is not signed"),
+        ("other-key", "does not match"),
+        ("manifest-edited", "does not match"),
+        ("garbage", "not a hex HMAC-SHA256"),
+        ("symlink", "cannot be read as a regular file"),
+    ],
+)
+def test_with_the_key_only_a_valid_signature_passes(
+    signed: Path, tmp_path: Path, damage: str, message: str
+) -> None:
+    copy = copy_set(signed, tmp_path)
+    sig = copy / mf.SIGNATURE
+    key = SIGNING_KEY
+    if damage == "unsigned":
+        sig.unlink()
+    elif damage == "other-key":
+        key = OTHER_SIGNING_KEY
+    elif damage == "manifest-edited":
+        # A change the manifest check alone would accept (an attacker's re-listed set), and
+        # one it would refuse: the signature is checked first, before anything is parsed.
+        data = load(copy)
+        data["version"] = -1
+        save(copy, data)
+    elif damage == "garbage":
+        sig.write_text("not a signature\n")
+    else:
+        real = tmp_path / "elsewhere.sig"
+        real.write_bytes(sig.read_bytes())
+        sig.unlink()
+        os.symlink(real, sig)
+    run, state = drill(copy, tmp_path, signing_key=key)
+    error = refused_in_integrity(run, state)
+    assert message in error
+    assert "malformed manifest" not in error
+
+
+def test_with_the_key_a_cli_dump_is_refused(tmp_path: Path) -> None:
+    dump = tmp_path / "cli"
+    dump.mkdir()
+    for name in ("roles.sql", "schema.sql", "data.sql"):
+        (dump / name).write_text("")
+    run, state = drill(dump, tmp_path, signing_key=SIGNING_KEY)
+    assert "cannot be signed" in refused_in_integrity(run, state)
+
+
+def test_signing_key_from_the_environment_refuses_an_unsigned_set(
+    backup: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through pytest itself: the key is read from the environment and never printed."""
+    monkeypatch.setenv("SUPABASE_RESTORE_SIGNING_KEY", SIGNING_KEY)
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        f"--supabase-from-backup={backup}",
+        "--supabase-summary-json",
+        str(summary),
+        "-p",
+        "no:cacheprovider",
+    )
+    verdict = json.loads(summary.read_text())
+    assert result.ret != 0 and verdict["status"] == "FAIL"
+    assert "is not signed (no manifest.json.sig)" in verdict["reason"]
+    assert SIGNING_KEY not in result.stdout.str() + result.stderr.str() + summary.read_text()
