@@ -320,7 +320,7 @@ STAGING_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
 )
 NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
-BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY",)
+BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY", "SUPABASE_RESTORE_ENCRYPTION_KEY")
 """Keys that protect backup sets (docs: "Security model"); environment only, never a flag."""
 SECRET_ENV = (
     "SUPABASE_DB_URL",
@@ -440,6 +440,7 @@ class Config:
     github_api_url: str = "https://api.github.com"
     slack_webhook_url: str | None = field(default=None, repr=False)
     signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
+    encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
 
     @property
@@ -462,6 +463,7 @@ class Config:
             self.github_token,
             self.slack_webhook_url,
             self.signing_key,
+            self.encryption_key,
         ):
             if value:
                 values.append(value)
@@ -543,6 +545,7 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
         # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
         signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
+        encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
         origins=origins,
     )
     validate(config)
@@ -635,6 +638,13 @@ def validate(config: Config) -> None:
         problem = key_problem(config.signing_key)
         if problem:
             raise pytest.UsageError(problem + ".")
+    if config.encryption_key is not None:
+        from .encryption import parse_key
+
+        try:
+            parse_key(config.encryption_key)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{exc}.") from None
     if config.slack and not config.slack_webhook_url:
         raise pytest.UsageError(
             "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "

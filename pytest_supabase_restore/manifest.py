@@ -29,11 +29,16 @@ from typing import Any
 from .errors import BackupError
 
 FORMAT = "pytest-supabase-restore/backup-set"
-VERSION = 1
+VERSION = 1  # what a plain set is written as
+ENCRYPTED_VERSION = 2  # an encrypted set: an older plugin refuses it instead of misreading it
+SUPPORTED_VERSION = 2  # the newest this plugin reads
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 PARTIAL_PREFIX = ".partial-"
+ENCRYPTION_SCHEME = "aes-256-gcm-chunked-v1"
+MIN_CHUNK, MAX_CHUNK = 1 << 10, 16 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_KEY_CHECK = re.compile(r"[0-9a-f]{16}")
 
 
 def _is_sha256(value: Any) -> bool:
@@ -144,10 +149,10 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         f"must be a positive integer, not {version!r}"[:120],
     )
     assert isinstance(version, int)
-    if version > VERSION:
+    if version > SUPPORTED_VERSION:
         raise BackupError(
             f"{path}: manifest version {version} is newer than this plugin understands "
-            f"({VERSION}). Upgrade pytest-supabase-restore to validate this backup set."
+            f"({SUPPORTED_VERSION}). Upgrade pytest-supabase-restore to validate this backup set."
         )
     for key in ("snapshot_time", "tables", "schema", "files", "storage", "source"):
         if key not in data:
@@ -217,6 +222,28 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         "must map each identity to table row counts",
     )
 
+    encryption = data.get("encryption")
+    if encryption is not None:
+        need(
+            version >= ENCRYPTED_VERSION,
+            "encryption",
+            f"needs manifest version {ENCRYPTED_VERSION}",
+        )
+        need(isinstance(encryption, dict), "encryption", "must be an object")
+        need(encryption.get("scheme") == ENCRYPTION_SCHEME, "encryption.scheme", "unknown scheme")
+        chunk = encryption.get("chunk_size")
+        need(
+            _is_count(chunk) and MIN_CHUNK <= chunk <= MAX_CHUNK,
+            "encryption.chunk_size",
+            f"must be a byte count from {MIN_CHUNK} to {MAX_CHUNK}",
+        )
+        check = encryption.get("key_check")
+        need(
+            isinstance(check, str) and _KEY_CHECK.fullmatch(check) is not None,
+            "encryption.key_check",
+            "not 16 hex digits",
+        )
+
     files = data["files"]
     need(isinstance(files, dict), "files", "must be an object")
     for rel, meta in files.items():
@@ -226,6 +253,13 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         need(isinstance(meta, dict), where, "must be an object")
         need(_is_count(meta.get("size")), f"{where}.size", "not a byte count")
         need(_is_sha256(meta.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+        if encryption is not None:
+            need(_is_count(meta.get("enc_size")), f"{where}.enc_size", "not a byte count")
+            need(
+                _is_sha256(meta.get("enc_sha256")),
+                f"{where}.enc_sha256",
+                "not a SHA-256 hex digest",
+            )
     need("db/toc.dat" in files, "files", "no db/toc.dat, so the set holds no database dump")
 
     storage = data["storage"]
@@ -375,14 +409,22 @@ def verify_files(
     jobs: int = 4,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Check every file against the manifest. Returns problems, each naming the file."""
+    """Check every file against the manifest. Returns problems, each naming the file.
+
+    Of an encrypted set (``encryption`` in the manifest) the ciphertext ``<file>.enc`` is
+    checked against ``enc_size`` and ``enc_sha256``; the plaintext is checked when decrypted.
+    """
     expected: dict[str, dict[str, Any]] = manifest["files"]
+    encrypted = manifest.get("encryption") is not None
+    suffix, size_key, sha_key = (
+        (".enc", "enc_size", "enc_sha256") if encrypted else ("", "size", "sha256")
+    )
     on_disk, problems = scan_set(root)
     real_root = root.resolve()
 
     def check(item: tuple[str, dict[str, Any]]) -> str | None:
         rel, meta = item
-        name = rel
+        name = rel + suffix
         if path_problem(rel) is not None:
             return f"{name}: outside the backup set"
         try:  # never through a symbolic link, so never outside the set
@@ -395,11 +437,11 @@ def verify_files(
             return f"{name}: cannot be read as a regular file ({exc.strerror or exc})"
         if not (root / name).resolve().is_relative_to(real_root):  # and, to be sure, checked
             return f"{name}: outside the backup set"
-        want = meta["size"]
+        want = meta[size_key]
         if size != want:
             kind = "truncated" if size < want else "grown"
             return f"{name}: {kind} ({size} bytes, manifest says {want})"
-        if sha != meta["sha256"]:
+        if sha != meta[sha_key]:
             return f"{name}: modified (SHA-256 differs from the manifest)"
         return None
 
@@ -407,7 +449,7 @@ def verify_files(
         for result in pool.map(check, sorted(expected.items())):
             if result:
                 problems.append(result)
-    for extra in sorted(on_disk - set(expected)):
+    for extra in sorted(on_disk - {rel + suffix for rel in expected}):
         problems.append(f"{extra}: not listed in the manifest")
     if progress:
         progress(f"checked {len(expected)} files against the manifest")

@@ -9,16 +9,19 @@ plugin must refuse is refused in the integrity phase, before any staging target 
   manifest does not list;
 - ``roles.sql``: only role statements as ``pg_dumpall --roles-only`` writes them (checked
   against the real pg_dumpall 15 and the Supabase CLI's format), and those run as rebuilt;
-- the optional HMAC signature (``SUPABASE_RESTORE_SIGNING_KEY``).
+- the optional HMAC signature (``SUPABASE_RESTORE_SIGNING_KEY``);
+- the optional encryption at rest (``SUPABASE_RESTORE_ENCRYPTION_KEY``).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,9 +31,17 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest as mf
-from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.config import OPTIONS, SECRET_ENV, Config, validate
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.drill import Drill
+from pytest_supabase_restore.encryption import (
+    HEADER_BYTES,
+    TAG_BYTES,
+    DecryptError,
+    decrypt_file,
+    encrypt_file,
+    parse_key,
+)
 from pytest_supabase_restore.errors import BackupError
 from pytest_supabase_restore.export import dump_roles, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
@@ -42,6 +53,8 @@ from pytest_supabase_restore.rolesql import parse_roles
 
 SIGNING_KEY = "signing-key-of-the-tests-0123456789abcdef"
 OTHER_SIGNING_KEY = "another-signing-key-of-the-tests-0123456789"
+ENCRYPTION_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+OTHER_ENCRYPTION_KEY = base64.urlsafe_b64encode(bytes(range(1, 33))).decode()
 
 
 # -- fixtures and helpers -------------------------------------------------------------------
@@ -62,6 +75,19 @@ def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def signed(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(
         demo.db_url, tmp_path_factory.mktemp("signed"), s3=demo.s3, jobs=2, signing_key=SIGNING_KEY
+    )
+
+
+@pytest.fixture(scope="module")
+def sealed(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Signed and encrypted."""
+    return export(
+        demo.db_url,
+        tmp_path_factory.mktemp("sealed"),
+        s3=demo.s3,
+        jobs=2,
+        signing_key=SIGNING_KEY,
+        encryption_key=parse_key(ENCRYPTION_KEY),
     )
 
 
@@ -567,3 +593,153 @@ def test_signing_key_from_the_environment_refuses_an_unsigned_set(
     assert result.ret != 0 and verdict["status"] == "FAIL"
     assert "is not signed (no manifest.json.sig)" in verdict["reason"]
     assert SIGNING_KEY not in result.stdout.str() + result.stderr.str() + summary.read_text()
+
+
+def test_keys_are_secrets_from_the_environment_only(tmp_path: Path) -> None:
+    for name in ("SUPABASE_RESTORE_SIGNING_KEY", "SUPABASE_RESTORE_ENCRYPTION_KEY"):
+        assert name in SECRET_ENV
+        assert all(opt.env != name for opt in OPTIONS)  # no flag, no ini key
+    config = Config(signing_key=SIGNING_KEY, encryption_key=ENCRYPTION_KEY)
+    assert SIGNING_KEY in config.secrets() and ENCRYPTION_KEY in config.secrets()
+    assert SIGNING_KEY not in repr(config) and ENCRYPTION_KEY not in repr(config)
+    for bad, message in (
+        ({"signing_key": "short"}, "at least 32"),
+        ({"encryption_key": "bm90IDMyIGJ5dGVz"}, "32 random bytes"),
+        ({"encryption_key": ENCRYPTION_KEY[:-2] + "!!"}, "32 random bytes"),
+    ):
+        with pytest.raises(pytest.UsageError, match=message):
+            validate(Config(enabled=True, from_backup=tmp_path, **bad))
+
+
+# -- encryption -----------------------------------------------------------------------------
+
+SMALL_CHUNK = 1024
+
+
+def _encrypted(tmp_path: Path, payload: bytes, rel: str = "db/1234.dat") -> Path:
+    """``tmp_path/set/<rel>.enc`` holding ``payload`` in 1 KiB chunks."""
+    src = tmp_path / "plain.bin"
+    src.write_bytes(payload)
+    root = tmp_path / "set"
+    encrypt_file(src, root / (rel + ".enc"), parse_key(ENCRYPTION_KEY), rel, SMALL_CHUNK)
+    return root
+
+
+def _chunks(path: Path) -> tuple[bytes, list[bytes]]:
+    raw = path.read_bytes()
+    size = SMALL_CHUNK + TAG_BYTES
+    body = raw[HEADER_BYTES:]
+    return raw[:HEADER_BYTES], [body[i : i + size] for i in range(0, len(body), size)]
+
+
+@pytest.mark.parametrize("length", [0, 1, SMALL_CHUNK, 3 * SMALL_CHUNK, 5000])
+def test_encrypted_file_round_trip(tmp_path: Path, length: int) -> None:
+    payload = os.urandom(length)
+    root = _encrypted(tmp_path, payload)
+    enc = root / "db/1234.dat.enc"
+    assert payload[:16] not in enc.read_bytes() or length < 16
+    _header, chunks = _chunks(enc)
+    assert len(chunks) == max(1, -(-length // SMALL_CHUNK))
+    size, sha = decrypt_file(root, "db/1234.dat", tmp_path / "out.bin", parse_key(ENCRYPTION_KEY))
+    assert (size, sha) == (length, hashlib.sha256(payload).hexdigest())
+    assert (tmp_path / "out.bin").read_bytes() == payload
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "wrong-key",
+        "drop-last-chunk",
+        "cut-mid-chunk",
+        "swap-chunks",
+        "repeat-last-chunk",
+        "flip-a-bit",
+        "other-file",
+        "chunk-size",
+    ],
+)
+def test_encrypted_file_damage_does_not_decrypt(tmp_path: Path, damage: str) -> None:
+    payload = os.urandom(3 * SMALL_CHUNK + 100)
+    root = _encrypted(tmp_path, payload)
+    enc = root / "db/1234.dat.enc"
+    header, chunks = _chunks(enc)
+    key = parse_key(ENCRYPTION_KEY)
+    rel = "db/1234.dat"
+    if damage == "wrong-key":
+        key = parse_key(OTHER_ENCRYPTION_KEY)
+    elif damage == "drop-last-chunk":  # cut exactly at a chunk boundary
+        enc.write_bytes(header + b"".join(chunks[:-1]))
+    elif damage == "cut-mid-chunk":
+        enc.write_bytes(enc.read_bytes()[:-50])
+    elif damage == "swap-chunks":
+        enc.write_bytes(header + chunks[1] + chunks[0] + b"".join(chunks[2:]))
+    elif damage == "repeat-last-chunk":
+        enc.write_bytes(enc.read_bytes() + chunks[-1])
+    elif damage == "flip-a-bit":
+        raw = bytearray(enc.read_bytes())
+        raw[HEADER_BYTES + 10] ^= 1
+        enc.write_bytes(bytes(raw))
+    elif damage == "other-file":  # the same ciphertext under another name in the set
+        rel = "db/5678.dat"
+        enc.rename(root / "db/5678.dat.enc")
+    else:
+        enc.write_bytes(header[:-4] + struct.pack(">I", 2 * SMALL_CHUNK) + b"".join(chunks))
+    with pytest.raises(DecryptError, match="does not decrypt"):
+        decrypt_file(root, rel, tmp_path / "out.bin", key)
+
+
+def test_encrypted_export_holds_no_plaintext(sealed: Path, backup: Path) -> None:
+    data = mf.read_manifest(sealed)
+    assert data["version"] == mf.ENCRYPTED_VERSION and data["encryption"]["chunk_size"] > 0
+    on_disk = {p.relative_to(sealed).as_posix() for p in sealed.rglob("*") if p.is_file()}
+    assert on_disk == {rel + ".enc" for rel in data["files"]} | {mf.MANIFEST, mf.SIGNATURE}
+    assert b"CREATE ROLE" not in (sealed / "roles.sql.enc").read_bytes()
+    assert mf.verify_files(sealed, data) == []  # the ciphertext is checked without the key
+    plain = mf.read_manifest(backup)
+    assert data["files"]["roles.sql"]["sha256"] == plain["files"]["roles.sql"]["sha256"]
+
+
+def test_encrypted_set_decrypts_restores_and_leaves_no_plaintext(
+    sealed: Path, tmp_path: Path
+) -> None:
+    run, state = drill(sealed, tmp_path, signing_key=SIGNING_KEY, encryption_key=ENCRYPTION_KEY)
+    assert state.error is None, state.error
+    assert run._decrypted is not None and run._decrypted.name.startswith(
+        "supabase-restore-decrypted-"
+    )
+    assert not run._decrypted.exists(), "the decrypted copy was not removed at teardown"
+    assert state.extra["backup"]["tables"] > 5 and state.extra["backup"]["objects"] == 3
+    assert state.backup_dir == str(sealed)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (OTHER_ENCRYPTION_KEY, "wrong SUPABASE_RESTORE_ENCRYPTION_KEY?"),
+        (None, "is encrypted, and SUPABASE_RESTORE_ENCRYPTION_KEY is not set"),
+    ],
+)
+def test_encrypted_set_without_its_key_fails_integrity(
+    sealed: Path, tmp_path: Path, key: str | None, message: str
+) -> None:
+    run, state = drill(sealed, tmp_path, signing_key=SIGNING_KEY, encryption_key=key)
+    assert message in refused_in_integrity(run, state)
+    assert run._decrypted is None or not run._decrypted.exists()
+
+
+def test_changed_ciphertext_fails_integrity_even_when_relisted(
+    sealed: Path, tmp_path: Path
+) -> None:
+    """Without the signing key anyone can re-list a changed .enc file in the manifest; the
+    change still shows, as a chunk that does not decrypt."""
+    copy = copy_set(sealed, tmp_path)
+    enc = copy / "roles.sql.enc"
+    raw = bytearray(enc.read_bytes())
+    raw[-1] ^= 1
+    enc.write_bytes(bytes(raw))
+    data = load(copy)
+    data["files"]["roles.sql"]["enc_sha256"] = hashlib.sha256(bytes(raw)).hexdigest()
+    save(copy, data)
+    run, state = drill(copy, tmp_path, encryption_key=ENCRYPTION_KEY)
+    error = refused_in_integrity(run, state)
+    assert "roles.sql.enc: chunk 0 does not decrypt" in error
