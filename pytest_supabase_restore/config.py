@@ -321,6 +321,8 @@ STAGING_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
 )
 NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
+BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY", "SUPABASE_RESTORE_ENCRYPTION_KEY")
+"""Keys that protect backup sets (docs: "Security model"); environment only, never a flag."""
 SECRET_ENV = (
     "SUPABASE_DB_URL",
     "SUPABASE_SERVICE_ROLE_KEY",
@@ -332,6 +334,7 @@ SECRET_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
     "GITHUB_TOKEN",
     "SLACK_WEBHOOK_URL",
+    *BACKUP_ENV,
 )
 """Environment variables whose values are secrets (URLs: the password, or the whole URL)."""
 
@@ -437,6 +440,8 @@ class Config:
     github_repository: str | None = None
     github_api_url: str = "https://api.github.com"
     slack_webhook_url: str | None = field(default=None, repr=False)
+    signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
+    encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
 
     @property
@@ -455,7 +460,12 @@ class Config:
                 password = urlsplit(conn.db_url).password if "://" in conn.db_url else None
                 if password:
                     values.append(password)
-        for value in (self.github_token, self.slack_webhook_url):
+        for value in (
+            self.github_token,
+            self.slack_webhook_url,
+            self.signing_key,
+            self.encryption_key,
+        ):
             if value:
                 values.append(value)
         return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
@@ -534,6 +544,9 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         github_repository=env.get("GITHUB_REPOSITORY") or None,
         github_api_url=api_url.rstrip("/"),
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
+        signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
+        encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
         origins=origins,
     )
     validate(config)
@@ -620,6 +633,19 @@ def validate(config: Config) -> None:
             "--supabase-github-issue needs GITHUB_TOKEN and GITHUB_REPOSITORY in the environment "
             "(GitHub Actions sets GITHUB_REPOSITORY; pass secrets.GITHUB_TOKEN as GITHUB_TOKEN)."
         )
+    if config.signing_key is not None:
+        from .signing import key_problem
+
+        problem = key_problem(config.signing_key)
+        if problem:
+            raise pytest.UsageError(problem + ".")
+    if config.encryption_key is not None:
+        from .encryption import parse_key
+
+        try:
+            parse_key(config.encryption_key)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{exc}.") from None
     if config.slack and not config.slack_webhook_url:
         raise pytest.UsageError(
             "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -76,6 +77,9 @@ class Drill:
         self.demo: Any = None
         self.staging: StagingTarget | None = None
         self._temp_backups: Path | None = None
+        self._decrypted: Path | None = None  # an encrypted set's plaintext, removed at teardown
+        self._restore_dir: Path | None = None  # what the restore reads (the set or _decrypted)
+        self._roles: list[str] = []  # roles.sql's statements, as the integrity check accepted
         self.current_phase = "source"
 
     # -- phases ---------------------------------------------------------------------------
@@ -116,7 +120,7 @@ class Drill:
             phase = "integrity"
             manifest = self._timed("integrity", lambda: self._integrity(set_dir))
             phase = "restore"
-            self._restore(set_dir, manifest, db_url)
+            self._restore(self._restore_dir or set_dir, manifest, db_url)
         except DrillError as exc:
             state.error = str(exc)
             state.error_phase = phase
@@ -178,6 +182,8 @@ class Drill:
                     source_label=self.state.source_label,
                     progress=self.progress,
                     timings=timings,
+                    signing_key=self.settings.signing_key,
+                    encryption_key=self._encryption_key(),
                 )
                 break
             except SourceConnectionLost as exc:
@@ -201,24 +207,57 @@ class Drill:
                 self.progress(f"retention: deleted {len(deleted)} older backup set(s)")
         return out
 
+    def _encryption_key(self) -> bytes | None:
+        if self.settings.encryption_key is None:
+            return None
+        from .encryption import parse_key
+
+        return parse_key(self.settings.encryption_key)
+
     def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
+        """Check the set before anything of it is used: signature (with a signing key), the
+        manifest's every field, every file, no symbolic link, decryption of an encrypted set,
+        and roles.sql's statements. Any problem is a BackupError."""
+        from . import signing
+        from .restore import role_statements
+
         if not set_dir.is_dir():
             raise BackupError(f"{set_dir}: not a directory.")
-        if not (set_dir / mf.MANIFEST).exists() and all(
+        if not os.path.lexists(set_dir / mf.MANIFEST) and all(
             (set_dir / f).is_file() for f in CLI_FILES[1:]
         ):
             self.state.backup_format = "supabase-cli"
+            if self.settings.signing_key is not None:
+                raise BackupError(
+                    f"{set_dir.name} is a Supabase CLI dump, which has no manifest and so cannot "
+                    f"be signed, and with {signing.SIGNING_ENV} set only signed sets are "
+                    "accepted: unset the key to validate a CLI dump you trust."
+                )
+            self._check_cli_files(set_dir)
+            self._roles = role_statements(set_dir)
             self.state.not_tested.extend(CLI_NOT_TESTED)
             return None
         self.state.backup_format = "manifest"
+        if self.settings.signing_key is not None:
+            signing.verify_set(set_dir, self.settings.signing_key)
+            self.state.extra["signature"] = "verified"
+        elif signing.is_signed(set_dir):
+            self.state.extra["signature"] = "not verified"
+            self.state.not_tested.append(
+                f"signature: the backup set is signed ({mf.SIGNATURE}) but "
+                f"{signing.SIGNING_ENV} is not set, so where it came from was not verified"
+            )
         manifest = mf.read_manifest(set_dir)
         problems = mf.verify_files(set_dir, manifest, jobs=self.settings.effective_jobs)
+        if not problems and manifest.get("encryption") is not None:
+            problems = self._decrypt(set_dir, manifest)
         self.state.integrity_problems = problems
         if problems:
             shown = "; ".join(problems[:5]) + (
                 f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             )
             raise BackupError(f"The backup set {set_dir.name} failed its integrity check: {shown}")
+        self._roles = role_statements(self._restore_dir or set_dir)
         info = mf.summary(manifest)
         self.state.snapshot_time = manifest["snapshot_time"]
         self.state.server_version = manifest["source"].get("server_version")
@@ -232,6 +271,38 @@ class Drill:
         ):
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         return manifest
+
+    @staticmethod
+    def _check_cli_files(dump_dir: Path) -> None:
+        """A CLI dump's files must be regular files, not symbolic links (to files elsewhere
+        whose lines would be run, and quoted in error messages)."""
+        for name in CLI_FILES:
+            path = dump_dir / name
+            if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                raise BackupError(
+                    f"{path}: a symbolic link or special file; a Supabase CLI dump's files must "
+                    "be regular files, so copy the dump's files themselves into the directory."
+                )
+
+    def _decrypt(self, set_dir: Path, manifest: dict[str, Any]) -> list[str]:
+        """Decrypt an encrypted set into a private temporary directory (removed at teardown,
+        also by the reaper if this process dies); the restore then reads from there."""
+        from .encryption import ENCRYPTION_ENV, decrypt_set
+
+        key = self._encryption_key()
+        if key is None:
+            raise BackupError(
+                f"The backup set {set_dir.name} is encrypted, and {ENCRYPTION_ENV} is not set: "
+                "set it to the key the set was exported with."
+            )
+        self._decrypted = Path(tempfile.mkdtemp(prefix="supabase-restore-decrypted-"))
+        reaper.watch_path(self._decrypted)
+        self.progress(f"decrypting {len(manifest['files'])} files into {self._decrypted}")
+        problems = decrypt_set(
+            set_dir, manifest, key, self._decrypted, jobs=self.settings.effective_jobs
+        )
+        self._restore_dir = self._decrypted
+        return problems
 
     def _start_staging(self, major: int, db_url: str | None) -> StagingTarget:
         kind = resolve_kind(self.settings.staging)
@@ -288,10 +359,15 @@ class Drill:
                 platform_present=staging.platform_present,
                 prepare_sql=staging.prepare_sql,
                 progress=self.progress,
+                roles=self._roles,
             )
         else:
             outcome = restore_cli_dump(
-                set_dir, staging.dsn, prepare_sql=staging.prepare_sql, progress=self.progress
+                set_dir,
+                staging.dsn,
+                prepare_sql=staging.prepare_sql,
+                progress=self.progress,
+                roles=self._roles,
             )
         staging.after_restore()
         for name, seconds in outcome.phases.items():
@@ -447,9 +523,10 @@ class Drill:
                 self.staging.stop()
         if self.demo is not None:
             self.demo.stop()
-        if self._temp_backups is not None:
-            shutil.rmtree(self._temp_backups, ignore_errors=True)
-            reaper.forget_path(self._temp_backups)
+        for temp in (self._temp_backups, self._decrypted):
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)
+                reaper.forget_path(temp)
         return messages
 
 

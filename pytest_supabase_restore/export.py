@@ -375,8 +375,14 @@ def export(
     source_label: str | None = None,
     progress: Progress = _noop,
     timings: dict[str, float] | None = None,
+    signing_key: str | None = None,
+    encryption_key: bytes | None = None,
 ) -> Path:
     """Write one complete backup set below ``base_dir`` and return its directory.
+
+    With ``encryption_key`` every file is encrypted (:mod:`.encryption`) and with
+    ``signing_key`` the manifest is signed (:mod:`.signing`), both before the set gets its
+    final name.
 
     Nothing is left behind on failure: the partial directory is removed and the error is
     raised. The set is renamed to its final name only once the manifest is complete.
@@ -401,6 +407,8 @@ def export(
             progress=progress,
             timings={} if timings is None else timings,
             cancel=cancel,
+            signing_key=signing_key,
+            encryption_key=encryption_key,
         ),
         "supabase-restore-export",
     )
@@ -471,6 +479,8 @@ def _export(
     progress: Progress,
     timings: dict[str, float],
     cancel: Cancel,
+    signing_key: str | None = None,
+    encryption_key: bytes | None = None,
 ) -> Path:
     started = time.monotonic()
     probe = cancel.connection(connect_source(db_url))
@@ -678,7 +688,18 @@ def _export(
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
         data["files"] = manifest.inventory_files(partial, jobs=max(2, jobs))
+        if encryption_key is not None:
+            from .encryption import encrypt_set
+
+            t0 = time.monotonic()
+            encrypt_set(partial, data, encryption_key, jobs=max(2, jobs))
+            timings["encrypt"] = time.monotonic() - t0
+            progress(f"encrypted {len(data['files'])} files")
         manifest.write_manifest(partial, data)
+        if signing_key is not None:
+            from .signing import sign_set
+
+            sign_set(partial, signing_key)
         os.replace(partial, final)
         reaper.forget_path(partial)
         timings["export_total"] = time.monotonic() - started

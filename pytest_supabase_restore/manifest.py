@@ -14,9 +14,13 @@ is complete, so a partial set is never mistaken for a complete one.
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,9 +29,20 @@ from typing import Any
 from .errors import BackupError
 
 FORMAT = "pytest-supabase-restore/backup-set"
-VERSION = 1
+VERSION = 1  # what a plain set is written as
+ENCRYPTED_VERSION = 2  # an encrypted set: an older plugin refuses it instead of misreading it
+SUPPORTED_VERSION = 2  # the newest this plugin reads
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
 PARTIAL_PREFIX = ".partial-"
+ENCRYPTION_SCHEME = "aes-256-gcm-chunked-v1"
+MIN_CHUNK, MAX_CHUNK = 1 << 10, 16 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KEY_CHECK = re.compile(r"[0-9a-f]{16}")
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -78,29 +93,314 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    """Parse and check the manifest's format and version. Raises BackupError."""
-    path = root / MANIFEST
-    if not path.is_file():
-        raise BackupError(f"{path}: missing. This directory is not a complete backup set.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BackupError(f"{path}: malformed manifest ({exc}).") from exc
+def _malformed(path: Path, where: str, what: str) -> BackupError:
+    return BackupError(
+        f"{path}: malformed manifest: {where}: {what}; the backup set was damaged or edited "
+        "after the export, so validate an intact copy of it."
+    )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key[:80]!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def path_problem(rel: Any) -> str | None:
+    """Why ``rel`` cannot name a file of a backup set (None when it can): a set's files are
+    named by relative POSIX paths below the set's directory, and never the manifest itself."""
+    if not isinstance(rel, str) or not rel:
+        return "a file name must be a non-empty string"
+    if len(rel) > 4096 or "\x00" in rel or "\\" in rel:
+        return "the path is too long or holds a NUL or backslash"
+    if rel.startswith("/"):
+        return "the path is absolute, not inside the backup set"
+    if any(part in ("", ".", "..") for part in rel.split("/")):
+        return "the path has an empty, '.' or '..' component, so it may leave the backup set"
+    if rel in (MANIFEST, SIGNATURE, MANIFEST + ".tmp"):
+        return "the manifest cannot list itself or its signature"
+    return None
+
+
+def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
+    """Check the type of every field the plugin reads. Raises BackupError naming the field."""
+
+    def need(cond: bool, where: str, what: str) -> None:
+        if not cond:
+            raise _malformed(path, where, what)
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BackupError(f"{path}: not a pytest-supabase-restore manifest (format field).")
     version = data.get("version")
-    if not isinstance(version, int):
-        raise BackupError(f"{path}: malformed manifest (version is not an integer).")
-    if version > VERSION:
+    need(
+        isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+        "version",
+        f"must be a positive integer, not {version!r}"[:120],
+    )
+    assert isinstance(version, int)
+    if version > SUPPORTED_VERSION:
         raise BackupError(
             f"{path}: manifest version {version} is newer than this plugin understands "
-            f"({VERSION}). Upgrade pytest-supabase-restore to validate this backup set."
+            f"({SUPPORTED_VERSION}). Upgrade pytest-supabase-restore to validate this backup set."
         )
-    for key in ("snapshot_time", "tables", "schema", "files", "storage"):
+    for key in ("snapshot_time", "tables", "schema", "files", "storage", "source"):
         if key not in data:
             raise BackupError(f"{path}: malformed manifest (no {key!r}).")
+
+    snapshot = data["snapshot_time"]
+    need(isinstance(snapshot, str), "snapshot_time", "must be a string")
+    try:
+        when = dt.datetime.fromisoformat(snapshot)
+    except ValueError:
+        when = None
+    need(when is not None and when.tzinfo is not None, "snapshot_time", "not an ISO time with zone")
+
+    source = data["source"]
+    need(isinstance(source, dict), "source", "must be an object")
+    major = source.get("server_major")
+    need(_is_count(major) and 9 <= major <= 99, "source.server_major", "not a PostgreSQL major")
+    for key in ("server_version", "label"):
+        need(
+            source.get(key) is None or isinstance(source[key], str), f"source.{key}", "not a string"
+        )
+    pg_dump = data.get("pg_dump", {})
+    need(isinstance(pg_dump, dict), "pg_dump", "must be an object")
+    need(
+        pg_dump.get("version") is None or isinstance(pg_dump["version"], str),
+        "pg_dump.version",
+        "not a string",
+    )
+    scope = data.get("scope_schemas", [])
+    need(
+        isinstance(scope, list) and all(isinstance(s, str) for s in scope),
+        "scope_schemas",
+        "must be a list of schema names",
+    )
+
+    tables = data["tables"]
+    need(isinstance(tables, dict), "tables", "must be an object")
+    for name, table in tables.items():
+        where = f"tables[{name[:80]!r}]"
+        need(isinstance(table, dict), where, "must be an object")
+        for key in ("rows", "bytes"):
+            need(key not in table or _is_count(table[key]), f"{where}.{key}", "not a count")
+        for key in ("schema", "name"):
+            need(key not in table or isinstance(table[key], str), f"{where}.{key}", "not a string")
+    schema = data["schema"]
+    need(
+        isinstance(schema, dict) and all(isinstance(v, dict) for v in schema.values()),
+        "schema",
+        "must be an object of objects",
+    )
+    rls = data.get("rls", {"users": [], "visibility": {}})
+    need(isinstance(rls, dict), "rls", "must be an object")
+    users = rls.get("users", [])
+    need(
+        isinstance(users, list) and all(isinstance(u, str) for u in users),
+        "rls.users",
+        "not a list of ids",
+    )
+    visibility = rls.get("visibility", {})
+    need(
+        isinstance(visibility, dict)
+        and all(
+            isinstance(v, dict) and all(_is_count(n) for n in v.values())
+            for v in visibility.values()
+        ),
+        "rls.visibility",
+        "must map each identity to table row counts",
+    )
+
+    encryption = data.get("encryption")
+    if encryption is not None:
+        need(
+            version >= ENCRYPTED_VERSION,
+            "encryption",
+            f"needs manifest version {ENCRYPTED_VERSION}",
+        )
+        need(isinstance(encryption, dict), "encryption", "must be an object")
+        need(encryption.get("scheme") == ENCRYPTION_SCHEME, "encryption.scheme", "unknown scheme")
+        chunk = encryption.get("chunk_size")
+        need(
+            _is_count(chunk) and MIN_CHUNK <= chunk <= MAX_CHUNK,
+            "encryption.chunk_size",
+            f"must be a byte count from {MIN_CHUNK} to {MAX_CHUNK}",
+        )
+        check = encryption.get("key_check")
+        need(
+            isinstance(check, str) and _KEY_CHECK.fullmatch(check) is not None,
+            "encryption.key_check",
+            "not 16 hex digits",
+        )
+
+    files = data["files"]
+    need(isinstance(files, dict), "files", "must be an object")
+    for rel, meta in files.items():
+        where = f"files[{rel[:80]!r}]"
+        problem = path_problem(rel)
+        need(problem is None, where, problem or "")
+        need(isinstance(meta, dict), where, "must be an object")
+        need(_is_count(meta.get("size")), f"{where}.size", "not a byte count")
+        need(_is_sha256(meta.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+        if encryption is not None:
+            need(_is_count(meta.get("enc_size")), f"{where}.enc_size", "not a byte count")
+            need(
+                _is_sha256(meta.get("enc_sha256")),
+                f"{where}.enc_sha256",
+                "not a SHA-256 hex digest",
+            )
+    need("db/toc.dat" in files, "files", "no db/toc.dat, so the set holds no database dump")
+
+    storage = data["storage"]
+    need(isinstance(storage, dict), "storage", "must be an object")
+    need(
+        isinstance(storage.get("downloaded", False), bool),
+        "storage.downloaded",
+        "not true or false",
+    )
+    buckets = storage.get("buckets", [])
+    need(isinstance(buckets, list), "storage.buckets", "must be a list")
+    for i, bucket in enumerate(buckets):
+        need(
+            isinstance(bucket, dict) and isinstance(bucket.get("id"), str),
+            f"storage.buckets[{i}]",
+            "no bucket id",
+        )
+    for section in ("missing_in_s3", "unknown_to_db"):
+        entries = storage.get(section, [])
+        need(
+            isinstance(entries, list)
+            and all(
+                isinstance(e, dict)
+                and isinstance(e.get("bucket"), str)
+                and isinstance(e.get("key"), str)
+                for e in entries
+            ),
+            f"storage.{section}",
+            "must be a list of bucket and key",
+        )
+    objects = storage.get("objects", [])
+    need(isinstance(objects, list), "storage.objects", "must be a list")
+    for i, obj in enumerate(objects):
+        where = f"storage.objects[{i}]"
+        need(isinstance(obj, dict), where, "must be an object")
+        for key in ("bucket", "key", "etag"):
+            need(isinstance(obj.get(key), str), f"{where}.{key}", "not a string")
+        for key in ("content_type", "cache_control", "last_modified"):
+            need(
+                obj.get(key) is None or isinstance(obj[key], str), f"{where}.{key}", "not a string"
+            )
+        need(_is_count(obj.get("size")), f"{where}.size", "not a byte count")
+        sha = obj.get("sha256")
+        need(_is_sha256(sha), f"{where}.sha256", "not a SHA-256 hex digest")
+        rel = f"storage/objects/{sha[:2]}/{sha}"
+        listed = files.get(rel)
+        need(
+            isinstance(listed, dict) and listed["sha256"] == sha and listed["size"] == obj["size"],
+            where,
+            f"its bytes ({rel}) are not listed in files with that size and SHA-256",
+        )
     return data
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Parse the manifest and check its format, version and every field. Raises BackupError."""
+    path = root / MANIFEST
+    try:
+        raw = read_regular(root, MANIFEST)
+    except FileNotFoundError:
+        raise BackupError(
+            f"{path}: missing. This directory is not a complete backup set."
+        ) from None
+    except OSError as exc:
+        raise BackupError(
+            f"{path}: cannot be read as a regular file ({exc.strerror or exc}); a backup set "
+            "holds no symbolic links, so validate an intact copy of it."
+        ) from exc
+    try:
+        data = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_not_a_number
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(f"{path}: malformed manifest ({exc}).") from exc
+    return validate_manifest(data, path)
+
+
+def open_regular(root: Path, rel: str) -> int:
+    """A read-only descriptor of the regular file ``root/rel``; raises OSError when any part of
+    the path is a symbolic link (ELOOP) or the file is not a regular file. Each directory is
+    opened relative to the one before, so the path cannot be redirected while it is walked."""
+    parts = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except NotADirectoryError:  # what O_NOFOLLOW | O_DIRECTORY says of a link
+                if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise OSError(errno.ELOOP, "a symbolic link on the path") from None
+                raise
+            os.close(fd)
+            fd = nxt
+        out = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(out).st_mode):
+        os.close(out)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return out
+
+
+def read_regular(root: Path, rel: str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``root/rel`` (see :func:`open_regular`); at most
+    ``limit`` + 1 of them, so that a caller can tell a file that is too large."""
+    with os.fdopen(open_regular(root, rel), "rb") as fh:
+        return fh.read() if limit is None else fh.read(limit + 1)
+
+
+def hash_regular(root: Path, rel: str, chunk: int = 1 << 20) -> tuple[int, str]:
+    """(size, SHA-256) of the regular file ``root/rel`` (see :func:`open_regular`)."""
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(open_regular(root, rel), "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def scan_set(root: Path) -> tuple[set[str], list[str]]:
+    """(every regular file below ``root`` but the manifest and its signature, problems): a
+    symbolic link or a special file anywhere in the set is a problem (nothing is followed)."""
+    found: set[str] = set()
+    problems: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):  # never follows links
+        base = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            full = base / name
+            rel = full.relative_to(root).as_posix()
+            mode = os.lstat(full).st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(f"{rel}: a symbolic link (a backup set holds only regular files)")
+            elif stat.S_ISREG(mode):
+                if rel not in (MANIFEST, SIGNATURE):
+                    found.add(rel)
+            elif not stat.S_ISDIR(mode):
+                problems.append(
+                    f"{rel}: not a regular file (a backup set holds only regular files)"
+                )
+    return found, problems
 
 
 def verify_files(
@@ -109,33 +409,47 @@ def verify_files(
     jobs: int = 4,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Check every file against the manifest. Returns problems, each naming the file."""
+    """Check every file against the manifest. Returns problems, each naming the file.
+
+    Of an encrypted set (``encryption`` in the manifest) the ciphertext ``<file>.enc`` is
+    checked against ``enc_size`` and ``enc_sha256``; the plaintext is checked when decrypted.
+    """
     expected: dict[str, dict[str, Any]] = manifest["files"]
-    problems: list[str] = []
+    encrypted = manifest.get("encryption") is not None
+    suffix, size_key, sha_key = (
+        (".enc", "enc_size", "enc_sha256") if encrypted else ("", "size", "sha256")
+    )
+    on_disk, problems = scan_set(root)
+    real_root = root.resolve()
 
     def check(item: tuple[str, dict[str, Any]]) -> str | None:
         rel, meta = item
-        path = root / rel
-        if not path.is_file():
-            return f"{rel}: missing from the backup set"
-        size = path.stat().st_size
-        if size != meta["size"]:
-            kind = "truncated" if size < meta["size"] else "grown"
-            return f"{rel}: {kind} ({size} bytes, manifest says {meta['size']})"
-        if sha256_file(path) != meta["sha256"]:
-            return f"{rel}: modified (SHA-256 differs from the manifest)"
+        name = rel + suffix
+        if path_problem(rel) is not None:
+            return f"{name}: outside the backup set"
+        try:  # never through a symbolic link, so never outside the set
+            size, sha = hash_regular(root, name)
+        except FileNotFoundError:
+            return f"{name}: missing from the backup set"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{name}: its path goes through a symbolic link"
+            return f"{name}: cannot be read as a regular file ({exc.strerror or exc})"
+        if not (root / name).resolve().is_relative_to(real_root):  # and, to be sure, checked
+            return f"{name}: outside the backup set"
+        want = meta[size_key]
+        if size != want:
+            kind = "truncated" if size < want else "grown"
+            return f"{name}: {kind} ({size} bytes, manifest says {want})"
+        if sha != meta[sha_key]:
+            return f"{name}: modified (SHA-256 differs from the manifest)"
         return None
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for result in pool.map(check, sorted(expected.items())):
             if result:
                 problems.append(result)
-    on_disk = {
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.name != MANIFEST
-    }
-    for extra in sorted(on_disk - set(expected)):
+    for extra in sorted(on_disk - {rel + suffix for rel in expected}):
         problems.append(f"{extra}: not listed in the manifest")
     if progress:
         progress(f"checked {len(expected)} files against the manifest")

@@ -10,9 +10,10 @@ a real failure that fails the drill.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .errors import RestoreError
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
 from .results import RestoreIssue
+from .rolesql import read_roles
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -127,21 +129,28 @@ def run_script(dsn: str, script: str, label: str) -> list[tuple[str, str]]:
     return []
 
 
-def run_sql_statements(dsn: str, script: str, label: str) -> list[tuple[str, str]]:
-    """Run a SQL script statement by statement (autocommit); return (message, statement) errors."""
+def role_statements(set_dir: Path) -> list[str]:
+    """The checked statements of ``set_dir/roles.sql`` (none without one; see :mod:`.rolesql`).
+    Raises BackupError when it holds anything but role statements."""
+    path = set_dir / "roles.sql"
+    return read_roles(path) if os.path.lexists(path) else []
+
+
+def run_role_statements(dsn: str, statements: Sequence[str]) -> list[tuple[str, str]]:
+    """Run checked role statements one by one (autocommit); return (message, statement) errors.
+
+    Each is one canonical statement from :func:`.rolesql.parse_roles`; the session's encoding
+    and string syntax are pinned to what that canonical form assumes.
+    """
     errors: list[tuple[str, str]] = []
-    statements = [s.strip() for s in re.split(r";\s*\n", script) if s.strip()]
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET client_encoding = 'UTF8'")
+        conn.execute("SET standard_conforming_strings = on")
         for stmt in statements:
-            body = "\n".join(
-                line for line in stmt.splitlines() if not line.startswith("--")
-            ).strip()
-            if not body or body.startswith("\\"):
-                continue
             try:
-                conn.execute(body.encode())
+                conn.execute(stmt)
             except psycopg.Error as exc:
-                errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", body[:500]))
+                errors.append((f"roles: {str(exc).strip().splitlines()[0]}", stmt[:500]))
     return errors
 
 
@@ -321,15 +330,19 @@ def restore_backup_set(
     platform_present: bool = False,
     prepare_sql: str | None = None,
     progress: Progress = lambda _m: None,
+    roles: Sequence[str] | None = None,
 ) -> RestoreOutcome:
     """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
 
+    ``roles``: the role statements the integrity check accepted; without it ``roles.sql`` is
+    checked here (:func:`role_statements`, a BackupError when it holds anything else).
     Errors of single statements are kept and classified, not raised; a target that fails
     as a whole (disk full, server gone) raises :class:`RestoreError` naming the cause.
     """
+    statements = list(roles) if roles is not None else role_statements(set_dir)
     try:
         return _restore_backup_set(
-            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress
+            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress, statements
         )
     except psycopg.OperationalError as exc:
         raise fatal_restore_error("restore", str(exc)) or RestoreError(
@@ -345,6 +358,7 @@ def _restore_backup_set(
     platform_present: bool,
     prepare_sql: str | None,
     progress: Progress,
+    roles: Sequence[str],
 ) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
@@ -352,9 +366,8 @@ def _restore_backup_set(
     t0 = time.monotonic()
     if prepare_sql:
         raw += run_script(dsn, prepare_sql, "platform")
-    roles = set_dir / "roles.sql"
-    if roles.is_file():
-        raw += run_sql_statements(dsn, roles.read_text(), "roles")
+    if roles:
+        raw += run_role_statements(dsn, roles)
     out.phases["roles"] = time.monotonic() - t0
     progress(f"restore: roles in {out.phases['roles']:.1f}s")
 
@@ -392,13 +405,24 @@ def restore_cli_dump(
     *,
     prepare_sql: str | None = None,
     progress: Progress = lambda _m: None,
+    roles: Sequence[str] | None = None,
 ) -> RestoreOutcome:
-    """Restore the Supabase CLI's roles.sql, schema.sql and data.sql (the documented order)."""
+    """Restore the Supabase CLI's roles.sql, schema.sql and data.sql (the documented order).
+
+    ``roles.sql`` passes the same check as a backup set's (``roles``: its accepted statements;
+    without it the file is checked here).
+    """
+    statements = list(roles) if roles is not None else role_statements(dump_dir)
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
     if prepare_sql:
         raw += run_script(dsn, prepare_sql, "platform")
-    for name, phase in (("roles.sql", "roles"), ("schema.sql", "schema"), ("data.sql", "data")):
+    if statements:
+        t0 = time.monotonic()
+        raw += run_role_statements(dsn, statements)
+        out.phases["roles"] = time.monotonic() - t0
+        progress(f"restore: roles.sql in {out.phases['roles']:.1f}s")
+    for name, phase in (("schema.sql", "schema"), ("data.sql", "data")):
         path = dump_dir / name
         if not path.is_file():
             continue

@@ -20,6 +20,7 @@ import pytest
 import pytest_supabase_restore
 from pytest_supabase_restore import CATEGORIES
 from pytest_supabase_restore.config import (
+    BACKUP_ENV,
     DISPOSABLE_MARKER,
     NOTIFY_ENV,
     OPTIONS,
@@ -104,7 +105,7 @@ def test_option_names_are_mentioned(doc: str, opt: Option) -> None:
         assert token and mentioned(doc, token), token
 
 
-@pytest.mark.parametrize("name", [*SOURCE_ENV, *STAGING_ENV, *NOTIFY_ENV])
+@pytest.mark.parametrize("name", [*SOURCE_ENV, *STAGING_ENV, *NOTIFY_ENV, *BACKUP_ENV])
 def test_environment_variable_documented(doc: str, name: str) -> None:
     assert mentioned(doc, name)
     rows = table_rows(doc, "### Environment variables that are not options")

@@ -22,6 +22,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from pytest_supabase_restore.config import (
+    BACKUP_ENV,
     OPTIONS,
     SOURCE_ENV,
     STAGING_ENV,
@@ -274,7 +275,7 @@ def test_secrets_appear_only_as_env_or_token(drill: dict[str, Any], ci: dict[str
 
 def test_drill_step_receives_every_secret(drill: dict[str, Any]) -> None:
     env = step_named(drill, "Run the backup-restore drill")["env"]
-    for name in (*SOURCE_ENV, *STAGING_ENV, "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"):
+    for name in (*SOURCE_ENV, *STAGING_ENV, *BACKUP_ENV, "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"):
         assert env.get(name) == f"${{{{ secrets.{name} }}}}", name
 
 
@@ -324,7 +325,11 @@ class StepRunner:
         python.chmod(python.stat().st_mode | stat.S_IXUSR)
         self.output_file.touch()
 
-    def run(self, **values: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, runner: Mapping[str, str] | None = None, **values: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``values``: the step's env: keys; ``runner``: variables the runner itself sets
+        (GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_WORKFLOW_REF ...)."""
         unknown = set(values) - set(self.step["env"])
         assert not unknown, f"not in the step's env: {unknown}"
         env = {
@@ -334,6 +339,7 @@ class StepRunner:
             "RUNNER_TEMP": str(self.runner_temp),
             "GITHUB_OUTPUT": str(self.output_file),
             "ARGS_FILE": str(self.args_file),
+            **(runner or {}),
         }
         # Actions sets every env: key; an absent secret or input becomes "".
         env.update({key: values.get(key, "") for key in self.step["env"]})
@@ -478,16 +484,24 @@ def test_drill_env_comes_from_inputs_and_steps(drill: dict[str, Any]) -> None:
     env = step_named(drill, "Run the backup-restore drill")["env"]
     assert env["DRILL_STAGING"] == "${{ inputs.staging || 'auto' }}"
     assert env["DRILL_FROM_BACKUP"] == "${{ inputs.from_backup }}"
-    assert env["DRILL_FROM_RUN"] == "${{ steps.source.outputs.run_id }}"
+    assert env["DRILL_FROM_RUN"] == "${{ steps.trusted.outputs.run_id }}"
     assert "inputs.notify" in env["DRILL_NOTIFY"]
     assert "github.event_name == 'schedule'" in env["DRILL_NOTIFY"]  # scheduled runs notify
     assert "inputs.keep_backup_artifact" in env["DRILL_KEEP_BACKUP"]
     source = step_named(drill, "Resolve the backup to validate")
     assert source["id"] == "source"
     assert source["env"] == {"FROM_BACKUP": "${{ inputs.from_backup }}"}
+    trusted = step_named(drill, "Check that the run is")
+    assert trusted["id"] == "trusted"
+    assert trusted["if"] == "steps.source.outputs.run_id != ''"
+    assert trusted["env"]["RUN_ID"] == "${{ steps.source.outputs.run_id }}"
+    assert trusted["env"]["DEFAULT_BRANCH"] == "${{ github.event.repository.default_branch }}"
+    # Only a run the guard accepted is downloaded, and only after the guard.
     download = step_named(drill, "Download the backup-set artifact")
-    assert download["if"] == "steps.source.outputs.run_id != ''"
-    assert download["with"]["run-id"] == "${{ steps.source.outputs.run_id }}"
+    assert download["if"] == "steps.trusted.outputs.run_id != ''"
+    assert download["with"]["run-id"] == "${{ steps.trusted.outputs.run_id }}"
+    steps = drill["jobs"]["drill"]["steps"]
+    assert steps.index(source) < steps.index(trusted) < steps.index(download)
 
 
 @pytest.fixture
@@ -515,6 +529,119 @@ def test_resolve_step_refuses_bad_values(source_step: StepRunner, value: str) ->
     assert "::error::" in result.stdout
     assert source_step.output_file.read_text(encoding="utf-8") == ""
     assert not (source_step.workspace / "pwned").exists()
+
+
+# -- the guard before an artifact of another run is downloaded -------------------------------
+# The step's script runs for real against a local HTTP server standing in for the GitHub API
+# (pytest-httpserver), with the variables the runner sets.
+
+GUARD_REPO = "octo-org/backups"
+GUARD_WORKFLOW = ".github/workflows/monthly-backup-validation.yml"
+GUARD_TOKEN = "ghs_token-of-the-guard-tests-4711"
+GUARD_RUN = f"/repos/{GUARD_REPO}/actions/runs/8123456789"
+
+
+def drill_run(**changes: Any) -> dict[str, Any]:
+    """The API's answer for a scheduled run of the drill on main, with ``changes``."""
+    run: dict[str, Any] = {
+        "id": 8123456789,
+        "event": "schedule",
+        "head_branch": "main",
+        "path": GUARD_WORKFLOW,
+        "status": "completed",
+        "conclusion": "success",
+        "repository": {"full_name": GUARD_REPO},
+        "head_repository": {"full_name": GUARD_REPO},
+    }
+    run.update(changes)
+    return run
+
+
+@pytest.fixture
+def guard(tmp_path: Path, drill: dict[str, Any], httpserver: Any) -> Any:
+    runner = StepRunner(tmp_path, step_named(drill, "Check that the run is"))
+
+    def check(answer: Any, status: int = 200) -> subprocess.CompletedProcess[str]:
+        httpserver.expect_request(
+            GUARD_RUN,
+            method="GET",
+            headers={"Authorization": f"Bearer {GUARD_TOKEN}"},
+        ).respond_with_json(answer, status=status)
+        return runner.run(
+            runner={
+                "GITHUB_API_URL": httpserver.url_for("/").rstrip("/"),
+                "GITHUB_REPOSITORY": GUARD_REPO,
+                "GITHUB_WORKFLOW_REF": f"{GUARD_REPO}/{GUARD_WORKFLOW}@refs/heads/main",
+            },
+            GITHUB_TOKEN=GUARD_TOKEN,
+            RUN_ID="8123456789",
+            DEFAULT_BRANCH="main",
+        )
+
+    check.output = runner.output_file  # type: ignore[attr-defined]
+    return check
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        drill_run(),
+        drill_run(event="workflow_dispatch"),
+        drill_run(conclusion="failure"),  # a FAIL verdict: re-validating it is the point
+        drill_run(path=f"{GUARD_WORKFLOW}@refs/heads/main"),
+    ],
+    ids=["schedule", "dispatch", "failed-drill", "path-with-ref"],
+)
+def test_guard_accepts_the_drills_own_runs_on_the_default_branch(
+    guard: Any, run: dict[str, Any]
+) -> None:
+    result = guard(run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert guard.output.read_text(encoding="utf-8") == "run_id=8123456789\n"
+    assert GUARD_TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("run", "reason"),
+    [
+        (drill_run(event="pull_request", head_branch="evil"), "started by pull_request"),
+        (drill_run(event="pull_request_target"), "started by pull_request_target"),
+        (drill_run(event="push"), "started by push"),
+        (drill_run(event="workflow_dispatch", head_branch="feature"), "ran on feature, not on"),
+        (drill_run(path=".github/workflows/ci.yml"), "ran .github/workflows/ci.yml, not"),
+        (
+            drill_run(head_repository={"full_name": "fork-owner/backups"}),
+            "its code came from fork-owner/backups",
+        ),
+        (drill_run(status="in_progress", conclusion=None), "has not completed"),
+        (drill_run(conclusion="cancelled"), "did not run to its end (conclusion cancelled)"),
+        ({"message": "Not Found"}, "started by null"),
+        ("not json at all {", "the API answer is not a workflow run"),
+    ],
+)
+def test_guard_refuses_any_other_run(guard: Any, run: Any, reason: str) -> None:
+    result = guard(run)
+    assert result.returncode != 0
+    assert result.stdout.startswith(
+        "::error::from_backup: the artifact of run 8123456789 is refused: "
+    ), result.stdout + result.stderr
+    assert reason in result.stdout
+    assert guard.output.read_text(encoding="utf-8") == ""
+
+
+def test_guard_refuses_a_run_the_api_does_not_know(guard: Any) -> None:
+    result = guard({"message": "Not Found"}, status=404)
+    assert result.returncode != 0
+    assert "cannot be read from the GitHub API" in result.stdout
+    assert guard.output.read_text(encoding="utf-8") == ""
+
+
+def test_guard_output_cannot_carry_workflow_commands(guard: Any) -> None:
+    """The refused run's fields are an attacker's text: shown, but never as a command."""
+    result = guard(drill_run(event="workflow_dispatch", head_branch="x::set-env name=A::%0Ab"))
+    assert result.returncode != 0
+    assert result.stdout.count("::") == 2  # only the ::error:: of the guard itself
+    assert "ran on x??set-env name?A???0Ab, not on the default branch main" in result.stdout
 
 
 # -- the project's CI -----------------------------------------------------------------------
