@@ -308,8 +308,8 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         listed = files.get(rel)
         need(
             isinstance(listed, dict) and listed["sha256"] == sha and listed["size"] == obj["size"],
-            where,
-            f"its bytes ({rel}) are not listed in files with that size and SHA-256",
+            f"{where} (Storage object {obj['bucket']!r}/{obj['key'][:200]!r})",
+            "its bytes are not in the backup set's file list with that size and SHA-256",
         )
     return data
 
@@ -421,8 +421,22 @@ def verify_files(
     )
     on_disk, problems = scan_set(root)
     real_root = root.resolve()
+    # Storage objects are named by bucket and key, which is what a person recognises.
+    objects = {
+        f"storage/objects/{o['sha256'][:2]}/{o['sha256']}": o
+        for o in manifest.get("storage", {}).get("objects", [])
+    }
 
     def check(item: tuple[str, dict[str, Any]]) -> str | None:
+        problem = _check(item)
+        obj = objects.get(item[0])
+        if problem is None or obj is None:
+            return problem
+        return (
+            f"Storage object {obj['bucket']!r}/{obj['key'][:200]!r}: " + problem.split(": ", 1)[1]
+        )
+
+    def _check(item: tuple[str, dict[str, Any]]) -> str | None:
         rel, meta = item
         name = rel + suffix
         if path_problem(rel) is not None:

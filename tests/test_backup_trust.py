@@ -258,13 +258,41 @@ def test_ambiguous_json_is_refused(backup: Path, tmp_path: Path, text: str, why:
 
 
 def test_storage_object_must_be_a_listed_file(backup: Path, tmp_path: Path) -> None:
+    """The object's file and its files entry both removed: refused before anything is
+    restored, naming the bucket and key (not a local path)."""
     copy = copy_set(backup, tmp_path)
     data = load(copy)
-    sha = data["storage"]["objects"][0]["sha256"]
+    obj = data["storage"]["objects"][0]
+    sha = obj["sha256"]
     del data["files"][f"storage/objects/{sha[:2]}/{sha}"]
+    (copy / "storage" / "objects" / sha[:2] / sha).unlink()
     save(copy, data)
-    with pytest.raises(BackupError, match=r"storage\.objects\[0\]: its bytes .* not listed"):
+    with pytest.raises(BackupError) as info:
         mf.read_manifest(copy)
+    message = str(info.value)
+    assert "storage.objects[0]" in message and "its bytes are not in" in message
+    assert f"{obj['bucket']!r}/{obj['key']!r}" in message
+    assert "storage/objects/" not in message  # named by bucket and key, not by its file
+
+
+def test_a_missing_or_changed_storage_file_names_bucket_and_key(
+    backup: Path, tmp_path: Path
+) -> None:
+    copy = copy_set(backup, tmp_path)
+    manifest = mf.read_manifest(copy)
+    first, second = manifest["storage"]["objects"][:2]
+    (copy / "storage" / "objects" / first["sha256"][:2] / first["sha256"]).unlink()
+    changed = copy / "storage" / "objects" / second["sha256"][:2] / second["sha256"]
+    changed.write_bytes(changed.read_bytes()[:-1] + b"!" if second["size"] else b"!")
+    problems = mf.verify_files(copy, manifest)
+    assert (
+        f"Storage object {first['bucket']!r}/{first['key']!r}: missing from the backup set"
+        in problems
+    )
+    assert any(
+        p.startswith(f"Storage object {second['bucket']!r}/{second['key']!r}: ") for p in problems
+    )
+    assert not any(str(tmp_path) in p for p in problems)
 
 
 @pytest.mark.parametrize("extra", ["db/9999.dat", "db/manifest.json", "roles.sql"])
