@@ -31,11 +31,13 @@ LOCAL_REGION = "local"
 
 @dataclass(frozen=True)
 class S3Endpoint:
-    """Where and how to reach an S3-compatible endpoint. ``secret_access_key`` is a secret."""
+    """Where and how to reach an S3-compatible endpoint. Both keys are kept out of its repr:
+    the secret is a secret, and the access key id names the account in logs and tracebacks
+    (botocore logs it in every signed request), so it is treated as one too."""
 
     url: str
     region: str
-    access_key_id: str
+    access_key_id: str = field(repr=False)
     secret_access_key: str = field(repr=False)
 
     def client(self, **config: Any) -> Any:

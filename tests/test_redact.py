@@ -4,7 +4,9 @@ shortens; and the sites that shorten messages (verdict, Slack, restore, drill)."
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
+from io import StringIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +21,7 @@ from pytest_supabase_restore.notify.slack import slack_payload
 from pytest_supabase_restore.redact import Redactor, shorten, spellings, tail
 from pytest_supabase_restore.restore import parse_pg_restore_errors
 from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.scrub import RedactingFilter
 from pytest_supabase_restore.verdict import CheckOutcome, build_verdict
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -272,3 +275,28 @@ def test_escaped_spellings_of_a_non_ascii_secret_are_masked(printed: str) -> Non
 def test_spellings_include_the_escaped_forms() -> None:
     forms = spellings("é")
     assert {"é", "\\u00e9", "\\xe9", "\\xc3\\xa9", "%C3%A9", "%c3%a9"} <= forms
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+
+def test_the_log_filter_redacts_message_arguments_and_exceptions() -> None:
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(Redactor(settings().secrets())))
+    logger = logging.getLogger("test_redact.filter")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("connecting to %s", URL)
+        try:
+            raise ConnectionError(f"refused: {URL}")
+        except ConnectionError:
+            logger.exception("export failed")
+        logger.warning("no secret in %s", "this one")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert no_prefix(text), text
+    assert "connecting to ***" in text and "ConnectionError: refused: ***" in text
+    assert "no secret in this one" in text
