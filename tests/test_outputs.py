@@ -16,8 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from pathlib import Path
 
 import pytest
+
+import smoke_tests
+
+SMOKE_DIR = Path(next(iter(smoke_tests.__path__)))
 
 SECRETS = {
     "SUPABASE_DB_URL": "postgresql://postgres.ref:Pa?ss#W0rd-4711@db.example.supabase.co:5432/postgres",
@@ -190,3 +195,49 @@ def test_an_in_process_run_leaves_logging_and_warnings_as_they_were(
     assert logging.getLogRecordFactory() is factory
     assert warnings.formatwarning is formatwarning
     assert {id(h): list(h.filters) for h in logging.getLogger().handlers} == filters
+
+
+# -- users' data: RLS identities ----------------------------------------------------------
+
+USERS = ["0b9d2c4e-8f1a-4c3b-9e2d-5a6f7b8c9d01", "1c0e3d5f-9a2b-4d4c-8f3e-6b7a8c9d0e12"]
+
+
+def test_rls_test_ids_name_users_neutrally(pytester: pytest.Pytester) -> None:
+    """The RLS checks are parametrized by the manifest's sampled ``auth.users`` ids; their
+    test ids (terminal, JUnit, HTML, the JSON summary: a 30-day artifact) name them
+    ``user1``, ``user2`` by their place in the sample, never by id."""
+    backup = pytester.path / "set"
+    backup.mkdir()
+    manifest = {
+        "scope_schemas": ["public"],
+        "tables": {},
+        "schema": {},
+        "rls": {"users": USERS, "visibility": {"anon": {}, USERS[0]: {}, USERS[1]: {}}},
+    }
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    # What the controller has at collection after a drill: its state, naming the set.
+    pytester.makepyfile(
+        drillstate=(
+            "from pytest_supabase_restore.fixtures import STATE_KEY\n"
+            "from pytest_supabase_restore.results import DrillState\n\n"
+            "def pytest_configure(config):\n"
+            "    config.stash[STATE_KEY] = DrillState(\n"
+            f"        enabled=True, backup_format='manifest', backup_dir={str(backup)!r}\n"
+            "    )\n"
+        )
+    )
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest(
+        "-c", str(pytester.path / "tox.ini"), "-p", "drillstate", "--collect-only", "-q",
+        str(SMOKE_DIR / "test_authentication.py"),
+    )  # fmt: skip
+    ids = [
+        line.rpartition("::")[2] for line in result.stdout.lines if "test_rls_visibility" in line
+    ]
+    assert ids == [
+        "test_rls_visibility[anon]",
+        "test_rls_visibility[user1]",
+        "test_rls_visibility[user2]",
+    ], result.stdout.str()
+    assert not any(user in result.stdout.str() for user in USERS)
