@@ -8,6 +8,7 @@ where each setting came from, and URLs are shown with their password masked.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ class Option:
     env: str | None = None
     ini: str | None = None
     metavar: str | None = None
+    zero: str | None = None  # for a float: what 0 means, when 0 is allowed at all
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -133,8 +135,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "compression",
         "--supabase-compression",
-        "pg_dump compression: none, gzip:N (1-9), lz4[:N] or zstd[:N] (the last two need "
-        "pg_dump 16+).",
+        "pg_dump compression: none, gzip:N (1-9), lz4[:N] (1-12) or zstd[:N] (1-22) (the "
+        "last two need pg_dump 16+).",
         "str",
         "none",
         env="SUPABASE_RESTORE_COMPRESSION",
@@ -181,6 +183,7 @@ OPTIONS: tuple[Option, ...] = (
         env="SUPABASE_RESTORE_DRILL_TIMEOUT",
         ini="supabase_drill_timeout",
         metavar="SECONDS",
+        zero="no limit",
     ),
     Option(
         "rto_budget",
@@ -529,8 +532,17 @@ def _convert(opt: Option, raw: Any, origin: str) -> Any:
             return value
         if opt.kind == "float":
             fvalue = float(str(raw).strip())
-            if fvalue < 0:
-                raise ValueError("must not be negative")
+            unit = opt.metavar or "number"
+            # float() accepts nan and inf: a time limit of inf never fires (or overflows the
+            # timer), and nothing compares greater than nan, so a check against either could
+            # never fail.
+            if not math.isfinite(fvalue):
+                raise ValueError(f"must be a finite number of {unit}")
+            if fvalue < 0 or (fvalue == 0 and opt.zero is None):
+                raise ValueError(
+                    f"must be {unit} greater than 0"
+                    + (f", or 0 for {opt.zero}" if opt.zero is not None else "")
+                )
             return fvalue
         if opt.kind == "path":
             text = str(raw).strip()
@@ -652,13 +664,7 @@ def validate(config: Config) -> None:
             f"{prefix}_S3_ACCESS_KEY_ID and {prefix}_S3_SECRET_ACCESS_KEY (Supabase dashboard > "
             "Storage > S3 Connection), or none of them."
         )
-    if config.compression != "none" and not re.fullmatch(
-        r"(gzip|lz4|zstd)(:\d{1,2})?", config.compression
-    ):
-        raise pytest.UsageError(
-            f"--supabase-compression: {config.compression!r} is not one of none, gzip:N, lz4[:N], "
-            "zstd[:N]."
-        )
+    _check_compression(config.compression)
     if config.jobs == 0 or config.s3_concurrency == 0:
         raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
     if config.github_issue and not (config.github_token and config.github_repository):
@@ -670,6 +676,30 @@ def validate(config: Config) -> None:
         raise pytest.UsageError(
             "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "
             "webhook; keep it in a repository secret)."
+        )
+
+
+# pg_dump's compression levels (PostgreSQL's compression specification): gzip 1-9,
+# lz4 1-12, zstd 1-22 (zstd's negative "fast" levels are not offered).
+COMPRESSION_LEVELS = {"gzip": (1, 9), "lz4": (1, 12), "zstd": (1, 22)}
+
+
+def _check_compression(value: str) -> None:
+    """A UsageError naming the flag unless ``value`` is a compression pg_dump accepts."""
+    if value == "none":
+        return
+    match = re.fullmatch(r"(gzip|lz4|zstd)(?::(\d+))?", value)
+    if match is None:
+        raise pytest.UsageError(
+            f"--supabase-compression: {value!r} is not one of none, gzip:N (1-9), lz4[:N] "
+            "(1-12), zstd[:N] (1-22); fix the method name."
+        )
+    method, level = match.group(1), match.group(2)
+    low, high = COMPRESSION_LEVELS[method]
+    if level is not None and not low <= int(level) <= high:
+        raise pytest.UsageError(
+            f"--supabase-compression: {method} level {int(level)} is out of range; give "
+            f"{method}:N with N from {low} to {high}."
         )
 
 

@@ -6,6 +6,7 @@ imported only when ``--supabase-restore`` is on.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import tempfile
@@ -223,9 +224,11 @@ class DrillController:
         except ValueError:  # pytest-timeout is not installed
             return None
         try:
-            return float(session) or None
+            seconds = float(session)
         except (TypeError, ValueError):  # unset ("" from the ini) or not a number
             return None
+        # inf or nan would overflow the timer (an INTERNALERROR); neither is a limit.
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
