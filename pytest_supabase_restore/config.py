@@ -8,13 +8,13 @@ where each setting came from, and URLs are shown with their password masked.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -35,6 +35,7 @@ class Option:
     env: str | None = None
     ini: str | None = None
     metavar: str | None = None
+    zero: str | None = None  # for a float: what 0 means, when 0 is allowed at all
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -134,8 +135,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "compression",
         "--supabase-compression",
-        "pg_dump compression: none, gzip:N (1-9), lz4[:N] or zstd[:N] (the last two need "
-        "pg_dump 16+).",
+        "pg_dump compression: none, gzip:N (1-9), lz4[:N] (1-12) or zstd[:N] (1-22) (the "
+        "last two need pg_dump 16+).",
         "str",
         "none",
         env="SUPABASE_RESTORE_COMPRESSION",
@@ -183,6 +184,7 @@ OPTIONS: tuple[Option, ...] = (
         env="SUPABASE_RESTORE_DRILL_TIMEOUT",
         ini="supabase_drill_timeout",
         metavar="SECONDS",
+        zero="no limit",
     ),
     Option(
         "rto_budget",
@@ -342,23 +344,68 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# A ``password=`` value in a libpq key=value string (or a URL query, a log line, an env
+# dump such as ``PGPASSWORD=...``): quoted with libpq's backslash escapes, or bare up to
+# whitespace or a separator. The key may carry a prefix (``PGPASSWORD``, ``sslpassword``).
+DSN_PASSWORD = re.compile(
+    r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;'\"]+)",
+    re.IGNORECASE,
+)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the userinfo of a URL's remainder (after ``scheme://``) ends: the index of the
+    ``@`` that closes it, or -1 when the URL has none.
+
+    libpq takes everything up to the first ``@`` before any ``/`` as ``user[:password]``,
+    unencoded ``?``, ``#``, ``:``, quotes and brackets included (Python's ``urlsplit`` would
+    stop at ``?`` or ``#`` and show the rest of the password as query or fragment). The last
+    ``@`` before the first ``/`` is used, so a password with an unencoded ``@`` (which libpq
+    cuts short, but Python's parsers keep whole) is masked whole too."""
+    slash = rest.find("/")
+    return (rest if slash < 0 else rest[:slash]).rfind("@")
+
+
 def mask_url(url: str | None) -> str:
-    """The URL with any password replaced by ``***`` (also for ``key=value`` DSNs)."""
+    """The URL with any password replaced by ``***`` (also for ``key=value`` DSNs).
+
+    The whole password of the userinfo is masked, whatever characters it holds (see
+    :func:`_userinfo_end`), and so is a ``password=`` query parameter, up to the next ``&``
+    (libpq gives ``#`` no meaning there either)."""
     if not url:
         return ""
     if "://" not in url:
-        return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", url)
+        return DSN_PASSWORD.sub(lambda m: m.group(1) + "***", url)
+    scheme, rest = url.split("://", 1)
+    at = _userinfo_end(rest)
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        rest = f"{user}:***{rest[at:]}" if colon else rest
+    return f"{scheme}://{_QUERY_PASSWORD.sub(lambda m: m.group(1) + '***', rest)}"
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password a database URL or DSN carries, as written and as libpq reads it: the
+    userinfo password and a ``password=`` query parameter (or key=value pair)."""
+    found: list[str] = []
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        at = _userinfo_end(rest)
+        if at >= 0 and ":" in rest[:at]:
+            found.append(rest[:at].split(":", 1)[1])
+        found += [m.group(0)[len(m.group(1)) :] for m in _QUERY_PASSWORD.finditer(rest)]
+    else:
+        found += [m.group(2) for m in DSN_PASSWORD.finditer(url)]
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = re.sub(r"(password=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        from psycopg.conninfo import conninfo_to_dict
+
+        parsed = conninfo_to_dict(url).get("password")
+    except Exception:  # not parseable by libpq: what was found textually is all there is
+        parsed = None
+    if parsed:
+        found.append(str(parsed))
+    return [p for p in dict.fromkeys(found) if p]
 
 
 @dataclass(frozen=True)
@@ -449,7 +496,12 @@ class Config:
         return self.jobs if self.jobs is not None else max(2, os.cpu_count() or 2)
 
     def secrets(self) -> list[str]:
-        """Every secret value of this run, longest first, for redaction."""
+        """Every secret value of this run, longest first, for redaction.
+
+        Short values are kept: :class:`~pytest_supabase_restore.redact.Redactor` masks a
+        value under four characters only where it stands as a password (in a URL's
+        userinfo or after ``=``), since masking it everywhere would garble ordinary words.
+        """
         values: list[str] = []
         for conn in (self.source, self.target):
             for value in (conn.service_role_key, conn.s3_access_key_id, conn.s3_secret_access_key):
@@ -457,9 +509,7 @@ class Config:
                     values.append(value)
             if conn.db_url:
                 values.append(conn.db_url)
-                password = urlsplit(conn.db_url).password if "://" in conn.db_url else None
-                if password:
-                    values.append(password)
+                values += url_passwords(conn.db_url)
         for value in (
             self.github_token,
             self.slack_webhook_url,
@@ -468,7 +518,7 @@ class Config:
         ):
             if value:
                 values.append(value)
-        return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        return sorted({v for v in values if v}, key=len, reverse=True)
 
 
 def _convert(opt: Option, raw: Any, origin: str) -> Any:
@@ -493,8 +543,17 @@ def _convert(opt: Option, raw: Any, origin: str) -> Any:
             return value
         if opt.kind == "float":
             fvalue = float(str(raw).strip())
-            if fvalue < 0:
-                raise ValueError("must not be negative")
+            unit = opt.metavar or "number"
+            # float() accepts nan and inf: a time limit of inf never fires (or overflows the
+            # timer), and nothing compares greater than nan, so a check against either could
+            # never fail.
+            if not math.isfinite(fvalue):
+                raise ValueError(f"must be a finite number of {unit}")
+            if fvalue < 0 or (fvalue == 0 and opt.zero is None):
+                raise ValueError(
+                    f"must be {unit} greater than 0"
+                    + (f", or 0 for {opt.zero}" if opt.zero is not None else "")
+                )
             return fvalue
         if opt.kind == "path":
             text = str(raw).strip()
@@ -619,13 +678,7 @@ def validate(config: Config) -> None:
             f"{prefix}_S3_ACCESS_KEY_ID and {prefix}_S3_SECRET_ACCESS_KEY (Supabase dashboard > "
             "Storage > S3 Connection), or none of them."
         )
-    if config.compression != "none" and not re.fullmatch(
-        r"(gzip|lz4|zstd)(:\d{1,2})?", config.compression
-    ):
-        raise pytest.UsageError(
-            f"--supabase-compression: {config.compression!r} is not one of none, gzip:N, lz4[:N], "
-            "zstd[:N]."
-        )
+    _check_compression(config.compression)
     if config.jobs == 0 or config.s3_concurrency == 0:
         raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
     if config.github_issue and not (config.github_token and config.github_repository):
@@ -650,6 +703,30 @@ def validate(config: Config) -> None:
         raise pytest.UsageError(
             "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "
             "webhook; keep it in a repository secret)."
+        )
+
+
+# pg_dump's compression levels (PostgreSQL's compression specification): gzip 1-9,
+# lz4 1-12, zstd 1-22 (zstd's negative "fast" levels are not offered).
+COMPRESSION_LEVELS = {"gzip": (1, 9), "lz4": (1, 12), "zstd": (1, 22)}
+
+
+def _check_compression(value: str) -> None:
+    """A UsageError naming the flag unless ``value`` is a compression pg_dump accepts."""
+    if value == "none":
+        return
+    match = re.fullmatch(r"(gzip|lz4|zstd)(?::(\d+))?", value)
+    if match is None:
+        raise pytest.UsageError(
+            f"--supabase-compression: {value!r} is not one of none, gzip:N (1-9), lz4[:N] "
+            "(1-12), zstd[:N] (1-22); fix the method name."
+        )
+    method, level = match.group(1), match.group(2)
+    low, high = COMPRESSION_LEVELS[method]
+    if level is not None and not low <= int(level) <= high:
+        raise pytest.UsageError(
+            f"--supabase-compression: {method} level {int(level)} is out of range; give "
+            f"{method}:N with N from {low} to {high}."
         )
 
 

@@ -29,6 +29,7 @@ from .background import Background
 from .config import Config, mask_url
 from .errors import BackupError, DrillError, SourceConnectionLost
 from .reaper import reaper
+from .redact import Redactor
 from .results import DrillState
 from .s3server import S3Endpoint
 from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
@@ -72,6 +73,8 @@ class Drill:
         self.settings = settings
         self.run_dir = run_dir
         self.progress = progress
+        # Messages the drill stores are shortened; they are redacted with this first.
+        self.redactor = Redactor(settings.secrets())
         self.state = DrillState(enabled=True, keep_staging=settings.keep_staging)
         self.state.rto_budget_seconds = settings.rto_budget
         self.demo: Any = None
@@ -130,7 +133,7 @@ class Drill:
             state.error_phase = phase
         except Exception as exc:  # a FAIL with the cause, never an INTERNALERROR
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            state.error = f"{phase}: {type(exc).__name__}: {text}"[:1000]
+            state.error = self.redactor.shorten(f"{phase}: {type(exc).__name__}: {text}", 1000)
             state.error_phase = phase
             self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
         return state
@@ -360,6 +363,7 @@ class Drill:
                 prepare_sql=staging.prepare_sql,
                 progress=self.progress,
                 roles=self._roles,
+                redactor=self.redactor,
             )
         else:
             outcome = restore_cli_dump(
@@ -368,6 +372,7 @@ class Drill:
                 prepare_sql=staging.prepare_sql,
                 progress=self.progress,
                 roles=self._roles,
+                redactor=self.redactor,
             )
         staging.after_restore()
         for name, seconds in outcome.phases.items():
@@ -409,7 +414,7 @@ class Drill:
             first = outcome.unexpected[0]
             state.error = (
                 f"restore: {len(outcome.unexpected)} unexpected error(s); first: {first.message} "
-                f"(statement: {first.statement[:200]})"
+                f"(statement: {self.redactor.shorten(first.statement, 200, middle=True)})"
             )
             state.error_phase = "restore"
         if self.settings.self_test and manifest is not None and state.error is None:
@@ -450,6 +455,8 @@ class Drill:
         except psycopg.Error as exc:
             self.state.not_tested.append(f"self-test: could not make a scratch copy ({exc})")
             return
+        for r in results:  # shortened for the report, after redaction
+            r["evidence"] = self.redactor.shorten(str(r.get("evidence", "")), 300)
         self.state.extra["self_test"] = results
         for r in results:
             verdict = "caught" if r["caught"] else "NOT CAUGHT"

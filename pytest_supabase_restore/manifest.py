@@ -45,6 +45,19 @@ def _is_sha256(value: Any) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
+def identity_label(identity: str, manifest: dict[str, Any]) -> str:
+    """How an RLS identity of the manifest is named in test ids and messages: ``anon``, or
+    ``user1``, ``user2``, ... by its place in the sampled users (sampled in id order, so
+    the names are stable from run to run).
+
+    An ``auth.users`` id is a user's data: it stays in the backup set and never reaches a
+    report (ids and messages end up in artifacts kept for weeks)."""
+    if identity == "anon":
+        return identity
+    users = list((manifest.get("rls") or {}).get("users") or [])
+    return f"user{users.index(identity) + 1}" if identity in users else "user"
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -111,12 +111,11 @@ _NOISE = re.compile(r"^pg_(dump|restore|dumpall): (detail|hint): ", re.M)
 
 
 def first_error(stderr: str) -> str:
-    """The first meaningful line of a tool's stderr, for one-line messages."""
-    for line in stderr.splitlines():
-        line = line.strip()
-        if line and not _NOISE.match(line):
-            return line
-    return stderr.strip()[:300]
+    """The first meaningful line of a tool's stderr (else its first line), for one-line
+    messages. Whole lines only: the message is redacted later, and a line cut first could
+    split a secret so that it no longer matches."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return next((line for line in lines if not _NOISE.match(line)), lines[0] if lines else "")
 
 
 # Messages of libpq, pg_dump and pg_restore that mean the connection itself broke (the

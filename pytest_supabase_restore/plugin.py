@@ -6,11 +6,12 @@ imported only when ``--supabase-restore`` is on.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,10 +31,14 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by being module 
     supabase_backup,
 )
 
+if TYPE_CHECKING:
+    from .redact import Redactor
+
 MARKER = "supabase_category"
 QUICK_MARKER = "supabase_quick"
 DRILL_FIXTURES = {"supabase_backup", "staging_dsn", "staging_db", "staging_storage", "drill_state"}
 CONTROLLER_NAME = "supabase-restore-drill"
+SCRUBBER_NAME = "supabase-restore-scrubber"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +86,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
+    from .redact import Redactor
+    from .scrub import OutputScrubber
+
+    # Logs, warnings, test ids and debug traces, on the controller and on every worker;
+    # registered first, so that the drill's own logs are covered too.
+    scrubber = OutputScrubber(config, Redactor(settings.secrets()))
+    config.pluginmanager.register(scrubber, SCRUBBER_NAME)
+    scrubber.install()
     if settings.builtin_tests:
         _add_builtin_tests(config)  # also on xdist workers: they re-parse the invocation args
     from .reporting import SELECTION_PLUGIN_NAME, SelectionRecorder
@@ -93,16 +106,15 @@ def pytest_configure(config: pytest.Config) -> None:
         if run_dir:
             config.stash[RUN_DIR_KEY] = Path(run_dir)
         return
-    from .redact import Redactor
     from .reporting import PLUGIN_NAME, ReportingPlugin
 
-    controller = DrillController(config, settings)
+    controller = DrillController(config, settings, scrubber.redactor)
     config.pluginmanager.register(controller, CONTROLLER_NAME)
     config.pluginmanager.register(
         ReportingPlugin(
             settings,
             lambda: get_state(config),
-            Redactor(settings.secrets()),
+            scrubber.redactor,
             selection=selection,
         ),
         PLUGIN_NAME,
@@ -168,9 +180,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class DrillController:
     """Controller-side: runs the drill once before collection, owns its teardown."""
 
-    def __init__(self, config: pytest.Config, settings: Config) -> None:
+    def __init__(self, config: pytest.Config, settings: Config, redactor: Redactor) -> None:
         self.config = config
         self.settings = settings
+        self.redactor = redactor
         self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
         os.chmod(self.run_dir, 0o700)
         from .reaper import reaper
@@ -181,9 +194,7 @@ class DrillController:
         self._previous_sigterm: Any = None
 
     def _progress(self, message: str) -> None:
-        from .redact import Redactor
-
-        text = Redactor(self.settings.secrets()).redact(message)
+        text = self.redactor.redact(message)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.write_line(f"[supabase-restore] {text}")
@@ -213,9 +224,11 @@ class DrillController:
         except ValueError:  # pytest-timeout is not installed
             return None
         try:
-            return float(session) or None
+            seconds = float(session)
         except (TypeError, ValueError):  # unset ("" from the ini) or not a number
             return None
+        # inf or nan would overflow the timer (an INTERNALERROR); neither is a limit.
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -35,7 +35,7 @@ import pytest
 
 from .config import Config
 from .notify.http import RetryPolicy
-from .redact import Redactor
+from .redact import Redactor, first_line
 from .results import DrillState
 from .verdict import (
     COLLECTION_CATEGORY,
@@ -45,7 +45,6 @@ from .verdict import (
     build_verdict,
     category_status,
     format_seconds,
-    one_line,
     rpo_line,
     scope_line,
 )
@@ -67,24 +66,26 @@ def drill_category(report: pytest.TestReport | pytest.CollectReport | pytest.Ite
 
 
 def report_message(report: pytest.TestReport | pytest.CollectReport) -> str:
-    """A one-line description of why a report failed or was skipped (not redacted)."""
+    """The line that says why a report failed or was skipped: not redacted, so it is not
+    shortened or collapsed either (a cut through a secret could no longer be matched);
+    :meth:`Redactor.line` does both, in that order, when the verdict is built."""
     longrepr = report.longrepr
     if longrepr is None:
         return ""
     if isinstance(longrepr, (tuple, list)) and len(longrepr) == 3:
         text = str(longrepr[2])
-        return one_line(text.removeprefix("Skipped: "))
+        return first_line(text.removeprefix("Skipped: "))
     crash = getattr(longrepr, "reprcrash", None)
     message = getattr(crash, "message", None)
     if isinstance(message, str) and message.strip():
-        return one_line(message.removeprefix("AssertionError: "))
+        return first_line(message.removeprefix("AssertionError: "))
     text = str(longrepr)
     # A plain-text traceback: its "E   ..." line says what went wrong.
     for line in text.splitlines():
         if line.startswith("E "):
-            return one_line(line[1:].strip().removeprefix("AssertionError: "))
+            return first_line(line[1:].strip().removeprefix("AssertionError: "))
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return one_line(lines[-1]) if lines else ""
+    return first_line(lines[-1]) if lines else ""
 
 
 def _scrub_in_place(value: Any, redact: Callable[[str], str], depth: int = 0) -> Any:
@@ -400,7 +401,7 @@ class ReportingPlugin:
 
     def _problem(self, what: str, exc: BaseException) -> None:
         detail = str(exc) or type(exc).__name__
-        self.problems.append(self.redactor.redact(one_line(f"{what}: {detail}", 500)))
+        self.problems.append(self.redactor.line(f"{what}: {detail}", 500))
 
     # -- showing --------------------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

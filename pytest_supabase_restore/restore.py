@@ -23,11 +23,24 @@ from psycopg import sql
 from .errors import RestoreError
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
+from .redact import Redactor, shorten
 from .results import RestoreIssue
 from .rolesql import read_roles
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+STATEMENT_LIMIT = 500  # characters of a failed statement kept with its error
+
+
+def _excerpt(redactor: Redactor | None, statement: str, limit: int = STATEMENT_LIMIT) -> str:
+    """A failed statement as kept with its error: redacted, then shortened in the middle.
+
+    Redacted first because a cut through a secret (a connection string in a function body,
+    a user mapping's password) would leave a prefix that no rule matches any more. Without
+    the run's redactor, the URL, ``password=`` and token rules still apply."""
+    redacted = (redactor or Redactor()).redact(statement)
+    return shorten(" ".join(redacted.split()), limit, middle=True)
+
 
 _ERROR_BLOCK = re.compile(
     r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore: |\Z)",
@@ -107,25 +120,26 @@ def _record(out: RestoreOutcome, raw: list[tuple[str, str]], platform_present: b
             out.not_restorable.append(item)
 
 
-def parse_pg_restore_errors(stderr: str) -> list[tuple[str, str]]:
+def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> list[tuple[str, str]]:
     """(message, statement) pairs from pg_restore's stderr."""
     pairs = []
     for m in _ERROR_BLOCK.finditer(stderr):
         msg = " ".join(m.group("msg").split())
-        cmd = " ".join((m.group("cmd") or "").split())
         if msg.startswith("errors ignored on restore"):
             continue
-        pairs.append((msg, cmd[:500]))
+        pairs.append((msg, _excerpt(redactor, m.group("cmd") or "")))
     return pairs
 
 
-def run_script(dsn: str, script: str, label: str) -> list[tuple[str, str]]:
+def run_script(
+    dsn: str, script: str, label: str, redactor: Redactor | None = None
+) -> list[tuple[str, str]]:
     """Run a whole script (may hold DO blocks) in one go; return its error, if any."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
             conn.execute(script.encode())
         except psycopg.Error as exc:
-            return [(f"{label}: {str(exc).strip().splitlines()[0]}", script[:200])]
+            return [(f"{label}: {str(exc).strip().splitlines()[0]}", _excerpt(redactor, script))]
     return []
 
 
@@ -136,7 +150,9 @@ def role_statements(set_dir: Path) -> list[str]:
     return read_roles(path) if os.path.lexists(path) else []
 
 
-def run_role_statements(dsn: str, statements: Sequence[str]) -> list[tuple[str, str]]:
+def run_role_statements(
+    dsn: str, statements: Sequence[str], redactor: Redactor | None = None
+) -> list[tuple[str, str]]:
     """Run checked role statements one by one (autocommit); return (message, statement) errors.
 
     Each is one canonical statement from :func:`.rolesql.parse_roles`; the session's encoding
@@ -150,7 +166,8 @@ def run_role_statements(dsn: str, statements: Sequence[str]) -> list[tuple[str, 
             try:
                 conn.execute(stmt)
             except psycopg.Error as exc:
-                errors.append((f"roles: {str(exc).strip().splitlines()[0]}", stmt[:500]))
+                message = f"roles: {str(exc).strip().splitlines()[0]}"
+                errors.append((message, _excerpt(redactor, stmt)))
     return errors
 
 
@@ -331,6 +348,7 @@ def restore_backup_set(
     prepare_sql: str | None = None,
     progress: Progress = lambda _m: None,
     roles: Sequence[str] | None = None,
+    redactor: Redactor | None = None,
 ) -> RestoreOutcome:
     """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
 
@@ -338,11 +356,13 @@ def restore_backup_set(
     checked here (:func:`role_statements`, a BackupError when it holds anything else).
     Errors of single statements are kept and classified, not raised; a target that fails
     as a whole (disk full, server gone) raises :class:`RestoreError` naming the cause.
+    The statements kept with errors are redacted with ``redactor`` before they are
+    shortened.
     """
     statements = list(roles) if roles is not None else role_statements(set_dir)
     try:
         return _restore_backup_set(
-            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress, statements
+            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress, statements, redactor
         )
     except psycopg.OperationalError as exc:
         raise fatal_restore_error("restore", str(exc)) or RestoreError(
@@ -359,15 +379,16 @@ def _restore_backup_set(
     prepare_sql: str | None,
     progress: Progress,
     roles: Sequence[str],
+    redactor: Redactor | None,
 ) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
 
     t0 = time.monotonic()
     if prepare_sql:
-        raw += run_script(dsn, prepare_sql, "platform")
+        raw += run_script(dsn, prepare_sql, "platform", redactor)
     if roles:
-        raw += run_role_statements(dsn, roles)
+        raw += run_role_statements(dsn, roles, redactor)
     out.phases["roles"] = time.monotonic() - t0
     progress(f"restore: roles in {out.phases['roles']:.1f}s")
 
@@ -382,7 +403,7 @@ def _restore_backup_set(
         fatal = fatal_restore_error(phase, stderr) if code != 0 else None
         if fatal is not None:
             raise fatal
-        raw += parse_pg_restore_errors(stderr)
+        raw += parse_pg_restore_errors(stderr, redactor)
         out.phases[phase] = time.monotonic() - t0
         progress(f"restore: {phase} in {out.phases[phase]:.1f}s")
 
@@ -406,6 +427,7 @@ def restore_cli_dump(
     prepare_sql: str | None = None,
     progress: Progress = lambda _m: None,
     roles: Sequence[str] | None = None,
+    redactor: Redactor | None = None,
 ) -> RestoreOutcome:
     """Restore the Supabase CLI's roles.sql, schema.sql and data.sql (the documented order).
 
@@ -416,10 +438,10 @@ def restore_cli_dump(
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
     if prepare_sql:
-        raw += run_script(dsn, prepare_sql, "platform")
+        raw += run_script(dsn, prepare_sql, "platform", redactor)
     if statements:
         t0 = time.monotonic()
-        raw += run_role_statements(dsn, statements)
+        raw += run_role_statements(dsn, statements, redactor)
         out.phases["roles"] = time.monotonic() - t0
         progress(f"restore: roles.sql in {out.phases['roles']:.1f}s")
     for name, phase in (("schema.sql", "schema"), ("data.sql", "data")):
@@ -431,7 +453,7 @@ def restore_cli_dump(
         text = re.sub(r"^\\(un)?restrict .*$", r"-- \g<0>", path.read_text(), flags=re.M)
         if phase == "data":
             text = "SET session_replication_role = replica;\n" + text
-        raw += _run_with_copy(dsn, text, name)
+        raw += _run_with_copy(dsn, text, name, redactor)
         out.phases[phase] = time.monotonic() - t0
         progress(f"restore: {name} in {out.phases[phase]:.1f}s")
     t0 = time.monotonic()
@@ -443,7 +465,9 @@ def restore_cli_dump(
     return out
 
 
-def _run_with_copy(dsn: str, text: str, label: str) -> list[tuple[str, str]]:
+def _run_with_copy(
+    dsn: str, text: str, label: str, redactor: Redactor | None = None
+) -> list[tuple[str, str]]:
     """Run a plain SQL dump that may hold ``COPY ... FROM stdin`` blocks."""
     errors: list[tuple[str, str]] = []
     lines = text.splitlines()
@@ -462,7 +486,8 @@ def _run_with_copy(dsn: str, text: str, label: str) -> list[tuple[str, str]]:
                     with conn.cursor().copy(line[:-1].encode()) as copy:
                         copy.write(("\n".join(data) + "\n").encode() if data else b"")
                 except psycopg.Error as exc:
-                    errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", line[:500]))
+                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    errors.append((message, _excerpt(redactor, line)))
                 i += 1
                 continue
             if line.startswith("--") or (not buf and not line.strip()):
@@ -475,7 +500,8 @@ def _run_with_copy(dsn: str, text: str, label: str) -> list[tuple[str, str]]:
                 try:
                     conn.execute(stmt.encode())
                 except psycopg.Error as exc:
-                    errors.append((f"{label}: {str(exc).strip().splitlines()[0]}", stmt[:500]))
+                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    errors.append((message, _excerpt(redactor, stmt)))
             i += 1
     return errors
 

@@ -26,6 +26,7 @@ from .childenv import python_env
 from .errors import StorageError
 from .pg.cluster import free_port
 from .reaper import reaper
+from .redact import Redactor, tail
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ _MAIN = str(Path(__file__).with_name("_s3_main.py"))
 
 @dataclass(frozen=True)
 class S3Endpoint:
-    """Where and how to reach an S3-compatible endpoint. ``secret_access_key`` is a secret."""
+    """Where and how to reach an S3-compatible endpoint. Both keys are kept out of its repr:
+    the secret is a secret, and the access key id names the account in logs and tracebacks
+    (botocore logs it in every signed request), so it is treated as one too."""
 
     url: str
     region: str
-    access_key_id: str
+    access_key_id: str = field(repr=False)
     secret_access_key: str = field(repr=False)
 
     def client(self, **config: Any) -> Any:
@@ -124,7 +127,9 @@ class LocalS3Server:
         if self._log is None:
             return ""
         try:
-            return self._log.read_text(errors="replace")[-2000:]
+            # Redacted, then cut between whole lines: a cut inside a line could split a
+            # signed URL's credential so that no rule matches it any more.
+            return tail(Redactor().redact(self._log.read_text(errors="replace")), 2000)
         except OSError:
             return ""
 

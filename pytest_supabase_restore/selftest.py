@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import fingerprint
+from .manifest import identity_label
 
 SCRATCH_DB = "supabase_restore_selftest"
 
@@ -89,7 +90,7 @@ def run_self_test(dsn: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
         seen = fingerprint.rls_visibility(conn, refs, manifest["rls"]["users"])
         expected = manifest["rls"]["visibility"]
         diff = [
-            f"{who}/{table}"
+            f"{identity_label(who, manifest)}/{table}"  # a label, never the auth.users id
             for who, counts in expected.items()
             for table, n in counts.items()
             if seen.get(who, {}).get(table) != n
@@ -192,5 +193,6 @@ def run_self_test(dsn: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
         with scratch_copy(dsn) as scratch, psycopg.connect(scratch, autocommit=True) as conn:
             inject(conn)
             caught, evidence = check(conn, arg)
-            results.append(FaultResult(fault, category, caught, evidence[:300]))
+            # Whole: the drill redacts, then shortens it (a cut first could split a secret).
+            results.append(FaultResult(fault, category, caught, evidence))
     return [asdict(r) for r in results]

@@ -32,11 +32,11 @@ from typing import Any
 from . import CATEGORIES, __version__
 from .config import Config
 from .redact import Redactor
+from .redact import one_line as one_line  # re-exported: the verdict's one-line rule
 from .results import DrillState
 
 SCHEMA_VERSION = 1
 FULL, QUICK = "full", "quick"  # the scope of a run
-MESSAGE_LIMIT = 300
 FAILURES_LIMIT = 100
 COLLECTION_CATEGORY = "collection"
 
@@ -173,15 +173,6 @@ class Verdict:
         return data
 
 
-def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """The first non-empty line of ``text``, whitespace-collapsed and cut to ``limit``."""
-    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
-    line = " ".join(line.split())
-    if len(line) > limit:
-        line = line[: limit - 1].rstrip() + "…"
-    return line
-
-
 def run_url(env: Mapping[str, str]) -> str | None:
     """The link to this CI run (GitHub Actions), or ``None`` outside Actions."""
     server = env.get("GITHUB_SERVER_URL")
@@ -217,7 +208,7 @@ def _backup_sizes(state: DrillState | None) -> dict[str, Any]:
 
 
 def _label(redactor: Redactor, text: str | None) -> str | None:
-    return redactor.redact(one_line(text)) if text else None
+    return redactor.line(text) if text else None
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -255,14 +246,16 @@ def build_verdict(
     collection_errors = 0
     tests = dict.fromkeys(OUTCOMES, 0)
     for item in outcomes:
-        msgs = [redactor.redact(one_line(m)) for m in item.failures] or ["failed"]
+        msgs = [redactor.line(m) for m in item.failures] or ["failed"]
+        # A test id can carry a parametrized value (a URL, a key): never in a report.
+        test = redactor.redact(item.nodeid)
         if item.category == COLLECTION_CATEGORY:
             collection_errors += 1
-            failures.extend(Failure(item.nodeid, item.category, m) for m in msgs)
+            failures.extend(Failure(test, item.category, m) for m in msgs)
             continue
         counts = categories.setdefault(item.category, CategoryCounts())
         tests[item.outcome] = tests.get(item.outcome, 0) + 1
-        reason = redactor.redact(one_line(item.skip_reason)) if item.skip_reason else ""
+        reason = redactor.line(item.skip_reason) if item.skip_reason else ""
         if item.outcome == "passed":
             counts.passed += 1
         elif item.outcome in ("failed", "error"):
@@ -270,7 +263,7 @@ def build_verdict(
                 counts.failed += 1
             else:
                 counts.errors += 1
-            failures.extend(Failure(item.nodeid, item.category, m) for m in msgs)
+            failures.extend(Failure(test, item.category, m) for m in msgs)
         elif item.outcome == "skipped":
             counts.skipped += 1
             skipped_reasons.append(f"{item.category}: {reason or 'skipped without a reason'}")
@@ -284,15 +277,15 @@ def build_verdict(
         reasons.append("the drill did not run (no drill state)")
     elif state.error:
         phase = f" in {state.error_phase}" if state.error_phase else ""
-        reasons.append(f"the drill failed{phase}: {redactor.redact(one_line(state.error))}")
+        reasons.append(f"the drill failed{phase}: {redactor.line(state.error)}")
     if state is not None and state.integrity_problems:
         n = len(state.integrity_problems)
-        first = redactor.redact(one_line(state.integrity_problems[0]))
+        first = redactor.line(state.integrity_problems[0])
         reasons.append(f"backup integrity check found {n} problem{'s' * (n != 1)}: {first}")
     if state is not None:
         unexpected = [i for i in state.restore_issues if not i.expected]
         if unexpected:
-            first = redactor.redact(one_line(unexpected[0].message))
+            first = redactor.line(unexpected[0].message)
             n = len(unexpected)
             reasons.append(f"restore reported {n} unexpected error{'s' * (n != 1)}: {first}")
     if interrupted:
@@ -338,7 +331,7 @@ def build_verdict(
     }
     not_tested = _dedupe(
         [f"{name}: not selected in this run (quick check)" for name in left_out]
-        + [redactor.redact(one_line(t, 500)) for t in (state.not_tested if state else [])]
+        + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
         + skipped_reasons
     )
     if dry_run:
@@ -373,7 +366,7 @@ def build_verdict(
     ordered.update({k: v for k, v in sorted(categories.items()) if k not in ordered})
     return Verdict(
         status=status,
-        reason=one_line(reason, 500),
+        reason=redactor.line(reason, 500),
         reasons=reasons,
         categories=ordered,
         failures=failures[:FAILURES_LIMIT],
@@ -389,11 +382,9 @@ def build_verdict(
         mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
         dry_run=dry_run,
         not_tested=not_tested,
-        not_restorable=[redactor.redact(one_line(t, 500)) for t in state.not_restorable]
-        if state
-        else [],
+        not_restorable=[redactor.line(t, 500) for t in state.not_restorable] if state else [],
         side_effects_off=[
-            redactor.redact(one_line(str(t), 500))
+            redactor.line(str(t), 500)
             for t in (state.extra.get("neutralised") or [] if state else [])
             if not str(t).split(": ", 1)[-1].startswith("0 ")
         ],

@@ -17,6 +17,7 @@ import pytest
 
 from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
+from pytest_supabase_restore.manifest import identity_label
 from pytest_supabase_restore.results import DrillState
 from smoke_tests import (
     API_ROLES,
@@ -192,6 +193,15 @@ _PARAMS: dict[str, tuple[Callable[[Facts], list[str]], bool, str]] = {
 }
 
 
+def _identity_id(facts: Facts, identity: str) -> str:
+    assert facts.reference is not None
+    return identity_label(identity, facts.reference)
+
+
+# argname -> the test id of a value, where the value itself must not be shown (default: as is)
+_IDS: dict[str, Callable[[Facts, str], str]] = {"rls_identity": _identity_id}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize each smoke test from the backup: one case per object, named after it."""
     if "api_role" in metafunc.fixturenames:
@@ -209,7 +219,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             params = [pytest.param(None, id="no-manifest", marks=pytest.mark.skip(NO_MANIFEST))]
         else:
             values = values_of(facts)
-            params = [pytest.param(v, id=v) for v in values] or [
+            id_of = _IDS.get(name)
+            params = [pytest.param(v, id=id_of(facts, v) if id_of else v) for v in values] or [
                 pytest.param(None, id="none", marks=pytest.mark.skip(reason=empty_reason))
             ]
         metafunc.parametrize(name, params)

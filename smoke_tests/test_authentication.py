@@ -17,6 +17,7 @@ import pytest
 
 from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.manifest import identity_label
 from smoke_tests import Facts, resolve_relation, shorten, table_ref
 
 pytestmark = pytest.mark.supabase_category("authentication")
@@ -107,7 +108,7 @@ def test_rls_visibility(
         if expected.get(t) != actual.get(t)
     ]
     if diffs:
-        who = "anon" if rls_identity == fingerprint.ANON else f"user {rls_identity}"
+        who = identity_label(rls_identity, manifest)  # never the auth.users id
         pytest.fail(
             f"{who}: row-level security shows different rows in {len(diffs)} table(s): "
             f"{shorten(diffs)}",

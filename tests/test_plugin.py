@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_supabase_restore.config import OPTIONS, mask_url
+from pytest_supabase_restore.config import OPTIONS, mask_url, resolve
 
 SMOKE = """
 import pytest
@@ -198,3 +198,71 @@ def test_builtin_smoke_tests_are_importable_as_a_package() -> None:
         for p in __import__("pathlib").Path(next(iter(smoke_tests.__path__))).glob("test_*.py")
     }
     assert {f"test_{c}.py" for c in __import__("pytest_supabase_restore").CATEGORIES} <= names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--supabase-drill-timeout=nan"], "*drill_timeout*'nan'*finite number of SECONDS*"),
+        (["--supabase-drill-timeout=inf"], "*drill_timeout*'inf'*finite number of SECONDS*"),
+        (["--supabase-drill-timeout=-5"], "*drill_timeout*SECONDS greater than 0, or 0 for no*"),
+        (["--supabase-rto-budget=nan"], "*rto_budget*finite number of SECONDS*--supabase-rto-*"),
+        (["--supabase-rto-budget=inf"], "*rto_budget*finite number of SECONDS*"),
+        (["--supabase-rto-budget=0"], "*rto_budget*'0'*SECONDS greater than 0)*"),
+        (["--supabase-lookup-threshold-ms=-inf"], "*lookup_threshold_ms*finite number of MS*"),
+        (["--supabase-lookup-threshold-ms=0"], "*lookup_threshold_ms*MS greater than 0)*"),
+        (["--supabase-retain-days=NaN"], "*retain_days*finite number of DAYS*"),
+        (["--supabase-compression=gzip:99"], "*--supabase-compression: gzip level 99*1 to 9*"),
+        (["--supabase-compression=gzip:0"], "*--supabase-compression: gzip level 0*1 to 9*"),
+        (["--supabase-compression=lz4:13"], "*--supabase-compression: lz4 level 13*1 to 12*"),
+        (["--supabase-compression=zstd:23"], "*--supabase-compression: zstd level 23*1 to 22*"),
+        (["--supabase-compression=zstd:-1"], "*--supabase-compression: 'zstd:-1' is not one of*"),
+    ],
+)
+def test_time_limits_and_levels_that_could_never_work_are_usage_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    """Before: nan and inf made checks that can never fail (or an INTERNALERROR in the
+    timer), and gzip:99 reached pg_dump."""
+    result = pytester.runpytest("--supabase-restore", "--supabase-demo", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "attr", "expected"),
+    [
+        ("SUPABASE_RESTORE_DRILL_TIMEOUT", "0", "drill_timeout", 0.0),  # documented: no limit
+        ("SUPABASE_RESTORE_RTO_BUDGET", "0.5", "rto_budget", 0.5),
+        ("SUPABASE_RESTORE_LOOKUP_THRESHOLD_MS", "1e3", "lookup_threshold_ms", 1000.0),
+        ("SUPABASE_RESTORE_COMPRESSION", "gzip:9", "compression", "gzip:9"),
+        ("SUPABASE_RESTORE_COMPRESSION", "lz4:12", "compression", "lz4:12"),
+        ("SUPABASE_RESTORE_COMPRESSION", "zstd:22", "compression", "zstd:22"),
+        ("SUPABASE_RESTORE_COMPRESSION", "zstd", "compression", "zstd"),
+    ],
+)
+def test_limits_and_levels_in_range_are_accepted(
+    pytester: pytest.Pytester, env: str, value: str, attr: str, expected: object
+) -> None:
+    config = pytester.parseconfig()
+    settings = resolve(config, {"SUPABASE_RESTORE": "1", "SUPABASE_RESTORE_DEMO": "1", env: value})
+    assert getattr(settings, attr) == expected
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_a_session_timeout_of_inf_or_nan_is_no_drill_time_limit(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    """pytest-timeout's --session-timeout becomes the drill's time limit; inf and nan used to
+    reach the timer and end the run in an INTERNALERROR."""
+    (pytester.path / "empty-set").mkdir()
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest(
+        "--supabase-restore",
+        "--supabase-from-backup=empty-set",
+        "--no-supabase-builtin-tests",
+        f"--session-timeout={value}",
+    )
+    # The drill runs without a limit and FAILs for its own reason (no manifest).
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*drill failed in integrity*manifest.json: missing*"])

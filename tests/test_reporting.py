@@ -537,3 +537,70 @@ def test_no_secret_leaves_the_process(
     result.stdout.fnmatch_lines(
         ["FAILED test_drill.py::test_leaks_in_its_output - ValueError: S3 said no to ***"]
     )
+
+
+# A password the length limits of messages can cut through: before the fix a message was
+# cut first and redacted after, so "postgresql://postgres:p%40ss%3Aw%2…" no longer matched
+# the known URL, had no "@" left for the URL rule, and went out as it was.
+ACROSS_URL = "postgresql://postgres:p%40ss%3Aw%2Frd-4711@db.example.supabase.co:5432/postgres"
+ACROSS_PREFIX = "p%40ss"
+
+
+def across(limit: int, what: str) -> str:
+    """A one-line message whose ``limit`` falls inside the password of ACROSS_URL."""
+    start = limit - len("postgresql://postgres:p%40ss%3Aw")  # the cut lands in the password
+    head = f"{what}: could not connect to"
+    return f"{head} {'x' * (start - len(head) - 2)} {ACROSS_URL} (gave up)"
+
+
+ACROSS = (
+    ALL_PASS
+    + f"""
+
+@pytest.mark.cat("authentication")
+def test_fails_across_the_limit():
+    assert False, {across(300, "failure")!r}
+
+
+@pytest.mark.cat("custom")
+def test_skips_across_the_limit():
+    pytest.skip({across(300, "skip")!r})
+"""
+)
+
+
+def test_a_secret_across_a_length_limit_is_masked_not_cut(
+    pytester: pytest.Pytester, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = Peer(httpserver)
+    step_summary = pytester.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    settings = notify_settings(peer, source={"db_url": ACROSS_URL})
+    state = {
+        **STATE,
+        "error": across(300, "drill"),
+        "error_phase": "export",
+        "not_tested": [across(500, "not tested")],
+    }
+    summary = setup_drill(pytester, tests=ACROSS, settings=settings, state=state)
+    result = run(pytester, "-rA", "--junitxml=junit.xml", "--html=report.html")
+    assert result.ret == 1
+    outputs = {
+        "terminal": "\n".join(result.outlines + result.errlines),
+        "summary json": summary.read_text(),
+        "job summary": step_summary.read_text(),
+        "junit": (pytester.path / "junit.xml").read_text(),
+        "html": (pytester.path / "report.html").read_text(),
+    }
+    outputs.update({f"{m} {p}": body.decode() for m, p, body in peer.requests})
+    assert len(peer.requests) == 4  # GitHub list, create, comment; Slack
+    for where, text in outputs.items():
+        assert ACROSS_PREFIX not in text, f"the start of the password leaked into {where}"
+    data = load(summary)
+    # Each message is there, with the whole URL masked (it was redacted before its limit).
+    (failure,) = [f for f in data["failures"] if "test_fails_across_the_limit" in f["test"]]
+    assert failure["message"].startswith("failure: could not connect to xxx")
+    assert failure["message"].endswith("*** (gave up)")
+    assert "the drill failed in export: drill: could not connect to" in data["reason"]
+    assert any(t.startswith("custom: skip: could not connect") for t in data["not_tested"])
+    assert any(t.endswith("*** (gave up)") for t in data["not_tested"])

@@ -240,6 +240,61 @@ def test_checkout_does_not_persist_credentials(drill: dict[str, Any], ci: dict[s
             assert step["with"]["persist-credentials"] is False
 
 
+PINS = ROOT / ".github" / "drill-requirements.txt"
+PIN_TOOL = ROOT / ".ci" / "pin-drill-requirements"
+
+
+def pinned() -> dict[str, str]:
+    """Canonical name -> version of every line of the drill's requirements file."""
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in PINS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and re.fullmatch(r"[\w.+!-]+", version), f"not an exact pin: {line!r}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_drill_job_installs_only_pinned_packages(drill: dict[str, Any]) -> None:
+    """The job that holds the secrets resolves no dependency and upgrades nothing: every
+    pip install is --no-deps, from the pinned file (wheels only) or the checkout; pip check
+    proves the file is complete on the runner."""
+    script = step_named(drill, "Install pytest-supabase-restore")["run"]
+    installs = [ln.strip() for ln in script.splitlines() if "pip install" in ln]
+    assert installs == [
+        "python -m pip install --no-deps --only-binary :all: --requirement "
+        ".github/drill-requirements.txt",
+        'python -m pip install "${PLUGIN_SPEC}" --no-deps --no-build-isolation',
+    ]
+    assert "python -m pip check" in script
+    assert drill["jobs"]["drill"]["env"]["PLUGIN_SPEC"].startswith(".")  # the checkout
+    others = [s for s in all_steps(drill) if s.get("name") != "Install pytest-supabase-restore"]
+    assert not any("pip install" in s.get("run", "") for s in others)
+
+
+def test_the_pins_cover_what_the_plugin_needs() -> None:
+    """Every distribution of the plugin's dependency closure (with the container extra, for
+    the runner's Python) is pinned, each pin satisfies what the plugin declares, and the
+    build backend is pinned for --no-build-isolation."""
+    import runpy
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    tool = runpy.run_path(str(PIN_TOOL))
+    pins = pinned()
+    missing = sorted(set(tool["closure"]()) - set(pins))
+    assert missing == [], f"not pinned (run {PIN_TOOL.relative_to(ROOT)}): {missing}"
+    assert {"setuptools", "wheel"} <= set(pins)
+    for raw in importlib.metadata.requires("pytest-supabase-restore") or []:
+        req = Requirement(raw)
+        name = canonicalize_name(req.name)
+        if name in pins:
+            assert req.specifier.contains(pins[name], prereleases=True), (raw, pins[name])
+
+
 def test_postgres_17_client_and_server_from_pgdg(drill: dict[str, Any]) -> None:
     assert drill["jobs"]["drill"]["env"]["PG_MAJOR"] == "17"
     script = step_named(drill, "Install PostgreSQL")["run"]

@@ -231,10 +231,13 @@ def _post(
         state = str(issue.get("state", "open"))
         patch = {"body": body, "labels": labels}
 
-    comment = markdown(verdict, heading="###")
+    # Redacted before it is cut: a cut through a secret would leave a prefix no rule matches.
+    comment = redactor.redact(markdown(verdict, heading="###"))
     if len(comment) > COMMENT_LIMIT:
-        comment = comment[:COMMENT_LIMIT] + "\n\n*(truncated; see the JSON summary)*\n"
-    gh.call("POST", f"/issues/{number}/comments", {"body": redactor.redact(comment)})
+        comment = (
+            redactor.shorten(comment, COMMENT_LIMIT) + "\n\n*(truncated; see the JSON summary)*\n"
+        )
+    gh.call("POST", f"/issues/{number}/comments", {"body": comment})
     actions.append("commented")
 
     if not verdict.passed and state == "closed":

@@ -118,7 +118,11 @@ def _retry_after(headers: Mapping[str, str], wall: float) -> float | None:
 
 
 def _detail(body: bytes) -> str:
-    """A short, one-line description of an error body (GitHub's ``message`` if present)."""
+    """A one-line description of an error body (GitHub's ``message`` if present).
+
+    Not shortened here: this module does not know the run's secrets, and a body cut
+    before redaction could show the prefix of one it echoes (a webhook path). The callers
+    redact the error, and the reporting shortens it after that."""
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
@@ -126,8 +130,7 @@ def _detail(body: bytes) -> str:
         data = None
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         text = data["message"]
-    line = " ".join(text.split())
-    return line[:200]
+    return " ".join(text.split())
 
 
 def _is_rate_limited(attempt: _Attempt) -> bool:

@@ -107,7 +107,10 @@ def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -
 
 
 def append_job_summary(path: str | os.PathLike[str], text: str) -> None:
-    """Append ``text`` to the Actions step summary file, cut to GitHub's size limit."""
+    """Append ``text`` to the Actions step summary file, cut to GitHub's size limit.
+
+    ``text`` must be redacted already: it is cut here, and a cut through a secret would
+    leave a prefix no rule matches."""
     target = Path(path)
     existing = target.stat().st_size if target.exists() else 0
     data = text.encode("utf-8")

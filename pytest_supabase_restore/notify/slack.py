@@ -27,10 +27,6 @@ def _code(text: str) -> str:
     return escape(text).replace("`", "'")
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def fallback_text(verdict: Verdict) -> str:
     """The one-line ``text`` Slack shows in notifications and where blocks cannot render."""
     ok = sum(1 for c in verdict.categories.values() if c.ok)
@@ -43,21 +39,32 @@ def fallback_text(verdict: Verdict) -> str:
 
 
 def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_FAILURES) -> Any:
-    """The webhook payload: header, reason, category fields, RTO/RPO, failures, run link."""
+    """The webhook payload: header, reason, category fields, RTO/RPO, failures, run link.
+
+    Every text is redacted before it is escaped (escaping ``&`` or ``<`` inside a secret
+    would hide it from the redactor) and before it is cut to Slack's limits (a cut
+    through a secret would leave a prefix no rule matches)."""
     icon = _ICONS.get(verdict.status, "")
+
+    def esc(text: object) -> str:
+        return escape(redactor.redact(str(text)))
+
+    def cut(text: str, limit: int) -> str:
+        return redactor.shorten(text, limit)
+
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _cut(f"{verdict.status}: Supabase backup restore drill", 150),
+                "text": cut(f"{verdict.status}: Supabase backup restore drill", 150),
             },
         },
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": _cut(f"{icon} *{verdict.status}*: {escape(verdict.reason)}", _TEXT_LIMIT),
+                "text": cut(f"{icon} *{verdict.status}*: {esc(verdict.reason)}", _TEXT_LIMIT),
             },
         },
     ]
@@ -67,7 +74,7 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
         fields.append(
             {
                 "type": "mrkdwn",
-                "text": f"*{escape(name)}*\n{_ICONS.get(status, '')} {status}: {c.passed} passed"
+                "text": f"*{esc(name)}*\n{_ICONS.get(status, '')} {status}: {c.passed} passed"
                 + (f", {c.failed} failed" if c.failed else "")
                 + (f", {c.errors} errors" if c.errors else "")
                 + (f", {c.skipped + c.xfail} skipped" if c.skipped + c.xfail else ""),
@@ -82,31 +89,34 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*RTO*\n{escape(rto)}"},
-                {"type": "mrkdwn", "text": f"*RPO*\n{escape(rpo_line(verdict))}"},
-                {"type": "mrkdwn", "text": f"*Backup*\n{escape(backup_line(verdict))}"},
+                {"type": "mrkdwn", "text": f"*RTO*\n{esc(rto)}"},
+                {"type": "mrkdwn", "text": f"*RPO*\n{esc(rpo_line(verdict))}"},
+                {"type": "mrkdwn", "text": f"*Backup*\n{esc(backup_line(verdict))}"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Staging*\n{escape(verdict.staging or 'n/a')} ({escape(verdict.mode)})",
+                    "text": f"*Staging*\n{esc(verdict.staging or 'n/a')} ({esc(verdict.mode)})",
                 },
-                {"type": "mrkdwn", "text": f"*Scope*\n{escape(scope_line(verdict))}"},
+                {"type": "mrkdwn", "text": f"*Scope*\n{esc(scope_line(verdict))}"},
             ],
         }
     )
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
         shown = verdict.failures[:max_failures]
-        lines = [f"• `{_code(f.test)}` ({escape(f.category)}): {escape(f.message)}" for f in shown]
+        lines = [
+            f"• `{_code(redactor.redact(f.test))}` ({esc(f.category)}): {esc(f.message)}"
+            for f in shown
+        ]
         if total > len(shown):
             lines.append(f"… and {total - len(shown)} more")
         text = f"*{total} failure{'s' * (total != 1)}*\n" + "\n".join(lines)
         blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _TEXT_LIMIT)}}
+            {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}}
         )
     if verdict.not_tested:
-        text = "*Not tested:* " + "; ".join(escape(t) for t in verdict.not_tested)
+        text = "*Not tested:* " + "; ".join(esc(t) for t in verdict.not_tested)
         blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, _TEXT_LIMIT)}]}
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}]}
         )
     if verdict.run_url:
         blocks.append(
@@ -121,7 +131,8 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
                 ],
             }
         )
-    payload = {"text": _cut(fallback_text(verdict), _TEXT_LIMIT), "blocks": blocks}
+    payload = {"text": cut(fallback_text(verdict), _TEXT_LIMIT), "blocks": blocks}
+    # Everything above is redacted already; once more over the whole, for what was not.
     return redactor.redact_obj(payload)
 
 

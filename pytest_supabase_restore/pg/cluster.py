@@ -40,6 +40,7 @@ from psycopg import sql
 from ..childenv import server_env
 from ..errors import ClusterError
 from ..reaper import reaper
+from ..redact import Redactor, tail
 from .binaries import PgBinaries, find_server_tools
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = "supabase-restore-"
 _LIVE: set[Cluster] = set()
 _LIVE_LOCK = threading.Lock()
+
+
+def _output_tail(text: str, limit: int = 2000) -> str:
+    """The end of a server tool's output for an error message: redacted (URL passwords,
+    ``password=`` values, token shapes), then cut between whole lines, never inside one."""
+    return tail(Redactor().redact(text.strip()), limit)
 
 
 def free_port() -> int:
@@ -192,7 +199,7 @@ class Cluster:
         if proc.returncode != 0:
             raise ClusterError(
                 f"{Path(args[0]).name} failed (exit {proc.returncode}) for the {self.name} "
-                f"cluster: {(proc.stderr or proc.stdout).strip()[-2000:]}"
+                f"cluster: {_output_tail(proc.stderr or proc.stdout)}"
             )
 
     def start(self) -> Cluster:
