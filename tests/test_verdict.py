@@ -106,6 +106,7 @@ JSON_KEYS_BEFORE_SCOPE = {
     "dry_run",
     "not_tested",
     "not_restorable",
+    "side_effects_off",
     "versions",
     "run_url",
     "generated_at",
