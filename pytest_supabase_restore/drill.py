@@ -364,6 +364,7 @@ class Drill:
                 progress=self.progress,
                 roles=self._roles,
                 redactor=self.redactor,
+                cron_inert=staging.cron_inert,
             )
         else:
             outcome = restore_cli_dump(
@@ -373,6 +374,7 @@ class Drill:
                 progress=self.progress,
                 roles=self._roles,
                 redactor=self.redactor,
+                cron_inert=staging.cron_inert,
             )
         staging.after_restore()
         for name, seconds in outcome.phases.items():
@@ -381,6 +383,11 @@ class Drill:
         state.not_restorable = outcome.not_restorable
         state.extra["neutralised"] = outcome.neutralised
         state.disabled_triggers = outcome.disabled_triggers
+        if any(n.startswith("pg_cron:") and "deactivated" in n for n in outcome.neutralised):
+            state.altered_tables["cron.job"] = (
+                "its jobs were deactivated in staging so that none runs there (this target's "
+                "pg_cron scheduler is not under the drill's control)"
+            )
         for item in outcome.not_restorable:
             state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
 

@@ -228,11 +228,12 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     need(
         isinstance(visibility, dict)
         and all(
-            isinstance(v, dict) and all(_is_count(n) for n in v.values())
+            # -1: the identity may not read the table at all (see fingerprint.rls_visibility)
+            isinstance(v, dict) and all(_is_count(n) or n == -1 for n in v.values())
             for v in visibility.values()
         ),
         "rls.visibility",
-        "must map each identity to table row counts",
+        "must map each identity to table row counts (-1: not readable)",
     )
 
     encryption = data.get("encryption")

@@ -284,10 +284,14 @@ def calling_out(functions: list[tuple[int, str, str, str]]) -> set[int]:
         flagged |= more
 
 
-def neutralise_side_effects(dsn: str) -> tuple[list[str], list[str]]:
+def neutralise_side_effects(dsn: str, *, cron_inert: bool = False) -> tuple[list[str], list[str]]:
     """Make sure a restored copy never calls out: pg_cron jobs off, pg_net queue emptied,
     and every trigger whose function calls out (database webhooks, ``net.http_*``, the http
     extension, dblink, also through wrapper functions) disabled.
+
+    With ``cron_inert`` (a target whose pg_cron scheduler can never run a job, see
+    :mod:`.pg.cron`) jobs are left exactly as backed up; elsewhere they are deactivated,
+    which changes ``cron.job``'s data.
 
     Returns (what was done, for people; the disabled triggers as ``schema.table.trigger``,
     so the schema check can expect them disabled)."""
@@ -295,8 +299,15 @@ def neutralise_side_effects(dsn: str) -> tuple[list[str], list[str]]:
     disabled: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone() == (True,):
-            n = conn.execute("UPDATE cron.job SET active = false WHERE active").rowcount
-            done.append(f"pg_cron: {n} job(s) deactivated")
+            if cron_inert:
+                row = conn.execute("SELECT count(*) FROM cron.job WHERE active").fetchone()
+                done.append(
+                    f"pg_cron: {row[0] if row else 0} active job(s) kept as backed up; this "
+                    "server's scheduler cannot run any (cron.host points nowhere)"
+                )
+            else:
+                n = conn.execute("UPDATE cron.job SET active = false WHERE active").rowcount
+                done.append(f"pg_cron: {n} job(s) deactivated")
         if conn.execute("SELECT to_regclass('net.http_request_queue') IS NOT NULL").fetchone() == (
             True,
         ):
@@ -349,6 +360,7 @@ def restore_backup_set(
     progress: Progress = lambda _m: None,
     roles: Sequence[str] | None = None,
     redactor: Redactor | None = None,
+    cron_inert: bool = False,
 ) -> RestoreOutcome:
     """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
 
@@ -362,7 +374,16 @@ def restore_backup_set(
     statements = list(roles) if roles is not None else role_statements(set_dir)
     try:
         return _restore_backup_set(
-            set_dir, dsn, tools, jobs, platform_present, prepare_sql, progress, statements, redactor
+            set_dir,
+            dsn,
+            tools,
+            jobs,
+            platform_present,
+            prepare_sql,
+            progress,
+            statements,
+            redactor,
+            cron_inert,
         )
     except psycopg.OperationalError as exc:
         raise fatal_restore_error("restore", str(exc)) or RestoreError(
@@ -380,6 +401,7 @@ def _restore_backup_set(
     progress: Progress,
     roles: Sequence[str],
     redactor: Redactor | None,
+    cron_inert: bool,
 ) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
@@ -408,7 +430,7 @@ def _restore_backup_set(
         progress(f"restore: {phase} in {out.phases[phase]:.1f}s")
 
     t0 = time.monotonic()
-    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn)
+    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn, cron_inert=cron_inert)
     out.phases["neutralise"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -428,6 +450,7 @@ def restore_cli_dump(
     progress: Progress = lambda _m: None,
     roles: Sequence[str] | None = None,
     redactor: Redactor | None = None,
+    cron_inert: bool = False,
 ) -> RestoreOutcome:
     """Restore the Supabase CLI's roles.sql, schema.sql and data.sql (the documented order).
 
@@ -457,7 +480,7 @@ def restore_cli_dump(
         out.phases[phase] = time.monotonic() - t0
         progress(f"restore: {name} in {out.phases[phase]:.1f}s")
     t0 = time.monotonic()
-    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn)
+    out.neutralised, out.disabled_triggers = neutralise_side_effects(dsn, cron_inert=cron_inert)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ANALYZE")
     out.phases["analyze"] = time.monotonic() - t0

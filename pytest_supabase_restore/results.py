@@ -62,6 +62,8 @@ class DrillState:
     not_restorable: list[str] = field(default_factory=list)
     # Triggers the restore disabled so that staging never calls out ("schema.table.trigger").
     disabled_triggers: list[str] = field(default_factory=list)
+    # Tables whose data the drill changed in staging on purpose ("schema.name" -> why).
+    altered_tables: dict[str, str] = field(default_factory=dict)
     not_tested: list[str] = field(default_factory=list)
     integrity_problems: list[str] = field(default_factory=list)
     keep_staging: bool = False

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.results import DrillState
 from smoke_tests import Facts, resolve_relation, table_ref
 
 pytestmark = pytest.mark.supabase_category("data_integrity")
@@ -23,8 +24,12 @@ def test_table_fingerprint(
     facts: Facts,
     pinned_db: psycopg.Connection[Any],
     record_property: Any,
+    drill_state: DrillState,
 ) -> None:
     """The table's row count and fingerprint equal what the backup recorded."""
+    altered = drill_state.altered_tables.get(integrity_table)
+    if altered is not None:
+        pytest.skip(f"not tested: {integrity_table}: {altered}")
     entry = facts.tables[integrity_table]
     if resolve_relation(pinned_db, integrity_table) is None:
         pytest.fail(

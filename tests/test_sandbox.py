@@ -19,6 +19,7 @@ import os
 import pwd
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -291,3 +292,65 @@ def test_the_local_s3_server_answers_only_its_own_key() -> None:
             assert refused.value.code == 403
         environ = Path(f"/proc/{server.process.pid}/environ").read_bytes()  # type: ignore[union-attr]
         assert b"AWS_" not in environ
+
+
+# -- pg_cron jobs never run in staging ------------------------------------------------------
+CRON_PROBE = """
+import json, os, time
+from pathlib import Path
+
+import psycopg
+
+
+def test_cron_probe(staging_dsn, supabase_backup):
+    with psycopg.connect(staging_dsn, autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM public.cron_heartbeat").fetchone()[0]
+        runs_before = conn.execute("SELECT count(*) FROM cron.job_run_details").fetchone()[0]
+        active = conn.execute("SELECT count(*) FROM cron.job WHERE active").fetchone()[0]
+        # Past the next minute boundary: the job's schedule ('* * * * *') is due there.
+        time.sleep(60 - time.time() % 60 + 5)
+        after = conn.execute("SELECT count(*) FROM public.cron_heartbeat").fetchone()[0]
+        runs_after = conn.execute("SELECT count(*) FROM cron.job_run_details").fetchone()[0]
+    Path(os.environ["CRON_PROBE_OUT"]).write_text(json.dumps({
+        "backed_up": supabase_backup.manifest["tables"]["public.cron_heartbeat"]["rows"],
+        "before": before, "after": after, "active": active,
+        "runs_before": runs_before, "runs_after": runs_after,
+    }))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_cron_job_never_runs_in_staging(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo schedules a job that writes a row every minute, and it runs on the source.
+    In staging the job is restored active, exactly as backed up, and a minute boundary passes
+    while the drill's own test watches: no row is written, no run recorded."""
+    with DemoProject(scale=1) as demo:
+        if not demo.has_cron:
+            pytest.skip("this PostgreSQL installation has no pg_cron (Debian: postgresql-15-cron)")
+        with psycopg.connect(demo.db_url) as conn:
+            started = conn.execute("SELECT count(*) FROM public.cron_heartbeat").fetchone()
+        monkeypatch.setenv("CRON_PROBE_OUT", str(tmp_path / "cron.json"))
+        pytester.makepyfile(test_cron_probe=CRON_PROBE)
+        pytester.runpytest(
+            "--supabase-restore",
+            "--supabase-demo",
+            "--no-supabase-builtin-tests",
+            "-p",
+            "no:cacheprovider",
+            "test_cron_probe.py",
+        )
+        probe = json.loads((tmp_path / "cron.json").read_text())
+        # Meanwhile, on the source, the same job kept running.
+        with psycopg.connect(demo.db_url) as conn:
+            deadline = time.monotonic() + 70
+            while time.monotonic() < deadline:
+                now = conn.execute("SELECT count(*) FROM public.cron_heartbeat").fetchone()
+                if now and started and now[0] > started[0]:
+                    break
+                time.sleep(1)
+    assert now and started and now[0] > started[0], "the job never ran on the source"
+    assert probe["active"] == 1
+    assert probe["before"] == probe["after"] == probe["backed_up"]
+    assert probe["runs_before"] == probe["runs_after"]

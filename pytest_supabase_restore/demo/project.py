@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ..pg.binaries import PgBinaries
+from ..pg import cron
+from ..pg.binaries import PgBinaries, find_server_tools
 from ..pg.cluster import Cluster
 from ..s3server import LocalS3Server, S3Endpoint
 from .seed import seed, seed_storage, table_counts
@@ -25,6 +26,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQL_FILES = ("platform_roles.sql", "platform.sql", "app.sql")
+
+# pg_cron as a project enables it from the dashboard (the extension, as supabase_admin, and
+# the grants the platform gives postgres), and a job the app schedules as postgres: one row
+# a minute. In staging it must never run (see pg.cron).
+CRON_PLATFORM = """
+CREATE EXTENSION IF NOT EXISTS pg_cron WITH SCHEMA pg_catalog;
+GRANT USAGE ON SCHEMA cron TO postgres;
+GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA cron TO postgres;
+GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA cron TO postgres;
+"""
+CRON_APP = """
+CREATE TABLE public.cron_heartbeat (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    beat_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE public.cron_heartbeat ENABLE ROW LEVEL SECURITY;
+SELECT cron.schedule('demo-heartbeat', '* * * * *',
+    'INSERT INTO public.cron_heartbeat DEFAULT VALUES');
+"""
 
 
 def load_sql(name: str) -> str:
@@ -84,7 +104,14 @@ class DemoProject:
             raise ValueError(f"objects must be >= 0, not {objects}")
         self.scale = scale
         self.object_count = objects
-        self.cluster = Cluster(binaries, superuser="supabase_admin", name="demo")
+        binaries = binaries or find_server_tools()
+        # pg_cron loaded and running its jobs, as every Supabase project can have it; its jobs
+        # run in background workers (no libpq login, which a SCRAM-only cluster would refuse).
+        settings = cron.source_settings(binaries)
+        if settings:
+            settings["cron.use_background_workers"] = "on"
+        self.has_cron = bool(settings)
+        self.cluster = Cluster(binaries, superuser="supabase_admin", name="demo", settings=settings)
         self.s3_server = LocalS3Server(name="demo-s3")
         self.counts: dict[str, int] = {}
         self.objects_per_bucket: dict[str, int] = {}
@@ -147,6 +174,11 @@ class DemoProject:
         # objects end up owned by postgres and pick up the platform's default privileges.
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             conn.execute(load_sql("app.sql"))
+        if self.has_cron:
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(CRON_PLATFORM)
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                conn.execute(CRON_APP)
 
     def _seed(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:

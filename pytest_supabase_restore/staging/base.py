@@ -19,6 +19,9 @@ class StagingTarget:
     prepare_sql: str | None = None  # what the platform would have created (plain PostgreSQL)
     s3: S3Endpoint | None = None
     disposable: bool = True  # torn down at the end of the run
+    # pg_cron's scheduler of this target can never run a job (pg.cron): jobs are restored as
+    # backed up instead of being deactivated.
+    cron_inert: bool = False
 
     def after_restore(self) -> None:
         """Anything the target must do once the restore is in (default: nothing)."""

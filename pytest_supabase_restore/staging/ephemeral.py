@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..demo.project import platform_roles_sql
+from ..pg import cron
 from ..pg.binaries import find_server_tools
 from ..pg.cluster import Cluster
 from ..s3server import LocalS3Server
@@ -28,7 +29,12 @@ class EphemeralStaging(StagingTarget):
         cls, min_major: int, pg_bindir: str | None = None, *, with_s3: bool = True
     ) -> EphemeralStaging:
         binaries = find_server_tools(min_major, pg_bindir)
-        cluster = Cluster(binaries, superuser="supabase_admin", name="staging")
+        # pg_cron is loaded where the installation has it (as on Supabase), with a scheduler
+        # that can never run a job: see pg.cron.
+        cron_settings = cron.settings(binaries)
+        cluster = Cluster(
+            binaries, superuser="supabase_admin", name="staging", settings=cron_settings
+        )
         s3_server: LocalS3Server | None = None
         try:
             cluster.start()
@@ -47,6 +53,7 @@ class EphemeralStaging(StagingTarget):
             s3=s3_server.endpoint if s3_server else None,
             cluster=cluster,
             s3_server=s3_server,
+            cron_inert=bool(cron_settings),
         )
 
     def after_restore(self) -> None:
