@@ -1354,7 +1354,8 @@ def impersonate(
 
     In PostgREST's order: ``search_path`` (the request's exposed schema, then the extra
     search path), the role's own settings, ``role``, then ``request.jwt.claims`` and the
-    request's method, path, headers and cookies; and read-only, as for a GET. A function
+    request's method (``GET``), path (``/``), headers and cookies (none: ``{}``); and
+    read-only, as for a GET. A function
     with its own ``SET search_path`` keeps it, as it always does. A legacy session sets only
     what counts of manifests without a recorded session ran under: the session's default
     search_path and the claims.
