@@ -599,10 +599,17 @@ def _export(
                 "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
             ).fetchone() == (True,)
             users: list[str] = []
-            visibility: dict[str, dict[str, int]] = {}
+            rls: dict[str, Any] = {"users": users, "visibility": {}}
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
                 users = fingerprint.sample_users(conn, rls_sample)
-                visibility = fingerprint.rls_visibility(conn, tables, users)
+                # Counted as PostgREST would for each identity; staging recounts under the
+                # session recorded here.
+                session = fingerprint.postgrest_session(conn)
+                rls = {
+                    "users": users,
+                    "visibility": fingerprint.rls_visibility(conn, tables, users, session),
+                    "session": session.to_json(),
+                }
         finally:
             conn.rollback()
             conn.close()
@@ -683,7 +690,7 @@ def _export(
             "roles": custom_roles,
             "tables": fingerprints,
             "schema": inventory,
-            "rls": {"users": users, "visibility": visibility},
+            "rls": rls,
             "storage": storage_section,
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }

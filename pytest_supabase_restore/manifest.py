@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackupError
+from .fingerprint import RlsSession
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as
@@ -130,6 +131,13 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _is_rls_count(value: Any) -> bool:
+    """A count of fingerprint.rls_visibility: rows, -1, or ``{"error": "<text>"}``."""
+    if isinstance(value, dict):
+        return list(value) == ["error"] and isinstance(value["error"], str)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+
+
 def path_problem(rel: Any) -> str | None:
     """Why ``rel`` cannot name a file of a backup set (None when it can): a set's files are
     named by relative POSIX paths below the set's directory, and never the manifest itself."""
@@ -228,13 +236,17 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     need(
         isinstance(visibility, dict)
         and all(
-            # -1: the identity may not read the table at all (see fingerprint.rls_visibility)
-            isinstance(v, dict) and all(_is_count(n) or n == -1 for n in v.values())
+            isinstance(v, dict) and all(_is_rls_count(n) for n in v.values())
             for v in visibility.values()
         ),
         "rls.visibility",
-        "must map each identity to table row counts (-1: not readable)",
+        "must map each identity to table row counts (-1: no SELECT privilege) or errors",
     )
+    try:
+        RlsSession.from_json(rls.get("session"))
+    except ValueError as exc:
+        where, _, what = str(exc).partition(": ")
+        need(False, where, what)
 
     encryption = data.get("encryption")
     if encryption is not None:

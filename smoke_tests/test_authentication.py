@@ -3,13 +3,16 @@
 Auth's own tables are compared row for row (users, identities, sessions); ``auth.uid()`` and
 ``auth.jwt()`` must return the claims PostgREST sets in ``request.jwt.claims``; and for anon
 and each sampled user, row-level security must let them see as many rows of every table as
-it did in the backup's snapshot. Messages carry counts and table names, never rows.
+it did in the backup's snapshot, counted both times as PostgREST would (same search_path and
+role settings, recorded in the manifest), a policy that raised there raising the same here.
+Messages carry counts, table and policy names and errors, never rows or a user's id.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -17,8 +20,9 @@ import pytest
 
 from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.errors import DrillError
 from pytest_supabase_restore.manifest import identity_label
-from smoke_tests import Facts, resolve_relation, shorten, table_ref
+from smoke_tests import Facts, describe_error, resolve_relation, shorten, table_ref
 
 pytestmark = pytest.mark.supabase_category("authentication")
 
@@ -89,29 +93,47 @@ def test_jwt_helpers_return_claims(facts: Facts, pinned_db: psycopg.Connection[A
 
 
 def test_rls_visibility(
-    rls_identity: str, facts: Facts, manifest: dict[str, Any], pinned_db: psycopg.Connection[Any]
+    rls_identity: str,
+    facts: Facts,
+    manifest: dict[str, Any],
+    pinned_db: psycopg.Connection[Any],
+    record_property: Callable[[str, object], None],
 ) -> None:
-    """Under RLS this identity sees as many rows of each table as in the backup's snapshot."""
-    expected: dict[str, int] = manifest["rls"]["visibility"][rls_identity]
+    """Under RLS this identity sees as many rows of each table as in the backup's snapshot,
+    counted as PostgREST would and under the session the export recorded; a policy that
+    raised there must raise the same here."""
+    rls = manifest["rls"]
+    expected: dict[str, Any] = rls["visibility"][rls_identity]
+    session = fingerprint.RlsSession.from_json(rls.get("session"))
+    anon = rls_identity == fingerprint.ANON
+    role = fingerprint.ANON if anon else fingerprint.AUTHENTICATED
+    who = f"{identity_label(rls_identity, manifest)} ({role})"  # never the auth.users id
     tables = [table_ref(e) for e in facts.tables.values()]
-    users = [] if rls_identity == fingerprint.ANON else [rls_identity]
-    actual = fingerprint.rls_visibility(pinned_db, tables, users)[rls_identity]
-
-    def show(n: int | None) -> str:
-        if n is None:
-            return "no RLS (or table missing)"
-        return "no SELECT privilege" if n < 0 else f"{n} rows"
-
-    diffs = [
-        f"{t}: {show(expected.get(t))} expected, {show(actual.get(t))} found"
-        for t in sorted(set(expected) | set(actual))
-        if expected.get(t) != actual.get(t)
-    ]
-    if diffs:
-        who = identity_label(rls_identity, manifest)  # never the auth.users id
+    try:
+        actual = fingerprint.rls_visibility(
+            pinned_db, tables, [] if anon else [rls_identity], session
+        )[rls_identity]
+    except DrillError as exc:
+        pytest.fail(f"{who}: {exc}", pytrace=False)
+    except psycopg.Error as exc:
         pytest.fail(
-            f"{who}: row-level security shows different rows in {len(diffs)} table(s): "
-            f"{shorten(diffs)}",
+            f"{who}: counting what row-level security shows failed: {describe_error(exc)}",
+            pytrace=False,
+        )
+    result = fingerprint.compare_rls_visibility(pinned_db, tables, expected, actual, role, session)
+    notes = list(result.notes)
+    if session.legacy:
+        notes.insert(
+            0,
+            "the backup recorded no RLS session (an older export): counted under this "
+            "session's default search_path, as it was then",
+        )
+    if notes:
+        record_property("rls_notes", f"{who}: " + "; ".join(notes))
+    if not result.ok:
+        pytest.fail(
+            f"{who}: row-level security differs in {len(result.problems)} table(s): "
+            f"{shorten(result.problems)}",
             pytrace=False,
         )
 

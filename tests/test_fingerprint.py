@@ -8,18 +8,22 @@ Tests that change data or schema do it inside a transaction they roll back.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_supabase_restore.errors import DrillError
+from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.errors import BackupError, DrillError
 from pytest_supabase_restore.fingerprint import (
     SESSION_SETTINGS,
     RangeDiff,
@@ -36,6 +40,7 @@ from pytest_supabase_restore.fingerprint import (
     schema_inventory,
     schemas_in_scope,
 )
+from pytest_supabase_restore.manifest import FORMAT, validate_manifest
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 
@@ -653,3 +658,322 @@ def test_pin_session(env: Env) -> None:
         conn.rollback()  # SET LOCAL: gone with the transaction
         assert conn.execute("SHOW extra_float_digits").fetchone() == ("1",)
     assert SESSION_SETTINGS["TimeZone"] == "UTC"
+
+
+# -- RLS parity: both sides evaluate policies as PostgREST would --------------------------------
+#
+# ``psrc`` holds policies whose results depend on the session: a SECURITY DEFINER function
+# that names ``files`` without its schema and has no search_path of its own, one that does
+# have one, and a function that divides by zero for anon. ``pdst`` is its pg_dump/pg_restore.
+# The export counts on the source in the login session (search_path "$user", public); the
+# authentication smoke test counts on staging in a pinned session (search_path pg_catalog).
+
+PARITY_SQL = f"""
+CREATE SCHEMA auth;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated;
+CREATE TABLE auth.users (id uuid PRIMARY KEY);
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  SELECT coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+INSERT INTO auth.users VALUES ('{U1}'), ('{U2}'), ('{U3}');
+CREATE SCHEMA extensions;
+
+CREATE TABLE public.files (id int PRIMARY KEY, owner uuid, shared boolean NOT NULL);
+INSERT INTO public.files VALUES
+  (1, '{U1}', false), (2, '{U2}', true), (3, '{U1}', true), (4, '{U3}', false);
+-- No search_path of its own: "files" is looked up on the caller's search_path.
+CREATE FUNCTION public.can_read_file(f int) RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER AS $$
+  SELECT EXISTS (SELECT 1 FROM files WHERE id = f AND (shared OR owner = auth.uid()))
+$$;
+-- The same with its own search_path (proconfig): it keeps it whatever the caller's is.
+CREATE FUNCTION public.can_read_file_pinned(f int) RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT EXISTS (SELECT 1 FROM files WHERE id = f AND (shared OR owner = auth.uid()))
+$$;
+CREATE TABLE public.documents (id int PRIMARY KEY, file_id int NOT NULL);
+ALTER TABLE public.documents ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "documents of readable files" ON public.documents FOR SELECT
+  TO anon, authenticated USING (public.can_read_file(file_id));
+CREATE POLICY "owners edit documents" ON public.documents FOR UPDATE
+  TO authenticated USING (public.can_read_file(file_id));
+INSERT INTO public.documents VALUES (1, 1), (2, 1), (3, 2), (4, 3), (5, 4), (6, 4);
+CREATE TABLE public.notes (id int PRIMARY KEY, file_id int NOT NULL);
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "notes of readable files" ON public.notes FOR SELECT
+  TO anon, authenticated USING (public.can_read_file_pinned(file_id));
+INSERT INTO public.notes VALUES (1, 1), (2, 2), (3, 4);
+
+-- A policy that raises for anon (10 / 0), on both sides alike.
+CREATE TABLE public.ratios (id int PRIMARY KEY, n int NOT NULL);
+ALTER TABLE public.ratios ENABLE ROW LEVEL SECURITY;
+CREATE FUNCTION public.big_ratio(n int) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+  BEGIN RETURN 10 / n > 1; END $$;
+CREATE POLICY "anon sees big ratios" ON public.ratios FOR SELECT TO anon
+  USING (public.big_ratio(n));
+CREATE POLICY "users see all ratios" ON public.ratios FOR SELECT TO authenticated
+  USING (true);
+INSERT INTO public.ratios VALUES (1, 0), (2, 5);
+
+GRANT SELECT ON public.documents, public.notes, public.ratios TO anon, authenticated;
+"""
+
+# What each identity sees of public.documents (files readable: shared ones and one's own).
+DOCUMENTS = {"anon": 2, U1: 4, U2: 2, U3: 4}
+NOTES = {"anon": 1, U1: 2, U2: 1, U3: 2}
+
+
+@dataclass
+class Parity:
+    env: Env
+    tables: dict[str, TableRef]
+
+    @contextlib.contextmanager
+    def source(self) -> Iterator[psycopg.Connection[Any]]:
+        """The source as the export reads it: the login session's own settings."""
+        with self.env.connect("psrc") as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()  # whatever a test changed is never committed
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[psycopg.Connection[Any]]:
+        """The restored copy as the smoke tests read it: a pinned session."""
+        with self.env.connect("pdst") as conn:
+            pin_session(conn)
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    def pick(self, *names: str) -> list[TableRef]:
+        return [self.tables[n] for n in names]
+
+
+@pytest.fixture(scope="module")
+def parity(env: Env) -> Parity:
+    tools = find_client_tools(15)
+    with env.cluster.connect(autocommit=True) as conn:
+        conn.execute("CREATE DATABASE psrc")
+        conn.execute("CREATE DATABASE pdst")
+    with psycopg.connect(env.cluster.dsn("psrc"), autocommit=True) as conn:
+        conn.execute(PARITY_SQL)
+        tables = {t.qualified: t for t in list_tables(conn, schemas_in_scope(conn))}
+    with tempfile.TemporaryDirectory(prefix="fp-parity-") as tmp:
+        _run([tools.path("pg_dump"), "-Fd", "-f", f"{tmp}/db", "--dbname", env.cluster.dsn("psrc")])
+        _run(
+            [
+                tools.path("pg_restore"),
+                "--exit-on-error",
+                "--dbname",
+                env.cluster.dsn("pdst"),
+                f"{tmp}/db",
+            ]
+        )
+    return Parity(env, tables)
+
+
+def test_rls_parity_with_an_unqualified_name_in_a_security_definer_function(
+    parity: Parity,
+) -> None:
+    """The issue: a policy calls a SECURITY DEFINER function without its own search_path
+    that reads ``files`` unqualified. Counted in the export's session on the source and in
+    the pinned session (search_path pg_catalog) on staging, both must agree, and agree with
+    what PostgREST would show (search_path public, extensions)."""
+    tables = parity.pick("public.documents", "public.notes")
+    with parity.source() as conn:
+        source = rls_visibility(conn, tables, [U1, U2, U3])
+    with parity.staging() as conn:
+        staging = rls_visibility(conn, tables, [U1, U2, U3])
+        assert conn.execute("SHOW search_path").fetchone() == ("pg_catalog",)  # left as found
+    assert staging == source
+    assert {who: seen["public.documents"] for who, seen in source.items()} == DOCUMENTS
+    assert {who: seen["public.notes"] for who, seen in source.items()} == NOTES
+
+
+def test_a_policy_that_raises_is_recorded_and_compared_as_equal(parity: Parity) -> None:
+    """Dividing by zero in anon's policy is recorded as an error on both sides, not raised;
+    the comparison calls it equal behaviour and says so in a note."""
+    tables = parity.pick("public.ratios")
+    with parity.source() as conn:
+        source = rls_visibility(conn, tables, [U1])
+    error = {"error": "22012 DivisionByZero (message withheld: it may quote row values)"}
+    assert source == {"anon": {"public.ratios": error}, U1: {"public.ratios": 2}}
+    with parity.staging() as conn:
+        staging = rls_visibility(conn, tables, [U1])
+        assert staging == source
+        session = fingerprint.postgrest_session(conn)
+        result = fingerprint.compare_rls_visibility(
+            conn, tables, source["anon"], staging["anon"], "anon", session
+        )
+    assert result.ok, result.problems
+    assert result.notes == [
+        "public.ratios: raises 22012 DivisionByZero (message withheld: it may quote row "
+        'values) in the backup and in the restored copy alike (SELECT policy for anon: "anon '
+        'sees big ratios")'
+    ]
+
+
+def test_an_error_only_on_staging_names_table_policy_and_role(parity: Parity) -> None:
+    """The restored copy lost ``files``: the policy's function fails there only. The
+    comparison fails with the table, the SELECT policies that apply, the role and the error,
+    and never the user's id."""
+    tables = parity.pick("public.documents", "public.notes")
+    with parity.source() as conn:
+        source = rls_visibility(conn, tables, [U2])
+    with parity.staging() as conn:
+        conn.execute("DROP TABLE public.files")  # rolled back when the test ends
+        staging = rls_visibility(conn, tables, [U2])
+        missing = {"error": '42P01 relation "files" does not exist'}
+        assert staging["anon"]["public.documents"] == missing
+        assert staging[U2]["public.documents"] == missing
+        # The pinned function reads public.files by its own search_path: gone as well.
+        assert staging[U2]["public.notes"] == {"error": '42P01 relation "files" does not exist'}
+        session = fingerprint.postgrest_session(conn)
+        result = fingerprint.compare_rls_visibility(
+            conn, tables, source[U2], staging[U2], fingerprint.AUTHENTICATED, session
+        )
+        assert not result.ok
+        assert result.problems[0] == (
+            'public.documents: 2 rows expected, but counting raised 42P01 relation "files" does '
+            'not exist in the restored copy (SELECT policy for authenticated: "documents of '
+            'readable files")'
+        )
+        assert all(U2 not in p for p in result.problems)
+        anon = fingerprint.compare_rls_visibility(
+            conn, tables, source["anon"], staging["anon"], fingerprint.ANON, session
+        )
+        assert 'SELECT policy for anon: "documents of readable files"' in anon.problems[0]
+
+
+def test_counts_use_postgrest_settings_and_the_role_own_settings(parity: Parity) -> None:
+    """PostgREST's in-database config (the authenticator's, database-specific over global)
+    and the role's own ALTER ROLE settings (after the search_path, so a role's search_path
+    wins) are applied and recorded; time limits are recorded as not applied."""
+    with parity.source() as conn:
+        conn.execute("CREATE ROLE authenticator NOINHERIT")
+        conn.execute("ALTER ROLE authenticator SET pgrst.db_extra_search_path = 'public'")
+        conn.execute(
+            "ALTER ROLE authenticator IN DATABASE psrc"
+            " SET pgrst.db_extra_search_path = 'extensions, public'"
+        )
+        conn.execute("ALTER ROLE authenticator SET pgrst.db_schemas = 'api, public'")
+        conn.execute("ALTER ROLE anon SET search_path = pg_catalog")
+        conn.execute("ALTER ROLE anon SET statement_timeout = '1ms'")
+        conn.execute("ALTER ROLE anon IN DATABASE psrc SET work_mem = '1MB'")  # not read
+        session = fingerprint.postgrest_session(conn)
+        assert session.db_schemas == ("api", "public")
+        assert session.extra_search_path == ("extensions", "public")
+        assert session.search_path("public") == '"public", "extensions", "public"'
+        assert session.search_path("auth") == '"api", "extensions", "public"'
+        assert session.role_settings == {"anon": {"search_path": "pg_catalog"}}
+        assert session.not_applied["anon"]["statement_timeout"].startswith("a time limit")
+        assert fingerprint.RlsSession.from_json(session.to_json()) == session
+
+        tables = parity.pick("public.documents", "public.notes")
+        seen = rls_visibility(conn, tables, [U1], session)
+        # anon's own search_path hides "files" from the function without one ...
+        assert seen["anon"]["public.documents"] == {
+            "error": '42P01 relation "files" does not exist'
+        }
+        # ... not from the one with its own, and authenticated keeps PostgREST's.
+        assert seen["anon"]["public.notes"] == NOTES["anon"]
+        assert seen[U1] == {"public.documents": DOCUMENTS[U1], "public.notes": NOTES[U1]}
+        state = conn.execute(
+            "SELECT current_user, current_setting('search_path'), "
+            "current_setting('transaction_read_only'), current_setting('statement_timeout')"
+        ).fetchone()
+        assert state == ("postgres", '"$user", public', "off", "0")
+
+
+def test_legacy_manifest_counts_in_the_session_default_search_path(parity: Parity) -> None:
+    """A manifest without ``rls.session`` was counted in the export session's own
+    search_path: staging counts the same way, not in its pinned pg_catalog."""
+    assert fingerprint.RlsSession.from_json(None) is fingerprint.LEGACY_SESSION
+    tables = parity.pick("public.documents")
+    with parity.staging() as conn:
+        seen = rls_visibility(conn, tables, [U1], fingerprint.LEGACY_SESSION)
+    assert seen == {"anon": {"public.documents": 2}, U1: {"public.documents": 4}}
+
+
+def test_counts_are_read_only_as_a_get_request(parity: Parity) -> None:
+    """A policy whose function writes fails as it would through PostgREST's read-only GET,
+    on a read-write staging connection as on the read-only export one."""
+    with parity.staging() as conn:
+        conn.execute(
+            "CREATE FUNCTION public.log_read() RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER"
+            " SET search_path = public AS $$"
+            " BEGIN INSERT INTO public.files VALUES (99, NULL, true); RETURN true; END $$"
+        )
+        conn.execute("CREATE TABLE public.logged (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO public.logged VALUES (1)")
+        conn.execute("ALTER TABLE public.logged ENABLE ROW LEVEL SECURITY")
+        conn.execute('CREATE POLICY "logged reads" ON public.logged USING (public.log_read())')
+        conn.execute("GRANT SELECT ON public.logged TO anon, authenticated")
+        logged = TableRef("public", "logged", "r", ("id",), (), 1, 0)
+        seen = rls_visibility(conn, [logged], [U1])
+        read_only = {"error": "25006 cannot execute INSERT in a read-only transaction"}
+        assert seen == {"anon": {"public.logged": read_only}, U1: {"public.logged": read_only}}
+        assert conn.execute("SELECT count(*) FROM public.files WHERE id = 99").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda s: s.update(model="other"), "rls.session.model"),
+        (lambda s: s.update(db_schemas=[]), "rls.session.db_schemas"),
+        (lambda s: s.update(db_extra_search_path="public"), "rls.session.db_extra_search_path"),
+        (lambda s: s.update(role_settings={"anon": {"search_path": 5}}), "role_settings"),
+        (lambda s: s.update(role_settings={"anon": {"role": "postgres"}}), "never apply"),
+    ],
+)
+def test_malformed_rls_session_is_refused(edit: Any, problem: str) -> None:
+    data = fingerprint.RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
+    assert fingerprint.RlsSession.from_json(data).role_settings == {"anon": {"work_mem": "8MB"}}
+    edit(data)
+    with pytest.raises(ValueError, match=problem):
+        fingerprint.RlsSession.from_json(data)
+
+
+def _manifest_with(rls: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "snapshot_time": "2026-01-01T00:00:00+00:00",
+        "source": {"server_major": 15},
+        "tables": {},
+        "schema": {},
+        "files": {"db/toc.dat": {"size": 1, "sha256": "0" * 64}},
+        "storage": {},
+        "rls": rls,
+    }
+
+
+def test_manifest_accepts_recorded_errors_and_sessions_and_old_rls_sections() -> None:
+    error = {"error": '42P01 relation "files" does not exist'}
+    visibility = {"anon": {"public.a": 3, "public.b": -1, "public.c": error}}
+    session = fingerprint.RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
+    for rls in (
+        {"users": [], "visibility": visibility, "session": session},
+        {"users": [], "visibility": {"anon": {"public.a": 3}}},  # written before sessions
+    ):
+        validate_manifest(_manifest_with(rls), Path("manifest.json"))
+
+
+@pytest.mark.parametrize(
+    ("rls", "where"),
+    [
+        ({"visibility": {"anon": {"public.a": -2}}}, "rls.visibility"),
+        ({"visibility": {"anon": {"public.a": {"error": 5}}}}, "rls.visibility"),
+        ({"visibility": {"anon": {"public.a": {"error": "x", "rows": 1}}}}, "rls.visibility"),
+        ({"session": {"model": "postgrest", "db_schemas": "public"}}, "rls.session.db_schemas"),
+        ({"session": []}, "rls.session"),
+    ],
+)
+def test_manifest_refuses_malformed_rls_entries(rls: dict[str, Any], where: str) -> None:
+    with pytest.raises(BackupError, match=f"malformed manifest: {re.escape(where)}: "):
+        validate_manifest(_manifest_with(rls), Path("manifest.json"))

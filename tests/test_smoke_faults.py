@@ -596,3 +596,158 @@ def test_each_fault_fails_the_right_category(
         if text and len(text) >= 4 and text in out.output:
             problems.append(f"row contents in the output: {text[:20]!r}...")
     assert not problems, "\n".join(problems) + "\n\n" + out.output[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Authentication: RLS evaluated as PostgREST would, on both sides
+# ---------------------------------------------------------------------------------------------
+
+# The issue: a policy calls a SECURITY DEFINER function (no search_path of its own) that
+# names its table without the schema. Run as postgres, as a Supabase user's migration is.
+UNQUALIFIED_POLICY_SQL = """
+CREATE TABLE public.files (id int PRIMARY KEY, shared boolean NOT NULL);
+INSERT INTO public.files SELECT g, g % 3 = 0 FROM generate_series(1, 30) AS g;
+CREATE FUNCTION public.can_read_file(f int) RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER AS $$
+  SELECT EXISTS (SELECT 1 FROM files WHERE id = f AND shared)
+$$;
+CREATE TABLE public.shared_docs (id int PRIMARY KEY, file_id int NOT NULL);
+INSERT INTO public.shared_docs SELECT g, g % 30 + 1 FROM generate_series(1, 90) AS g;
+ALTER TABLE public.shared_docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "docs of shared files" ON public.shared_docs FOR SELECT
+  TO anon, authenticated USING (public.can_read_file(file_id));
+GRANT SELECT ON public.files, public.shared_docs TO anon, authenticated;
+"""
+
+# Added for the second backup: anon's policy divides by zero (an error on both sides), and
+# authenticated's reads note_acl unqualified (the fault below drops it from staging only).
+ERRORING_POLICIES_SQL = """
+CREATE TABLE public.ratios (id int PRIMARY KEY, n int NOT NULL);
+INSERT INTO public.ratios VALUES (1, 0), (2, 5);
+ALTER TABLE public.ratios ENABLE ROW LEVEL SECURITY;
+CREATE FUNCTION public.big_ratio(n int) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+  BEGIN RETURN 10 / n > 1; END $$;
+CREATE POLICY "anon sees big ratios" ON public.ratios FOR SELECT TO anon
+  USING (public.big_ratio(n));
+CREATE TABLE public.note_acl (note_id int PRIMARY KEY);
+INSERT INTO public.note_acl SELECT g FROM generate_series(1, 10) AS g;
+CREATE FUNCTION public.can_read_note(n int) RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER AS $$
+  SELECT EXISTS (SELECT 1 FROM note_acl WHERE note_id = n)
+$$;
+CREATE TABLE public.doc_notes (id int PRIMARY KEY);
+INSERT INTO public.doc_notes SELECT g FROM generate_series(1, 20) AS g;
+ALTER TABLE public.doc_notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "notes with an acl" ON public.doc_notes FOR SELECT TO authenticated
+  USING (public.can_read_note(id));
+GRANT SELECT ON public.ratios, public.doc_notes TO anon, authenticated;
+"""
+
+
+@dataclass
+class RlsSets:
+    base: Path
+    demo: DemoProject
+    unqualified: Path  # the demo plus UNQUALIFIED_POLICY_SQL
+
+
+@pytest.fixture(scope="module")
+def rls_sets() -> Iterator[RlsSets]:
+    base = Path(tempfile.mkdtemp(prefix="smoke-rls-"))
+    try:
+        with DemoProject(scale=1) as demo:
+            with psycopg.connect(demo.db_url, autocommit=True) as conn:
+                conn.execute(UNQUALIFIED_POLICY_SQL)
+            unqualified = export(demo.db_url, base / "unqualified", s3=demo.s3, jobs=2)
+            yield RlsSets(base, demo, unqualified)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def erroring_set(rls_sets: RlsSets) -> Path:
+    with psycopg.connect(rls_sets.demo.db_url, autocommit=True) as conn:
+        conn.execute(ERRORING_POLICIES_SQL)
+    return export(rls_sets.demo.db_url, rls_sets.base / "erroring", s3=rls_sets.demo.s3, jobs=2)
+
+
+def test_auth_rls_parity_with_a_security_definer_function_naming_an_unqualified_table(
+    pytester: pytest.Pytester, rls_sets: RlsSets
+) -> None:
+    """The issue's drill: anon and the 5 sampled users each see the same rows of
+    public.shared_docs in staging as at export, where it used to fail with a raw
+    UndefinedTable because staging counted with search_path pg_catalog."""
+    out = _run(pytester, rls_sets.unqualified, "-k", "test_rls_visibility")
+    assert out.failed == {}, out.output[-3000:]
+    assert len(out.passed["authentication"]) == 6, out.output[-3000:]
+    manifest = read_manifest(rls_sets.unqualified)
+    visibility = manifest["rls"]["visibility"]
+    assert len(visibility) == 6
+    assert {who: seen["public.shared_docs"] for who, seen in visibility.items()} == dict.fromkeys(
+        visibility, 30
+    )
+    session = manifest["rls"]["session"]  # what a future reader learns from the manifest
+    assert session["search_path"] == '"public", "public", "extensions"'
+    assert session["role_settings"] == {}  # the demo's anon/authenticated have time limits only
+    assert set(session["not_applied"]["anon"]) == {"statement_timeout"}
+
+
+def test_auth_rls_errors_same_on_both_sides_pass_staging_only_errors_fail_precisely(
+    pytester: pytest.Pytester, rls_sets: RlsSets, erroring_set: Path
+) -> None:
+    """anon's policy on public.ratios divides by zero at export and on staging: recorded,
+    equal behaviour, a note. authenticated's policy on public.doc_notes reads note_acl,
+    which staging lost: every user's test fails naming the table, the policy, the role and
+    the error, and no user's id."""
+    manifest = read_manifest(erroring_set)
+    visibility = manifest["rls"]["visibility"]
+    users: list[str] = manifest["rls"]["users"]
+    withheld = "22012 DivisionByZero (message withheld: it may quote row values)"
+    assert visibility["anon"]["public.ratios"] == {"error": withheld}
+    assert all(visibility[u]["public.doc_notes"] == 10 for u in users)
+
+    class DropNoteAcl:
+        @pytest.fixture(scope="session", autouse=True)
+        def _drop(self, staging_dsn: str) -> None:
+            with psycopg.connect(staging_dsn, autocommit=True) as conn:
+                conn.execute("DROP TABLE public.note_acl")
+
+    result = pytester.runpytest(
+        "--supabase-restore",
+        f"--supabase-from-backup={erroring_set}",
+        "--supabase-staging=ephemeral",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:benchmark",
+        "-k",
+        "test_rls_visibility",
+        plugins=[DropNoteAcl()],
+    )
+    reports = [
+        r
+        for r in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+        if "test_rls_visibility[" in r.nodeid and (r.when == "call" or r.failed)
+    ]
+    output = result.stdout.str() + result.stderr.str()
+    by_identity = {r.nodeid.rpartition("[")[2].rstrip("]"): r for r in reports}
+    assert set(by_identity) == {"anon", *users}, output[-3000:]
+
+    anon = by_identity["anon"]
+    assert anon.passed, anon.longreprtext
+    notes = dict(anon.user_properties).get("rls_notes", "")
+    assert notes.startswith("anon (anon): public.ratios: raises " + withheld), notes
+    assert '(SELECT policy for anon: "anon sees big ratios")' in notes
+
+    for i, user in enumerate(users, start=1):
+        report = by_identity[user]
+        assert report.failed, user
+        message = report.longreprtext.strip()
+        assert message.startswith(
+            f"user{i} (authenticated): row-level security differs in 1 "
+            "table(s): public.doc_notes: 10 rows expected, but counting raised 42P01 relation "
+            '"note_acl" does not exist in the restored copy (SELECT policy for authenticated: '
+            '"notes with an acl")'
+        ), message
+        assert not any(u in message for u in users), message
+        assert "Traceback" not in message and "UndefinedTable" not in message
