@@ -370,7 +370,7 @@ class Drill:
             outcome = restore_cli_dump(
                 set_dir,
                 staging.dsn,
-                prepare_sql=staging.prepare_sql,
+                prepare_sql=staging.prepare_cli_sql,
                 progress=self.progress,
                 roles=self._roles,
                 redactor=self.redactor,

@@ -51,6 +51,16 @@ _MISSING_EXTENSION = re.compile(
 )
 
 
+# What the platform SQL of a fresh Supabase project (staging.platform) creates before the
+# restore and a backup's dump creates again: the same object, so "already exists" is the
+# platform's doing, on every target.
+_PLATFORM_CREATED = re.compile(
+    r'(publication "supabase_realtime"|event trigger "(?:issue_pg_cron_access|'
+    r"issue_pg_net_access|issue_pg_graphql_access|issue_graphql_placeholder|pgrst_ddl_watch|"
+    r'pgrst_drop_watch)"|schema "(?:extensions|graphql_public|realtime|pgbouncer)") already exists'
+)
+
+
 def fatal_restore_error(phase: str, message: str) -> RestoreError | None:
     """A RestoreError when the target itself failed (full disk, server gone), else None.
 
@@ -100,6 +110,8 @@ def classify(
     if missing:
         name = missing.group("a") or missing.group("b")
         return True, f"extension {name} is not installed in this target", f"extension {name}"
+    if _PLATFORM_CREATED.search(message):
+        return True, "a fresh Supabase project already has it (the platform creates it)", None
     if "COMMENT ON EXTENSION" in statement and "must be owner" in message:
         return True, "extension comments belong to the platform", None
     if platform_present and "already exists" in message:

@@ -8,7 +8,8 @@ there (``COPY ... TO PROGRAM`` is a shell). :func:`parse_roles` accepts only wha
   only ``UTF8``, ``standard_conforming_strings`` only ``on``) and ``RESET ALL``;
 * ``CREATE ROLE``, ``ALTER ROLE ... WITH <role attributes>``, ``ALTER ROLE ... [IN DATABASE
   ...] SET <setting> TO <values>``, ``COMMENT ON ROLE``, ``SECURITY LABEL ON ROLE`` and
-  ``GRANT <role> TO <role> [WITH ...] [GRANTED BY <role>]``;
+  ``GRANT <role> TO <role> [WITH ...] [GRANTED BY <role>]``; ``GRANT SET | ALTER SYSTEM ON
+  PARAMETER ...`` (pg_dumpall 15+ writes parameter privileges with the roles);
 * comments, and psql's ``\\restrict`` / ``\\unrestrict`` lines (not executed).
 
 Within those it refuses what neither writer produces and what would reach beyond role
@@ -353,6 +354,60 @@ def _role_options(st: _Statement) -> list[str]:
     return out
 
 
+def _parameter_grant(st: _Statement) -> str | None:
+    """``GRANT {SET | ALTER SYSTEM} [, ...] ON PARAMETER p [, ...] TO r [, ...] [WITH GRANT
+    OPTION] [GRANTED BY r]``, which pg_dumpall 15+ writes with the roles; None (and the cursor
+    unmoved) when the statement is a role grant. A parameter that loads code or changes
+    identity is refused, like such a role setting."""
+    tok = st._peek()
+    if tok is None or tok.kind != "word" or tok.value not in ("set", "alter", "all"):
+        return None
+    start = st.pos
+    privileges: list[str] = []
+    while True:
+        word = st.word("SET or ALTER SYSTEM")
+        if word == "alter" and st.accept("system"):
+            privileges.append("ALTER SYSTEM")
+        elif word == "set":
+            privileges.append("SET")
+        elif word == "all":
+            st.accept("privileges")
+            privileges.append("ALL")
+        else:
+            st.pos = start
+            return None
+        if not st.accept_op(","):
+            break
+    if not st.accept("on"):
+        st.pos = start
+        return None
+    st.expect("parameter")
+    parameters = [st.setting_name()]
+    while st.accept_op(","):
+        parameters.append(st.setting_name())
+    for parameter in parameters:
+        if parameter.lower() in UNSAFE_ROLE_SETTINGS:
+            raise _Refused(
+                f"a grant on the parameter {parameter}, which loads code or changes identity"
+            )
+    st.expect("to")
+    members = [st.name()]
+    while st.accept_op(","):
+        members.append(st.name())
+    sql = (
+        f"GRANT {', '.join(privileges)} ON PARAMETER {', '.join(map(quote_name, parameters))} "
+        f"TO {', '.join(map(quote_name, members))}"
+    )
+    if st.accept("with"):
+        st.expect("grant", "option")
+        sql += " WITH GRANT OPTION"
+    if st.accept("granted"):
+        st.expect("by")
+        sql += f" GRANTED BY {quote_name(st.name())}"
+    st.end()
+    return sql
+
+
 def _statement(st: _Statement) -> str:
     """The canonical form of one accepted statement. Raises :class:`_Refused`."""
     verb = st.word("a statement")
@@ -398,6 +453,9 @@ def _statement(st: _Statement) -> str:
         head = "COMMENT ON" if verb == "comment" else f"SECURITY LABEL{provider} ON"
         return f"{head} ROLE {quote_name(role)} IS {value}"
     if verb == "grant":
+        on_parameter = _parameter_grant(st)
+        if on_parameter is not None:
+            return on_parameter
         granted = [st.name()]
         while st.accept_op(","):
             granted.append(st.name())

@@ -1,10 +1,11 @@
 """The built-in demo project: a throwaway, seeded, Supabase-like "production" project.
 
 ``pytest --supabase-restore --supabase-demo`` runs the whole drill against it. The SQL it
-loads is package data: ``platform_roles.sql`` (Supabase's reserved roles, idempotent; also
-run on staging before a restore), ``platform.sql`` (what the platform creates: extensions,
-auth, storage, supabase_functions, supabase_migrations, the Realtime publication) and
-``app.sql`` (the application in ``public``). The data generators live in ``demo.seed``.
+starts from what a fresh Supabase project has (``staging.platform``: the reserved roles,
+extensions, the platform's event triggers, today's auth and storage schemas; the same SQL
+staging uses), then adds ``platform.sql`` (the demo's Storage policies, Database Webhooks,
+the CLI's migration history) and ``app.sql`` (the application in ``public``). The data
+generators live in ``demo.seed``.
 """
 
 from __future__ import annotations

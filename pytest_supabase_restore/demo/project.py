@@ -18,6 +18,7 @@ from ..pg import cron
 from ..pg.binaries import PgBinaries, find_server_tools
 from ..pg.cluster import Cluster
 from ..s3server import LocalS3Server, S3Endpoint
+from ..staging import platform
 from .seed import seed, seed_storage, table_counts
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SQL_FILES = ("platform_roles.sql", "platform.sql", "app.sql")
+SQL_FILES = ("platform.sql", "app.sql")
 
 # pg_cron as a project enables it from the dashboard (the extension, as supabase_admin, and
 # the grants the platform gives postgres), and a job the app schedules as postgres: one row
@@ -59,12 +60,8 @@ def load_sql(name: str) -> str:
 
 
 def platform_roles_sql() -> str:
-    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser.
-
-    The restore code runs this on a fresh staging cluster before restoring a dump, since
-    pg_dump does not carry roles.
-    """
-    return load_sql("platform_roles.sql")
+    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser."""
+    return platform.load("roles.sql")
 
 
 def s3_client(endpoint: S3Endpoint) -> S3Client:
@@ -166,7 +163,8 @@ class DemoProject:
 
     def _create_schema(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(load_sql("platform_roles.sql"))
+            # A fresh Supabase project (staging.platform), then the demo's own additions.
+            conn.execute(platform.for_cli_dump())
             conn.execute(load_sql("platform.sql"))
         # The cluster is private: only roles given a password can log in (see Cluster).
         self.cluster.set_password("postgres")

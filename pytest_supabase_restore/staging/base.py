@@ -17,6 +17,7 @@ class StagingTarget:
     server_version: str = ""
     platform_present: bool = False  # auth/storage/roles already provided by Supabase itself
     prepare_sql: str | None = None  # what the platform would have created (plain PostgreSQL)
+    prepare_cli_sql: str | None = None  # the same for a CLI dump, auth and storage included
     s3: S3Endpoint | None = None
     disposable: bool = True  # torn down at the end of the run
     # pg_cron's scheduler of this target can never run a job (pg.cron): jobs are restored as

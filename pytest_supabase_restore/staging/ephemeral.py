@@ -5,18 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ..demo.project import platform_roles_sql
 from ..pg import cron
 from ..pg.binaries import find_server_tools
 from ..pg.cluster import Cluster
 from ..s3server import LocalS3Server
+from . import platform
 from .base import StagingTarget
 
 log = logging.getLogger(__name__)
-
-# What the Supabase platform provides before any user object exists: the reserved roles and
-# the `extensions` schema that CREATE EXTENSION ... WITH SCHEMA extensions expects.
-PLATFORM_PREPARE = "CREATE SCHEMA IF NOT EXISTS extensions;\nGRANT USAGE ON SCHEMA extensions TO anon, authenticated, service_role;\n"
 
 
 @dataclass
@@ -49,7 +45,8 @@ class EphemeralStaging(StagingTarget):
             label=f"ephemeral PostgreSQL {binaries.version} on 127.0.0.1:{cluster.port}",
             server_version=binaries.version,
             platform_present=False,
-            prepare_sql=platform_roles_sql() + "\n" + PLATFORM_PREPARE,
+            prepare_sql=platform.for_backup_set(),
+            prepare_cli_sql=platform.for_cli_dump(),
             s3=s3_server.endpoint if s3_server else None,
             cluster=cluster,
             s3_server=s3_server,

@@ -596,8 +596,7 @@ class UrlStaging(StagingTarget):
                 target.s3_access_key_id,
                 target.s3_secret_access_key,
             )
-        from ..demo.project import platform_roles_sql
-        from .ephemeral import PLATFORM_PREPARE
+        from . import platform
 
         return cls(
             kind="url",
@@ -605,7 +604,8 @@ class UrlStaging(StagingTarget):
             label=f"url {mask_url(target.db_url)}",
             server_version=str(row[0]),
             platform_present=bool(row[1]),
-            prepare_sql=None if row[1] else platform_roles_sql() + "\n" + PLATFORM_PREPARE,
+            prepare_sql=None if row[1] else platform.for_backup_set(),
+            prepare_cli_sql=None if row[1] else platform.for_cli_dump(),
             s3=s3,
             disposable=False,
         )
