@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 from .childenv import client_env
 from .config import mask_url
 from .errors import ConfigError
+from .pg.binaries import library_env
 
 _PARAM_ENV = {
     "host": "PGHOST",
@@ -73,11 +74,14 @@ def run_tool(
 
     The tool runs in its own process group: pg_dump and pg_restore fork parallel workers,
     and on any interruption (Ctrl-C, SIGTERM, a time limit) the whole group is stopped,
-    not only the leader.
+    not only the leader. A tool of a relocatable build gets its own ``lib/`` first on
+    LD_LIBRARY_PATH (:func:`.pg.binaries.library_env`).
     """
+    bindir = os.path.dirname(args[0])
+    env = {**(library_env(bindir) if bindir else {}), **(extra_env or {})}
     with subprocess.Popen(
         args,
-        env=libpq_env(dsn, **(extra_env or {})),
+        env=libpq_env(dsn, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

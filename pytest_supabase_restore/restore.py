@@ -49,6 +49,11 @@ _ERROR_BLOCK = re.compile(
 _MISSING_EXTENSION = re.compile(
     r'(could not open extension control file ".*?/(?P<a>[^/]+)\.control"|extension "(?P<b>[^"]+)" is not available)'
 )
+# pg_dump and pg_restore 17+ start every session with ``SET transaction_timeout = 0;``. A
+# PostgreSQL 15 or 16 target (a newer client restoring into the source's own older major)
+# has no such setting: the statement fails, and there is no timeout to turn off.
+_OLDER_SERVER_SETTING = re.compile(r'unrecognized configuration parameter "transaction_timeout"')
+_OLDER_SERVER_SET = re.compile(r"\s*SET transaction_timeout = 0;?\s*$")
 
 
 # What the platform SQL of a fresh Supabase project (staging.platform) creates before the
@@ -106,6 +111,8 @@ def classify(
     message: str, statement: str, *, platform_present: bool
 ) -> tuple[bool, str, str | None]:
     """(expected?, reason, not-restorable item) for one restore error."""
+    if _OLDER_SERVER_SETTING.search(message) and _OLDER_SERVER_SET.match(statement):
+        return True, "pg_restore 17+ turns off a timeout this older server does not have", None
     missing = _MISSING_EXTENSION.search(message)
     if missing:
         name = missing.group("a") or missing.group("b")

