@@ -42,7 +42,12 @@ def staging(backup: Path) -> Any:
     target = EphemeralStaging.start(15)
     try:
         outcome = restore_backup_set(
-            backup, target.dsn, find_client_tools(15), jobs=2, prepare_sql=target.prepare_sql
+            backup,
+            target.dsn,
+            find_client_tools(15),
+            jobs=2,
+            prepare_sql=target.prepare_sql,
+            cron_inert=target.cron_inert,
         )
         assert not outcome.unexpected, [i.message for i in outcome.unexpected]
         yield target
@@ -135,7 +140,11 @@ def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path)
     target = EphemeralStaging.start(15, with_s3=False)
     try:
         outcome = restore_backup_set(
-            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+            out,
+            target.dsn,
+            find_client_tools(15),
+            prepare_sql=target.prepare_sql,
+            cron_inert=target.cron_inert,
         )
         assert not outcome.unexpected
         with psycopg.connect(target.dsn) as conn:
