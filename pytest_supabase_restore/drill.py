@@ -51,6 +51,12 @@ CLI_NOT_TESTED = [
     "storage: the Supabase CLI dump holds no Storage objects",
     "authentication: RLS visibility at backup time was not recorded",
 ]
+# What a CLI dump cannot be checked against at all (no recorded reference, no objects).
+CLI_NOT_APPLICABLE = {
+    "data_integrity": "a Supabase CLI dump records no row counts or fingerprints to compare",
+    "database_schema": "a Supabase CLI dump records no schema inventory to compare",
+    "storage": "a Supabase CLI dump holds no Storage objects",
+}
 
 
 def source_s3(settings: Config) -> S3Endpoint | None:
@@ -239,6 +245,7 @@ class Drill:
             self._check_cli_files(set_dir)
             self._roles = role_statements(set_dir)
             self.state.not_tested.extend(CLI_NOT_TESTED)
+            self.state.not_applicable.update(CLI_NOT_APPLICABLE)
             return None
         self.state.backup_format = "manifest"
         if self.settings.signing_key is not None:

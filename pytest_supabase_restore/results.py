@@ -62,6 +62,9 @@ class DrillState:
     not_restorable: list[str] = field(default_factory=list)
     # Triggers the restore disabled so that staging never calls out ("schema.table.trigger").
     disabled_triggers: list[str] = field(default_factory=list)
+    # Categories with nothing to prove for this backup (category -> why), e.g. storage for a
+    # CLI dump, which holds no objects. See verdict.build_verdict.
+    not_applicable: dict[str, str] = field(default_factory=dict)
     # Tables whose data the drill changed in staging on purpose ("schema.name" -> why).
     altered_tables: dict[str, str] = field(default_factory=dict)
     not_tested: list[str] = field(default_factory=list)

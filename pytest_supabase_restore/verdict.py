@@ -9,6 +9,10 @@ state (what export and restore did). The rules, in words:
   ``not_tested`` with its reason. A category whose tests were all skipped has no passing
   test, so the verdict is FAIL ("category X did not run").
 * An expected failure (xfail) counts as neither passed nor failed.
+* A category that has nothing to prove for this backup (``DrillState.not_applicable``: a
+  Supabase CLI dump has no manifest for data_integrity and database_schema to compare with,
+  and no Storage objects) needs no passing test when every one of its tests was skipped;
+  it is listed in ``not_tested`` with the reason.
 * A dry run restores nothing, so it needs no smoke tests; it fails only on errors.
 * A category deliberately left out of the run (``--supabase-quick``, or ``-m``/``-k``
   deselected every one of its tests) needs no passing test: it is listed in ``not_tested``
@@ -304,10 +308,24 @@ def build_verdict(
     # A category that ran anything was selected, whatever the caller says.
     deselected = set(not_selected)
     left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
+    vacant = state.not_applicable if state is not None else {}
     if not dry_run and ran:
         if len(left_out) == len(CATEGORIES):
             reasons.append(f"none of the {len(CATEGORIES)} categories was selected")
-        missing = [n for n in CATEGORIES if categories[n].passed == 0 and n not in left_out]
+        # A category with nothing to prove for this backup (a CLI dump has no manifest to
+        # compare the schema and rows with, and no Storage objects) needs no passing test
+        # when none of its tests ran: it is listed under not tested with the reason.
+        missing = [
+            n
+            for n in CATEGORIES
+            if categories[n].passed == 0
+            and n not in left_out
+            and not (
+                n in vacant
+                and categories[n].failed + categories[n].errors == 0
+                and categories[n].skipped + categories[n].xfail == categories[n].total
+            )
+        ]
         for name in missing:
             c = categories[name]
             if c.total == 0:
@@ -356,9 +374,19 @@ def build_verdict(
                 f"{len(CATEGORIES)} categories; not a full proof of the backup"
             )
         else:
-            reason = (
-                f"restored and verified: {checks} checks passed in all {len(CATEGORIES)} categories"
-            )
+            vacant_now = [n for n in CATEGORIES if categories[n].passed == 0 and n in vacant]
+            if vacant_now:
+                reason = (
+                    f"restored and verified: {checks} checks passed in "
+                    f"{len(CATEGORIES) - len(vacant_now)} of {len(CATEGORIES)} categories; "
+                    f"nothing to check in {', '.join(vacant_now)} for this backup "
+                    "(see not tested)"
+                )
+            else:
+                reason = (
+                    f"restored and verified: {checks} checks passed in all "
+                    f"{len(CATEGORIES)} categories"
+                )
     else:
         reason = "; ".join(reasons)
     self_test = state.extra.get("self_test") if state is not None else None

@@ -22,13 +22,16 @@ from pytest_supabase_restore.pg.cluster import start_cluster
 
 # Supabase's role attributes (supabase/postgres init scripts and demote-postgres migration),
 # as the set of pg_roles flags that are true.
+# As supabase/postgres leaves them today (staging/platform/roles.sql names the migrations):
+# the API roles INHERIT since 20230529180330, supabase_auth_admin lost CREATEROLE in
+# 20260821154147.
 EXPECTED_ROLES: dict[str, set[str]] = {
     "postgres": {"inherit", "createrole", "createdb", "login", "replication", "bypassrls"},
-    "anon": set(),
-    "authenticated": set(),
-    "service_role": {"bypassrls"},
+    "anon": {"inherit"},
+    "authenticated": {"inherit"},
+    "service_role": {"inherit", "bypassrls"},
     "authenticator": {"login"},
-    "supabase_auth_admin": {"createrole", "login"},
+    "supabase_auth_admin": {"login"},
     "supabase_storage_admin": {"createrole", "login"},
     "supabase_functions_admin": {"createrole", "login"},
     "supabase_replication_admin": {"inherit", "login", "replication"},

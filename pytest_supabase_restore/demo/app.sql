@@ -296,6 +296,17 @@ ALTER TABLE public.audit_events_2025_03 ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.audit_events_default ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.import_log ENABLE ROW LEVEL SECURITY;
 
+-- A SECURITY DEFINER helper whose body names its table without a schema, as many apps
+-- write it (used by a Storage policy, see demo.project.APP_STORAGE_POLICY).
+CREATE FUNCTION public.owns_attachment(p_bucket text, p_path text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    AS $$
+        SELECT EXISTS (
+            SELECT 1 FROM attachments a
+            WHERE a.bucket_id = p_bucket AND a.object_path = p_path AND a.owner_id = auth.uid()
+        )
+    $$;
+
 CREATE POLICY "Public profiles are viewable by everyone." ON public.profiles
     FOR SELECT USING (true);
 CREATE POLICY "Users can insert their own profile." ON public.profiles

@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 
 SQL_FILES = ("platform.sql", "app.sql")
 
+# A Storage policy that calls an app's SECURITY DEFINER function whose body names its table
+# without a schema (app.sql: public.owns_attachment reads `attachments`), a pattern common
+# in Supabase apps: what it returns depends on the search_path of the session evaluating
+# the policy. Created as supabase_admin (only the table's owner or a superuser may).
+APP_STORAGE_POLICY = """
+CREATE POLICY "Owners read the objects of their attachments" ON storage.objects
+    FOR SELECT TO authenticated
+    USING (bucket_id = 'documents' AND public.owns_attachment(bucket_id, name));
+"""
+
 # pg_cron as a project enables it from the dashboard (the extension, as supabase_admin, and
 # the grants the platform gives postgres), and a job the app schedules as postgres: one row
 # a minute. In staging it must never run (see pg.cron).
@@ -43,6 +53,8 @@ CREATE TABLE public.cron_heartbeat (
     beat_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE public.cron_heartbeat ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Signed-in users read heartbeats" ON public.cron_heartbeat
+    FOR SELECT TO authenticated USING (true);
 SELECT cron.schedule('demo-heartbeat', '* * * * *',
     'INSERT INTO public.cron_heartbeat DEFAULT VALUES');
 """
@@ -172,6 +184,8 @@ class DemoProject:
         # objects end up owned by postgres and pick up the platform's default privileges.
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             conn.execute(load_sql("app.sql"))
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(APP_STORAGE_POLICY)
         if self.has_cron:
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 conn.execute(CRON_PLATFORM)

@@ -5,7 +5,7 @@ files and commits it was written from; ``versions.json`` records them): the rese
 (``roles.sql``), the ``extensions`` schema, grants, default privileges and the platform's
 event-trigger functions (``base.sql``), the six event triggers (``event_triggers.sql``),
 and today's ``auth`` (GoTrue) and ``storage`` (Storage API) schemas (``auth.sql``,
-``storage.sql``).
+``storage.sql``), and the Database Webhooks schema (``webhooks.sql``).
 
 A backup set made by this plugin carries its own ``auth`` and ``storage`` schemas and the
 ``CREATE EVENT TRIGGER`` statements, so staging gets only :func:`for_backup_set`; a Supabase
@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-FILES = ("roles.sql", "base.sql", "event_triggers.sql", "auth.sql", "storage.sql")
+FILES = ("roles.sql", "base.sql", "event_triggers.sql", "auth.sql", "storage.sql", "webhooks.sql")
 
 
 @cache
@@ -37,7 +37,8 @@ def for_backup_set() -> str:
 
 def for_cli_dump() -> str:
     """Run before restoring a CLI dump: everything a Supabase project has, auth and
-    storage included (the dump's tables reference ``auth.users``)."""
+    storage included (the dump's tables reference ``auth.users``), and the webhooks schema
+    (the dump holds its data but not its tables)."""
     return "\n".join(load(name) for name in FILES)
 
 
