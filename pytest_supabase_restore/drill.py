@@ -199,7 +199,9 @@ class Drill:
                 # A snapshot cannot be resumed: a lost connection means a new export.
                 self.state.extra.setdefault("export_retries", []).append(str(exc))
                 if attempt == EXPORT_ATTEMPTS:
-                    raise SourceConnectionLost(f"{exc} (gave up after {attempt} attempts)") from exc
+                    raise SourceConnectionLost(
+                        f"gave up after {attempt} attempts: {exc}"  # first: messages get shortened
+                    ) from exc
                 self.progress(
                     f"export attempt {attempt} failed: {exc}; retrying with a new snapshot "
                     f"in {EXPORT_RETRY_DELAY:.0f}s"

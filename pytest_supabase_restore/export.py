@@ -73,14 +73,43 @@ _DROPPED_WHILE_CONNECTING = re.compile(
 )
 
 
+CONNECT_TIMEOUT = 15  # seconds for one connection to the source to be established
+
+
 def connect_source(
-    db_url: str, *, application: str = "pytest-supabase-restore"
+    db_url: str,
+    *,
+    application: str = "pytest-supabase-restore",
+    cancel: Cancel | None = None,
 ) -> psycopg.Connection[Any]:
-    """A read-only connection to the source, or a SourceError that says what to check."""
+    """A read-only connection to the source, or a SourceError that says what to check.
+
+    With ``cancel``, the connection is registered with it the moment it exists (before its
+    first statement), and the attempt is made in short tries (same total time) that stop
+    once the export is cancelled: a handshake stalled by the network cannot be broken from
+    another thread, and an interrupted export must not wait for it."""
+    if cancel is None:
+        return _connect_source(db_url, application, CONNECT_TIMEOUT, None)
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:
+        if cancel.cancelled:
+            raise SourceError("the export was stopped while connecting to the source")
+        left = deadline - time.monotonic()
+        try:
+            return _connect_source(db_url, application, max(2, min(3, int(left))), cancel)
+        except SourceError as exc:
+            timed_out = isinstance(exc.__cause__, psycopg.errors.ConnectionTimeout)
+            if not timed_out or time.monotonic() >= deadline:
+                raise
+
+
+def _connect_source(
+    db_url: str, application: str, timeout: int, cancel: Cancel | None
+) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(
             db_url,
-            connect_timeout=15,
+            connect_timeout=timeout,
             application_name=application,
             # A path that silently dies (NAT, failover) is noticed instead of hanging forever.
             keepalives=1,
@@ -106,6 +135,8 @@ def connect_source(
         raise SourceError(
             f"Cannot connect to the source database {mask_url(db_url)}: {text}. Fix: {hint}."
         ) from exc
+    if cancel is not None:
+        cancel.connection(conn)  # from now on an abort breaks it, even mid-statement
     # A role's statement or idle timeout (Supabase sets them on API roles, and teams set
     # them on others) must not cancel a long fingerprint or end the snapshot's transaction
     # while pg_dump runs: like pg_dump itself, the export turns them off for its sessions.
@@ -297,7 +328,7 @@ class SnapshotExport:
 
     def _open(self) -> psycopg.Connection[Any]:
         # psycopg opens each transaction as REPEATABLE READ READ ONLY: the source is only read.
-        conn = self.cancel.connection(connect_source(self.db_url))
+        conn = connect_source(self.db_url, cancel=self.cancel)
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         return conn
 
@@ -483,7 +514,7 @@ def _export(
     encryption_key: bytes | None = None,
 ) -> Path:
     started = time.monotonic()
-    probe = cancel.connection(connect_source(db_url))
+    probe = connect_source(db_url, cancel=cancel)
     try:
         major, version = server_version(probe)
         jobs = _jobs_for_slots(probe, jobs, progress)

@@ -75,6 +75,21 @@ def processes_mentioning(*needles: str) -> list[str]:
     ]
 
 
+def tools_reaching(tool: str, port: int) -> list[str]:
+    """The running ``tool`` processes whose libpq environment targets ``port`` (other tests
+    of the same xdist run may run pg_restore at the same time, against other ports)."""
+    found = []
+    for line in processes_mentioning(tool):
+        pid = line.split()[0]
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PGPORT={port}".encode() in environ:
+            found.append(line)
+    return found
+
+
 def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -451,13 +466,13 @@ def test_signal_during_restore_stops_pg_restore_and_leaves_nothing(
             r.wait_for_line("restore: schema in", timeout=90)
             proxy.stall_after(200_000, down=False)
             assert wait_until(lambda: proxy.stalled, 30), "the restore never stalled"
-            assert processes_mentioning("pg_restore"), "pg_restore is not running"
+            assert tools_reaching("pg_restore", proxy.port), "pg_restore is not running"
             r.proc.send_signal(signum)
             out = r.finish(timeout=60)
     finally:
         staging.stop()
     assert r.proc.returncode not in (0, None), out
-    assert processes_mentioning("pg_restore") == [], out
+    assert tools_reaching("pg_restore", proxy.port) == [], out
     assert r.leftovers(wait=10) == [], out
 
 
