@@ -43,7 +43,7 @@ def _excerpt(redactor: Redactor | None, statement: str, limit: int = STATEMENT_L
 
 
 _ERROR_BLOCK = re.compile(
-    r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore: |\Z)",
+    r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore:|\Z)",
     re.S,
 )
 _MISSING_EXTENSION = re.compile(
@@ -141,6 +141,10 @@ def _record(out: RestoreOutcome, raw: list[tuple[str, str]], platform_present: b
 
 def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> list[tuple[str, str]]:
     """(message, statement) pairs from pg_restore's stderr."""
+    # Parallel workers share stderr: one's line may begin in the middle of another's
+    # ("...= 0;pg_restore:pg_restore: error: ..."). Every "pg_restore:" starts a line.
+    stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)
+    stderr = re.sub(r"^pg_restore:\s*$\n?", "", stderr, flags=re.M)  # a prefix cut short
     pairs = []
     for m in _ERROR_BLOCK.finditer(stderr):
         msg = " ".join(m.group("msg").split())

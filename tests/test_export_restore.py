@@ -396,3 +396,21 @@ def test_calling_out_follows_wrapper_functions() -> None:
         (8, "app", "posted", "SELECT 'http_post is only a word here'"),
     ]
     assert calling_out(functions) == {1, 2, 4, 5, 6, 7}
+
+
+def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
+    """pg_restore --jobs workers share stderr; a line can start inside another's."""
+    from pytest_supabase_restore.restore import parse_pg_restore_errors
+
+    missing = 'ERROR:  unrecognized configuration parameter "transaction_timeout"'
+    stderr = (
+        f"pg_restore: error: could not execute query: {missing}\n"
+        "Command was: SET transaction_timeout = 0;pg_restore:pg_restore: error: could not "
+        f"execute query: {missing}\n"
+        "Command was: SET transaction_timeout = 0;\n\n"
+        "pg_restore: warning: errors ignored on restore: 2\n"
+    )
+    assert (
+        parse_pg_restore_errors(stderr)
+        == [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 2
+    )
