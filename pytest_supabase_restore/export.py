@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from . import __version__, fingerprint, manifest
+from . import __version__, extdeps, fingerprint, manifest
 from .background import Background
 from .config import mask_url
 from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
@@ -626,6 +626,9 @@ def _export(
         conn = snap.importer()
         try:
             inventory = fingerprint.schema_inventory(conn, scope)
+            # What each extension provides: when a staging target cannot load one, the
+            # restore tells its consequences from every other error by these names.
+            extensions = extdeps.extension_members(conn)
             has_api_roles = conn.execute(
                 "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
             ).fetchone() == (True,)
@@ -721,6 +724,7 @@ def _export(
             "roles": custom_roles,
             "tables": fingerprints,
             "schema": inventory,
+            "extensions": extensions,
             "rls": rls,
             "storage": storage_section,
             "timings": {k: round(v, 3) for k, v in timings.items()},

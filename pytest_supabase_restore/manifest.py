@@ -154,6 +154,33 @@ def path_problem(rel: Any) -> str | None:
     return None
 
 
+_NAME_LIMIT = 1000  # characters of one extension or member name
+
+
+def _validate_extensions(section: Any, need: Callable[[bool, str, str], None]) -> None:
+    """The optional ``extensions`` section (older sets have none): ``{name: {"version",
+    "schema", "members": {kind: [names]}}}``, what each extension provides."""
+
+    def is_name(value: Any) -> bool:
+        return isinstance(value, str) and 0 < len(value) <= _NAME_LIMIT and "\x00" not in value
+
+    need(isinstance(section, dict), "extensions", "must be an object")
+    for name, entry in section.items():
+        where = f"extensions[{name[:80]!r}]"
+        need(is_name(name), where, "not an extension name")
+        need(isinstance(entry, dict), where, "must be an object")
+        for key in ("version", "schema"):
+            need(entry.get(key) is None or is_name(entry[key]), f"{where}.{key}", "not a string")
+        members = entry.get("members", {})
+        need(isinstance(members, dict), f"{where}.members", "must be an object")
+        for kind, names in members.items():
+            need(
+                is_name(kind) and isinstance(names, list) and all(is_name(n) for n in names),
+                f"{where}.members[{str(kind)[:80]!r}]",
+                "must be a list of names",
+            )
+
+
 def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     """Check the type of every field the plugin reads. Raises BackupError naming the field."""
 
@@ -247,6 +274,8 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     except ValueError as exc:
         where, _, what = str(exc).partition(": ")
         need(False, where, what)
+
+    _validate_extensions(data.get("extensions", {}), need)
 
     encryption = data.get("encryption")
     if encryption is not None:
