@@ -335,6 +335,7 @@ class Drill:
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
+        from .extdeps import dependents_by_extension, not_restorable_line
         from .pg.binaries import find_client_tools
         from .restore import restore_backup_set, restore_cli_dump
         from .staging.url import clear_scope
@@ -374,6 +375,7 @@ class Drill:
                 roles=self._roles,
                 redactor=self.redactor,
                 cron_inert=staging.cron_inert,
+                manifest=manifest,
             )
         else:
             outcome = restore_cli_dump(
@@ -397,8 +399,13 @@ class Drill:
                 "its jobs were deactivated in staging so that none runs there (this target's "
                 "pg_cron scheduler is not under the drill's control)"
             )
+        state.extension_dependents = dict(outcome.extension_dependents)
+        dependents = dependents_by_extension(outcome.extension_dependents)
         for item in outcome.not_restorable:
-            state.not_tested.append(f"{item}: not restorable in this target ({staging.kind})")
+            name = item.removeprefix("extension ")
+            state.not_tested.append(
+                not_restorable_line(item, staging.kind, dependents.get(name, []))
+            )
 
         if uploader is not None:
             self.current_phase = "storage"

@@ -13,23 +13,28 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from .errors import RestoreError
+from .extdeps import mark_extension_dependents
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
 from .redact import Redactor, shorten
 from .results import RestoreIssue
 from .rolesql import read_roles
+from .toc import ObjectIndex, TocEntry, read_toc
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-STATEMENT_LIMIT = 500  # characters of a failed statement kept with its error
+# Characters of a failed statement kept with its error: the whole statement, unless it is
+# very long (a function body); the reports shorten it further (restore_report).
+STATEMENT_LIMIT = 4000
 
 
 def _excerpt(redactor: Redactor | None, statement: str, limit: int = STATEMENT_LIMIT) -> str:
@@ -101,6 +106,8 @@ class RestoreOutcome:
     not_restorable: list[str] = field(default_factory=list)
     neutralised: list[str] = field(default_factory=list)
     disabled_triggers: list[str] = field(default_factory=list)  # "schema.table.trigger"
+    # What could not be restored because an extension could not be: object -> extension.
+    extension_dependents: dict[str, str] = field(default_factory=dict)
 
     @property
     def unexpected(self) -> list[RestoreIssue]:
@@ -128,15 +135,42 @@ def classify(
     return False, "", None
 
 
-def _record(out: RestoreOutcome, raw: list[tuple[str, str]], platform_present: bool) -> None:
-    """Classify every (message, statement) the restore produced into ``out``."""
+def _record(
+    out: RestoreOutcome,
+    raw: list[tuple[str, str]],
+    platform_present: bool,
+    *,
+    toc: Sequence[TocEntry] = (),
+    extensions: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> None:
+    """Classify every (message, statement) the restore produced into ``out``.
+
+    Each error is tied to the object its statement is about (with the archive's ``toc``
+    where there is one). Then, for every extension the target could not create, the errors
+    it caused are expected too: those naming what it provides (``extensions``: the
+    manifest's member lists, see :func:`.extdeps.members_from_manifest`) and, in cascade,
+    those on objects that need an object which already failed that way."""
+    index = ObjectIndex(toc)
+    objects = []
     for message, statement in raw:
         expected, reason, item = classify(message, statement, platform_present=platform_present)
+        obj = index.object_of(statement)
+        objects.append(obj)
         out.issues.append(
-            RestoreIssue(statement=statement, message=message, expected=expected, reason=reason)
+            RestoreIssue(
+                statement=statement,
+                message=message,
+                expected=expected,
+                reason=reason,
+                object=obj.label if obj is not None else "",
+                extension=item.removeprefix("extension ") if item else "",
+            )
         )
         if item and item not in out.not_restorable:
             out.not_restorable.append(item)
+    out.extension_dependents = mark_extension_dependents(
+        out.issues, objects, out.not_restorable, extensions or {}
+    )
 
 
 def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> list[tuple[str, str]]:
@@ -384,16 +418,21 @@ def restore_backup_set(
     roles: Sequence[str] | None = None,
     redactor: Redactor | None = None,
     cron_inert: bool = False,
+    manifest: Mapping[str, Any] | None = None,
 ) -> RestoreOutcome:
     """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
 
     ``roles``: the role statements the integrity check accepted; without it ``roles.sql`` is
     checked here (:func:`role_statements`, a BackupError when it holds anything else).
+    ``manifest``: the set's checked manifest, whose ``extensions`` section says what each
+    extension provides (what fails when the target cannot load one is expected).
     Errors of single statements are kept and classified, not raised; a target that fails
     as a whole (disk full, server gone) raises :class:`RestoreError` naming the cause.
     The statements kept with errors are redacted with ``redactor`` before they are
     shortened.
     """
+    from .extdeps import members_from_manifest
+
     statements = list(roles) if roles is not None else role_statements(set_dir)
     try:
         return _restore_backup_set(
@@ -407,6 +446,7 @@ def restore_backup_set(
             statements,
             redactor,
             cron_inert,
+            members_from_manifest(manifest),
         )
     except psycopg.OperationalError as exc:
         raise fatal_restore_error("restore", str(exc)) or RestoreError(
@@ -425,6 +465,7 @@ def _restore_backup_set(
     roles: Sequence[str],
     redactor: Redactor | None,
     cron_inert: bool,
+    members: Mapping[str, Mapping[str, Sequence[str]]],
 ) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
@@ -461,7 +502,8 @@ def _restore_backup_set(
     out.phases["analyze"] = time.monotonic() - t0
     progress(f"restore: ANALYZE in {out.phases['analyze']:.1f}s")
 
-    _record(out, raw, platform_present)
+    toc = read_toc(tools, db_dir) if raw else []
+    _record(out, raw, platform_present, toc=toc, extensions=members)
     return out
 
 

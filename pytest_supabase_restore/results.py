@@ -34,6 +34,10 @@ class RestoreIssue:
     message: str
     expected: bool
     reason: str = ""
+    # The object the statement is about ("table public.items", see toc.DbObject.label).
+    object: str = ""
+    # The extension the target cannot load that caused this error, when that is the cause.
+    extension: str = ""
 
 
 @dataclass
@@ -60,6 +64,9 @@ class DrillState:
     staging_s3: dict[str, str] | None = None  # url/region of the restored object store
     restore_issues: list[RestoreIssue] = field(default_factory=list)
     not_restorable: list[str] = field(default_factory=list)
+    # Objects that could not be restored because they depend on an extension the target
+    # cannot load: {"table public.items": "vector"} (object labels: toc.DbObject.label).
+    extension_dependents: dict[str, str] = field(default_factory=dict)
     # Triggers the restore disabled so that staging never calls out ("schema.table.trigger").
     disabled_triggers: list[str] = field(default_factory=list)
     # Categories with nothing to prove for this backup (category -> why), e.g. storage for a

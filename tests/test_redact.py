@@ -19,7 +19,7 @@ from pytest_supabase_restore.config import Config, Connection, header_lines, mas
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.notify.slack import slack_payload
 from pytest_supabase_restore.redact import Redactor, shorten, spellings, tail
-from pytest_supabase_restore.restore import parse_pg_restore_errors
+from pytest_supabase_restore.restore import STATEMENT_LIMIT, parse_pg_restore_errors
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.scrub import RedactingFilter
 from pytest_supabase_restore.verdict import CheckOutcome, build_verdict
@@ -124,7 +124,7 @@ def test_slack_redacts_before_it_escapes_and_cuts() -> None:
 
 def test_restore_keeps_failed_statements_redacted_then_shortened() -> None:
     conninfo = "host=h user=u password=s3cr3t-0815 dbname=d"
-    body = "x " * 300
+    body = "x " * (STATEMENT_LIMIT // 2 + 100)  # longer than what is kept
     stderr = (
         "pg_restore: error: could not execute query: ERROR:  server does not exist\n"
         f"Command was: CREATE SERVER s FOREIGN DATA WRAPPER dblink_fdw OPTIONS ({body}"
@@ -134,7 +134,7 @@ def test_restore_keeps_failed_statements_redacted_then_shortened() -> None:
     assert message == "ERROR: server does not exist"
     assert "s3cr3t" not in statement and "password=***" in statement
     assert statement.startswith("CREATE SERVER s") and statement.endswith("dbname=d');")
-    assert len(statement) <= 500
+    assert len(statement) <= STATEMENT_LIMIT
 
 
 def test_the_drill_error_is_redacted_before_it_is_shortened(tmp_path: Path) -> None:
