@@ -338,6 +338,7 @@ class Drill:
         from .extdeps import dependents_by_extension, not_restorable_line
         from .pg.binaries import find_client_tools
         from .restore import restore_backup_set, restore_cli_dump
+        from .restore_report import error_summary
         from .staging.url import clear_scope
 
         state = self.state
@@ -434,11 +435,7 @@ class Drill:
         state.rto_seconds = round(time.monotonic() - rto_start, 3)
         state.staging_dsn = staging.dsn
         if outcome.unexpected:
-            first = outcome.unexpected[0]
-            state.error = (
-                f"restore: {len(outcome.unexpected)} unexpected error(s); first: {first.message} "
-                f"(statement: {self.redactor.shorten(first.statement, 200, middle=True)})"
-            )
+            state.error = error_summary(outcome.unexpected)
             state.error_phase = "restore"
         if self.settings.self_test and manifest is not None and state.error is None:
             self._self_test(staging.dsn, manifest)

@@ -454,6 +454,12 @@ class ReportingPlugin:
         write(f"  backup: {backup_line(verdict)}")
         write(f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}")
         write(f"  scope: {scope_line(verdict)}")
+        if verdict.restore_errors:
+            from .restore_report import heading, text_lines
+
+            write(f"  {heading(verdict.restore_errors)} (every statement: the JSON summary):")
+            for line in text_lines(verdict.restore_errors):
+                write(f"    {line}")
         if verdict.failures:
             write("  failures:")
             for failure in verdict.failures[:20]:

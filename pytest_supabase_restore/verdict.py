@@ -35,8 +35,15 @@ from typing import Any
 
 from . import CATEGORIES, __version__
 from .config import Config
+from .extdeps import dependents_by_extension
 from .redact import Redactor
 from .redact import one_line as one_line  # re-exported: the verdict's one-line rule
+from .restore_report import (
+    RESTORE_ERRORS_PREFIX,
+    RestoreErrorGroup,
+    causes_line,
+    group_restore_errors,
+)
 from .results import DrillState
 
 SCHEMA_VERSION = 1
@@ -119,6 +126,10 @@ class Verdict:
     not_selected: list[str] = field(default_factory=list)
     # What the restore switched off so that staging never calls out (cron jobs, webhooks).
     side_effects_off: list[str] = field(default_factory=list)
+    # Every unexpected restore error, grouped by cause, with every statement (redacted).
+    restore_errors: list[RestoreErrorGroup] = field(default_factory=list)
+    # Per extension the target cannot load, the objects not restored because of it.
+    extension_dependents: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -168,6 +179,8 @@ class Verdict:
             "not_tested": list(self.not_tested),
             "not_restorable": list(self.not_restorable),
             "side_effects_off": list(self.side_effects_off),
+            "restore_errors": [g.to_json() for g in self.restore_errors],
+            "extension_dependents": {k: list(v) for k, v in self.extension_dependents.items()},
             "versions": dict(self.versions),
             "run_url": self.run_url,
             "generated_at": self.generated_at,
@@ -286,12 +299,18 @@ def build_verdict(
         n = len(state.integrity_problems)
         first = redactor.line(state.integrity_problems[0])
         reasons.append(f"backup integrity check found {n} problem{'s' * (n != 1)}: {first}")
-    if state is not None:
-        unexpected = [i for i in state.restore_issues if not i.expected]
-        if unexpected:
-            first = redactor.line(unexpected[0].message)
-            n = len(unexpected)
-            reasons.append(f"restore reported {n} unexpected error{'s' * (n != 1)}: {first}")
+    restore_errors = group_restore_errors(
+        state.restore_issues if state is not None else [], redactor
+    )
+    # The drill's own error already is this summary when nothing else went wrong first.
+    summarised = state is not None and (state.error or "").startswith(RESTORE_ERRORS_PREFIX)
+    if restore_errors and not summarised:
+        n, k = sum(g.count for g in restore_errors), len(restore_errors)
+        reasons.append(
+            f"restore reported {n} unexpected error{'s' * (n != 1)}"
+            + (f" of {k} causes" if k > 1 else "")
+            + f": {causes_line(restore_errors)}"
+        )
     if interrupted:
         reasons.append("the run was interrupted before the drill finished")
     if collection_errors:
@@ -430,6 +449,10 @@ def build_verdict(
         project=settings.github_repository,
         scope=QUICK if left_out else FULL,
         not_selected=left_out,
+        restore_errors=restore_errors,
+        extension_dependents=redactor.redact_obj(
+            dependents_by_extension(state.extension_dependents if state else {})
+        ),
     )
 
 

@@ -107,6 +107,8 @@ JSON_KEYS_BEFORE_SCOPE = {
     "not_tested",
     "not_restorable",
     "side_effects_off",
+    "restore_errors",
+    "extension_dependents",
     "versions",
     "run_url",
     "generated_at",
