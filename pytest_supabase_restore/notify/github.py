@@ -232,7 +232,9 @@ def _post(
         patch = {"body": body, "labels": labels}
 
     # Redacted before it is cut: a cut through a secret would leave a prefix no rule matches.
-    comment = redactor.redact(markdown(verdict, heading="###"))
+    comment = redactor.redact(
+        markdown(verdict, heading="###", statements_per_cause=3, statement_limit=300)
+    )
     if len(comment) > COMMENT_LIMIT:
         comment = (
             redactor.shorten(comment, COMMENT_LIMIT) + "\n\n*(truncated; see the JSON summary)*\n"

@@ -18,6 +18,32 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
+def _restore_errors_html(verdict: Verdict) -> list[str]:
+    """Every unexpected restore error, grouped by cause, each statement in full (as the
+    verdict holds it: redacted, long ones shortened in the middle)."""
+    if not verdict.restore_errors:
+        return []
+    from ..restore_report import heading
+
+    parts = [
+        f'<h3 style="margin:0.3em 0">Restore errors: {_e(heading(verdict.restore_errors))}</h3>',
+        '<ul class="drill-restore-errors" style="margin:0 0 0.8em 1.2em;padding:0">',
+    ]
+    for group in verdict.restore_errors:
+        noun = "statement" if group.count == 1 else "statements"
+        parts.append(
+            f'<li data-count="{group.count}"><details><summary><b>{_e(group.cause)}</b>: '
+            f"{group.count} {noun}</summary>"
+        )
+        parts += [
+            f'<pre style="white-space:pre-wrap;margin:0.2em 0">{_e(stmt)}</pre>'
+            for stmt in group.statements
+        ]
+        parts.append("</details></li>")
+    parts.append("</ul>")
+    return parts
+
+
 def summary_html(verdict: Verdict) -> str:
     """The drill summary: verdict, categories, RTO/RPO, sizes, failures and not-tested list."""
     colour = _COLOURS.get(verdict.status, "#57606a")
@@ -78,6 +104,7 @@ def summary_html(verdict: Verdict) -> str:
         parts.append(f'<li><a href="{_e(verdict.run_url)}">Workflow run</a></li>')
     parts.append("</ul>")
 
+    parts += _restore_errors_html(verdict)
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
         parts.append(f'<h3 style="margin:0.3em 0">Failures ({total})</h3>')

@@ -40,8 +40,17 @@ def status_badge(status: str) -> str:
     return f"{_ICONS.get(status, '')} {status}".strip()
 
 
-def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -> str:
-    """The verdict as Markdown: headline, category table, RTO/RPO, failures, not tested."""
+def markdown(
+    verdict: Verdict,
+    *,
+    heading: str = "##",
+    max_failures: int = 50,
+    statements_per_cause: int = 10,
+    statement_limit: int = 1000,
+) -> str:
+    """The verdict as Markdown: headline, category table, RTO/RPO, failures, restore errors
+    (every cause, with up to ``statements_per_cause`` statements, each within
+    ``statement_limit`` characters), not tested."""
     lines = [
         f"{heading} {status_badge(verdict.status)}: Supabase backup restore drill",
         "",
@@ -77,6 +86,7 @@ def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -
     lines.extend(facts)
     lines.append("")
 
+    lines += restore_errors_markdown(verdict, statements_per_cause, statement_limit)
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
         lines += ["<details open>", f"<summary>❌ {total} failure{'s' * (total != 1)}</summary>"]
@@ -104,6 +114,26 @@ def markdown(verdict: Verdict, *, heading: str = "##", max_failures: int = 50) -
         footer += f" · [workflow run]({verdict.run_url})"
     lines.append(footer)
     return "\n".join(lines) + "\n"
+
+
+def restore_errors_markdown(verdict: Verdict, per_cause: int, limit: int) -> list[str]:
+    """The unexpected restore errors: a collapsible list of causes with their counts, each
+    with its first ``per_cause`` statements as code (redacted, shortened in the middle)."""
+    if not verdict.restore_errors:
+        return []
+    from ..redact import shorten
+    from ..restore_report import heading
+
+    lines = ["<details open>", f"<summary>❌ {md(heading(verdict.restore_errors))}</summary>", ""]
+    for group in verdict.restore_errors:
+        noun = "statement" if group.count == 1 else "statements"
+        lines.append(f"- **{md(group.cause)}**: {group.count} {noun}")
+        for statement in group.statements[:per_cause]:
+            lines.append(f"  - {code(shorten(statement, limit, middle=True))}")
+        hidden = group.count - min(per_cause, len(group.statements))
+        if hidden > 0:
+            lines.append(f"  - … and {hidden} more (see the JSON summary)")
+    return [*lines, "", "</details>", ""]
 
 
 def append_job_summary(path: str | os.PathLike[str], text: str) -> None:

@@ -100,6 +100,19 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
             ],
         }
     )
+    if verdict.restore_errors:
+        from ..restore_report import heading
+
+        lines = []
+        for group in verdict.restore_errors:
+            lines.append(f"• {esc(group.cause)}: {group.count} statement{'s' * (group.count != 1)}")
+            if group.statements:  # the first, shortened in the middle (after redaction)
+                first = redactor.shorten(group.statements[0], 200, middle=True)
+                lines.append(f"    `{_code(first)}`")
+        text = f"*{esc(heading(verdict.restore_errors))}*\n" + "\n".join(lines)
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}}
+        )
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
         shown = verdict.failures[:max_failures]
