@@ -351,6 +351,141 @@ def unquoted_rel(schema: str | None, name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Objects that depend on an extension the staging target cannot load
+# ---------------------------------------------------------------------------------------------
+
+UNLOADABLE_REASON = (
+    "not tested: {object}: depends on extension {extension}, which this staging target cannot load"
+)
+_GRANT_LABELS = ("table", "view", "materialized view", "foreign table", "sequence", "relation")
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """What of the backup could not be restored because an extension it depends on cannot be
+    loaded by this staging target: the drill's map of objects to extensions (labels such as
+    ``table public.items``, ``policy public.items/own rows``), the extensions themselves and
+    the schemas they provide. Exactly those objects' checks are *not tested*."""
+
+    dependents: Mapping[str, str] = field(default_factory=dict)  # label -> extension
+    extensions: frozenset[str] = frozenset()
+    schemas: Mapping[str, str] = field(default_factory=dict)  # member schema -> extension
+
+    @classmethod
+    def from_state(cls, state: Any, manifest: Mapping[str, Any] | None) -> Unloadable:
+        """From the drill state (``extension_dependents``, ``not_restorable``) and the
+        manifest's ``extensions`` section (which schemas each extension provides)."""
+        if state is None:
+            return cls()
+        names = frozenset(
+            str(item)[len("extension ") :]
+            for item in getattr(state, "not_restorable", [])
+            if str(item).startswith("extension ")
+        )
+        section = (manifest or {}).get("extensions") or {}
+        schemas = {
+            str(schema): name
+            for name in names
+            for schema in ((section.get(name) or {}).get("members") or {}).get("schemas", [])
+        }
+        return cls(dict(getattr(state, "extension_dependents", {}) or {}), names, schemas)
+
+    def __bool__(self) -> bool:
+        return bool(self.dependents or self.extensions)
+
+    def cause(self, labels: Iterable[str]) -> tuple[str, str] | None:
+        """(label, extension) of the first of ``labels`` that could not be restored."""
+        for label in labels:
+            ext = self.dependents.get(label)
+            if ext is not None:
+                return label, ext
+            kind, _, name = label.partition(" ")
+            if kind == "extension" and name in self.extensions:
+                return label, name
+            if kind == "schema" and name in self.schemas:
+                return label, self.schemas[name]
+            schema = next((s for s in self.schemas if name.startswith(s + ".")), None)
+            if schema is not None:
+                return label, self.schemas[schema]
+        return None
+
+    def reason(self, labels: Iterable[str]) -> str | None:
+        """The skip reason for a check of ``labels``, or None when it can run."""
+        found = self.cause(labels)
+        if found is None:
+            return None
+        return UNLOADABLE_REASON.format(object=found[0], extension=found[1])
+
+    def entry_labels(
+        self, kind: str, key: str, entry: Mapping[str, Any], tables: Iterable[str]
+    ) -> list[str]:
+        """The objects an inventory entry stands for, and those it cannot exist without."""
+        table_scoped = {"columns": "column", "constraints": "constraint"}
+        table_scoped |= {"triggers": "trigger", "policies": "policy"}
+        if kind in table_scoped:
+            split = owner_table(key, tables)
+            if split is None:
+                return []
+            labels = [f"{table_scoped[kind]} {split[0]}/{split[1]}", f"table {split[0]}"]
+            if kind == "constraints" and entry.get("type") == "foreign key":
+                try:
+                    fk = parse_foreign_key(str(entry.get("definition", "")))
+                except DefinitionError:
+                    return labels
+                labels.append(f"table {unquoted_rel(fk.ref_schema, fk.ref_table)}")
+            return labels
+        if kind == "indexes":
+            table = str(entry.get("table") or "")
+            name = key.rsplit(".", 1)[-1]
+            return [f"index {key}", f"table {table}", f"constraint {table}/{name}"]
+        if kind == "sequences":
+            labels = [f"sequence {key}"]
+            owner = owner_table(str(entry.get("owned_by") or ""), tables)
+            return labels + ([f"table {owner[0]}"] if owner else [])
+        if kind == "grants":
+            rest, _, _grantee = key.rpartition(" to ")
+            if rest.startswith("column "):
+                owner = owner_table(rest[len("column ") :], tables)
+                return [f"table {owner[0]}"] if owner else []
+            for label in _GRANT_LABELS:
+                if rest.startswith(label + " "):
+                    name = rest[len(label) + 1 :]
+                    return [
+                        f"{k} {name}" for k in ("table", "view", "materialized view", "sequence")
+                    ]
+            return [rest]
+        singular = {
+            "tables": "table",
+            "views": "view",
+            "matviews": "materialized view",
+            "functions": "function",
+            "enums": "type",
+            "extensions": "extension",
+            "schemas": "schema",
+            "publications": "publication",
+        }
+        return [f"{singular[kind]} {key}"] if kind in singular else []
+
+    def split(
+        self, inventory: Mapping[str, Mapping[str, Mapping[str, Any]]], tables: Iterable[str]
+    ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """``inventory`` without the entries that depend on an unloadable extension, and
+        those entries as ``kind key (extension x)``, for the check to say what it left out."""
+        known = list(tables)
+        kept: dict[str, dict[str, Any]] = {}
+        left_out: list[str] = []
+        for kind, entries in inventory.items():
+            kept[kind] = {}
+            for key, entry in entries.items():
+                found = self.cause(self.entry_labels(kind, key, entry, known)) if self else None
+                if found is None:
+                    kept[kind][key] = entry
+                else:
+                    left_out.append(f"{kind} {key} (extension {found[1]})")
+        return kept, left_out
+
+
+# ---------------------------------------------------------------------------------------------
 # Grants (inventory "grants" keys are "<object type> <name> to <grantee>")
 # ---------------------------------------------------------------------------------------------
 
@@ -456,10 +591,12 @@ __all__ = [
     "NO_MANIFEST",
     "PLATFORM_SCHEMAS",
     "TABLE_SCOPED_KINDS",
+    "UNLOADABLE_REASON",
     "DefinitionError",
     "Facts",
     "ForeignKey",
     "RunAsSuperuser",
+    "Unloadable",
     "acting_as",
     "authenticator_conninfo",
     "check_expression",

@@ -23,6 +23,7 @@ from smoke_tests import (
     API_ROLES,
     EXPOSED_SCHEMAS,
     Facts,
+    Unloadable,
     authenticator_conninfo,
     describe_error,
     describe_privileges,
@@ -127,18 +128,28 @@ def test_sequence_and_function_grants(
     facts: Facts,
     manifest: dict[str, Any],
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
+    unloadable: Unloadable,
+    record_property: Any,
 ) -> None:
     """The API roles keep their privileges on the exposed schemas' sequences (serial
-    inserts) and functions (RPC)."""
+    inserts) and functions (RPC); those of objects that depend on an extension this staging
+    target cannot load are left out."""
     schemas = [s for s in EXPOSED_SCHEMAS if s in facts.scope]
     problems: list[str] = []
+    left_out: list[str] = []
     for label in ("sequence", "function"):
         expected = grants_of_kind(facts.inventory.get("grants", {}), label, schemas, API_ROLES)
         actual = grants_of_kind(staging_inventory.get("grants", {}), label, schemas, API_ROLES)
         for key in sorted(set(expected) | set(actual)):
+            found = unloadable.cause([f"{label} {key.rpartition(' to ')[0]}"])
+            if found is not None:
+                left_out.append(f"{label} {key} (extension {found[1]})")
+                continue
             want, got = expected.get(key, set()), actual.get(key, set())
             if want != got:
                 problems.append(f"{label} {key}: {describe_privileges(want, got)}")
+    if left_out:
+        record_property("not_compared", left_out)
     if problems:
         pytest.fail(
             f"API role privileges on sequences/functions differ from the backup: {shorten(problems)}",
@@ -156,13 +167,17 @@ def _client(settings: Config) -> Any:
     return create_client(target.api_url, target.service_role_key)
 
 
-def test_rest_api(drill_settings: Config, facts: Facts, manifest: dict[str, Any]) -> None:
-    """PostgREST answers with the restored row count of the largest exposed table."""
+def test_rest_api(
+    drill_settings: Config, facts: Facts, manifest: dict[str, Any], unloadable: Unloadable
+) -> None:
+    """PostgREST answers with the restored row count of the largest exposed table (of those
+    restored: a table that depends on an unloadable extension is not there)."""
     client = _client(drill_settings)
     exposed = [
         (int(entry.get("rows") or 0), key, entry)
         for key, entry in facts.tables.items()
         if entry.get("schema") in EXPOSED_SCHEMAS
+        and unloadable.cause([f"table {key}", f"data {key}"]) is None
     ]
     if not exposed:
         pytest.skip("not tested: the backup has no table in the exposed schemas")
