@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,23 +175,33 @@ def plain_name(qname: str) -> str:
     return ".".join(_parts(qname))
 
 
-def _split_top(text: str) -> list[str]:
-    """``text`` split on commas outside parentheses and quotes."""
-    parts: list[str] = []
+def _unquoted(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth before it) of every character of ``text`` from
+    ``start`` that is outside quotes, for the two scanners below."""
     depth = 0
     quote = ""
-    start = 0
-    for i, ch in enumerate(text):
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
             if ch == quote:
                 quote = ""
-        elif ch in "\"'":
+            continue
+        if ch in "\"'":
             quote = ch
-        elif ch == "(":
+            continue
+        yield i, ch, depth
+        if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "," and depth == 0:
+
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split on commas outside parentheses and quotes."""
+    parts: list[str] = []
+    start = 0
+    for i, ch, depth in _unquoted(text):
+        if ch == "," and depth == 0:
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
@@ -200,21 +210,9 @@ def _split_top(text: str) -> list[str]:
 
 def _paren_body(text: str, start: int) -> str | None:
     """The text inside the parenthesis that opens at ``text[start]``."""
-    depth = 0
-    quote = ""
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
+    for i, ch, depth in _unquoted(text, start):
+        if ch == ")" and depth == 1:
+            return text[start + 1 : i]
     return None
 
 
