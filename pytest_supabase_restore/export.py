@@ -558,6 +558,19 @@ def _export(
                 "supabase-restore-storage-export",
             )
 
+        # The schema inventory is read before pg_dump starts. Everything in it is of the
+        # snapshot except sequence positions, which no snapshot holds: read first, each is at
+        # most what pg_dump then writes, so a sequence the source advances during the export
+        # (every insert does) is never reported as set back by the restore.
+        t0 = time.monotonic()
+        conn = snap.importer()
+        try:
+            inventory = fingerprint.schema_inventory(conn, scope)
+        finally:
+            conn.rollback()
+            conn.close()
+        timings["schema_inventory"] = time.monotonic() - t0
+
         dump_args = [
             tools.path("pg_dump"),
             "--format=directory",
@@ -625,7 +638,6 @@ def _export(
         t0 = time.monotonic()
         conn = snap.importer()
         try:
-            inventory = fingerprint.schema_inventory(conn, scope)
             # What each extension provides: when a staging target cannot load one, the
             # restore tells its consequences from every other error by these names.
             extensions = extdeps.extension_members(conn)

@@ -414,3 +414,49 @@ def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
         parse_pg_restore_errors(stderr)
         == [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 2
     )
+
+
+def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -> None:
+    """Sequence positions are not part of any snapshot: an insert on the source while the
+    export runs moves them. Here the sequence moves after pg_dump has read it (the test
+    waits until pg_dump's session is gone): the position the manifest records is the one
+    from before pg_dump, so the restored sequence is never reported as set back."""
+    with start_cluster(name="seqsrc") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE public.orders (id bigint GENERATED ALWAYS AS IDENTITY)")
+            conn.execute("INSERT INTO public.orders DEFAULT VALUES")
+        moved = threading.Event()
+
+        def advance_after_pg_dump(message: str) -> None:
+            if not message.startswith("fingerprinted") or moved.is_set():
+                return
+            with psycopg.connect(src.dsn(), autocommit=True) as conn:
+                deadline = time.monotonic() + 60
+                while conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+                ).fetchone() != (0,):
+                    assert time.monotonic() < deadline, "pg_dump did not finish"
+                    time.sleep(0.05)
+                for _ in range(5):
+                    conn.execute("INSERT INTO public.orders DEFAULT VALUES")
+            moved.set()
+
+        out = export(src.dsn(), tmp_path, s3=None, progress=advance_after_pg_dump)
+    assert moved.is_set()
+    recorded = manifest.read_manifest(out)["schema"]["sequences"]["public.orders_id_seq"]
+    assert (recorded["last_value"], recorded["is_called"]) == (1, True)
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
+        with psycopg.connect(target.dsn) as conn:
+            restored = fingerprint.schema_inventory(conn, ["public"])
+    finally:
+        target.stop()
+    diffs = fingerprint.diff_inventory(
+        {"sequences": {"public.orders_id_seq": recorded}},
+        {"sequences": restored["sequences"]},
+    )
+    assert diffs == []
