@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import fingerprint
 from .errors import RestoreError
 from .extdeps import mark_extension_dependents
 from .pg.binaries import PgBinaries
@@ -226,6 +227,47 @@ def run_role_statements(
                 message = f"roles: {str(exc).strip().splitlines()[0]}"
                 errors.append((message, _excerpt(redactor, stmt)))
     return errors
+
+
+# Default privileges apply to every object pg_restore creates. Staging's own (a Supabase
+# project's: whatever postgres creates in public is granted to anon, authenticated and
+# service_role) would add grants the source revoked; the backup set restores the source's
+# own default privileges after its tables. So, in every schema the backup covers, staging's
+# are revoked before the restore: each object gets exactly the source's grants.
+_CLEAR_DEFAULT_PRIVILEGES = """
+DO $clear$
+DECLARE
+    entry record;
+BEGIN
+    FOR entry IN
+        SELECT pg_catalog.pg_get_userbyid(d.defaclrole) AS owner, n.nspname AS schema,
+            CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES'
+                WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' END
+                AS kind,
+            pg_catalog.string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, ', ')
+                AS grantees
+        FROM pg_catalog.pg_default_acl d
+        JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+        CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a
+        WHERE n.nspname = ANY ({schemas})
+        GROUP BY 1, 2, 3
+    LOOP
+        EXECUTE pg_catalog.format(
+            'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I REVOKE ALL ON %s FROM %s',
+            entry.owner, entry.schema, entry.kind, entry.grantees);
+    END LOOP;
+END
+$clear$
+"""
+
+
+def clear_default_privileges(dsn: str) -> None:
+    """Revoke staging's default privileges in every schema a backup set covers (see above)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT nspname::text FROM pg_catalog.pg_namespace")]
+        schemas = [name for name in names if not fingerprint.schema_excluded(name)]
+        conn.execute(sql.SQL(_CLEAR_DEFAULT_PRIVILEGES).format(schemas=sql.Literal(schemas)))
 
 
 def _restore_section(
@@ -475,6 +517,7 @@ def _restore_backup_set(
         raw += run_script(dsn, prepare_sql, "platform", redactor)
     if roles:
         raw += run_role_statements(dsn, roles, redactor)
+    clear_default_privileges(dsn)
     out.phases["roles"] = time.monotonic() - t0
     progress(f"restore: roles in {out.phases['roles']:.1f}s")
 

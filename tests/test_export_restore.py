@@ -460,3 +460,51 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
         {"sequences": restored["sequences"]},
     )
     assert diffs == []
+
+
+_DEFAULT_ACLS = """
+SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, d.defaclobjtype::text,
+    d.defaclacl::text
+FROM pg_catalog.pg_default_acl d
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+WHERE n.nspname IS NULL OR n.nspname IN ('public', 'app')
+ORDER BY 1, 2, 3
+"""
+
+
+def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_path: Path) -> None:
+    """A Supabase project grants whatever postgres creates in public to the API roles; apps
+    revoke that on private tables. Staging has the same default privileges (it is a fresh
+    Supabase project), so a table pg_restore creates there would get anon's grant back. The
+    restore grants each object exactly what the source did, and ends with the source's own
+    default privileges."""
+    from pytest_supabase_restore.staging import platform
+
+    with start_cluster(name="defaclsrc") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute(platform.for_cli_dump())
+            conn.execute("SET ROLE postgres")
+            conn.execute("CREATE TABLE public.private_notes (id int PRIMARY KEY)")
+            conn.execute("REVOKE ALL ON public.private_notes FROM anon")
+            conn.execute("CREATE SCHEMA app")
+            conn.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO anon")
+            conn.execute("CREATE TABLE app.catalogue (id int PRIMARY KEY)")
+        out = export(src.dsn(), tmp_path, s3=None)
+        with psycopg.connect(src.dsn()) as conn:
+            recorded = fingerprint.schema_inventory(conn, ["public", "app"])
+            source_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
+        with psycopg.connect(target.dsn) as conn:
+            restored = fingerprint.schema_inventory(conn, ["public", "app"])
+            staging_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
+    finally:
+        target.stop()
+    assert "table public.private_notes to anon" not in restored["grants"]
+    assert "table app.catalogue to anon" in restored["grants"]
+    assert fingerprint.diff_inventory(recorded, restored) == []
+    assert staging_defaults == source_defaults
