@@ -416,6 +416,33 @@ def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
     )
 
 
+_DEFAULT_ACLS = """
+SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, d.defaclobjtype::text,
+    d.defaclacl::text
+FROM pg_catalog.pg_default_acl d
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+WHERE n.nspname IS NULL OR n.nspname IN ('public', 'app')
+ORDER BY 1, 2, 3
+"""
+
+
+def _restored_inventory(out: Path, schemas: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Restore ``out`` into a fresh ephemeral staging: its schema inventory and default
+    privileges (the restore must have had no unexpected error)."""
+    target = EphemeralStaging.start(15, with_s3=False)
+    try:
+        outcome = restore_backup_set(
+            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+        )
+        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
+        with psycopg.connect(target.dsn) as conn:
+            return fingerprint.schema_inventory(conn, schemas), conn.execute(
+                _DEFAULT_ACLS
+            ).fetchall()
+    finally:
+        target.stop()
+
+
 def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -> None:
     """Sequence positions are not part of any snapshot: an insert on the source while the
     export runs moves them. Here the sequence moves after pg_dump has read it (the test
@@ -445,31 +472,12 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
     assert moved.is_set()
     recorded = manifest.read_manifest(out)["schema"]["sequences"]["public.orders_id_seq"]
     assert (recorded["last_value"], recorded["is_called"]) == (1, True)
-    target = EphemeralStaging.start(15, with_s3=False)
-    try:
-        outcome = restore_backup_set(
-            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
-        )
-        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
-        with psycopg.connect(target.dsn) as conn:
-            restored = fingerprint.schema_inventory(conn, ["public"])
-    finally:
-        target.stop()
+    restored, _ = _restored_inventory(out, ["public"])
     diffs = fingerprint.diff_inventory(
         {"sequences": {"public.orders_id_seq": recorded}},
         {"sequences": restored["sequences"]},
     )
     assert diffs == []
-
-
-_DEFAULT_ACLS = """
-SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, d.defaclobjtype::text,
-    d.defaclacl::text
-FROM pg_catalog.pg_default_acl d
-LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
-WHERE n.nspname IS NULL OR n.nspname IN ('public', 'app')
-ORDER BY 1, 2, 3
-"""
 
 
 def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_path: Path) -> None:
@@ -493,17 +501,7 @@ def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_pat
         with psycopg.connect(src.dsn()) as conn:
             recorded = fingerprint.schema_inventory(conn, ["public", "app"])
             source_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
-    target = EphemeralStaging.start(15, with_s3=False)
-    try:
-        outcome = restore_backup_set(
-            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
-        )
-        assert not outcome.unexpected, [i.message for i in outcome.unexpected]
-        with psycopg.connect(target.dsn) as conn:
-            restored = fingerprint.schema_inventory(conn, ["public", "app"])
-            staging_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
-    finally:
-        target.stop()
+    restored, staging_defaults = _restored_inventory(out, ["public", "app"])
     assert "table public.private_notes to anon" not in restored["grants"]
     assert "table app.catalogue to anon" in restored["grants"]
     assert fingerprint.diff_inventory(recorded, restored) == []
