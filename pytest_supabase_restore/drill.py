@@ -167,7 +167,7 @@ class Drill:
         return self.settings.source.db_url, s3
 
     def _export(self, db_url: str | None, s3: S3Endpoint | None) -> Path:
-        from .export import apply_retention, export
+        from .export import ExportOptions, apply_retention, export
 
         assert db_url is not None
         if self.settings.backup_dir is not None:
@@ -183,16 +183,18 @@ class Drill:
                     db_url,
                     base,
                     s3=s3,
-                    jobs=self.settings.effective_jobs,
-                    compression=self.settings.compression,
-                    s3_concurrency=self.settings.s3_concurrency,
-                    rls_sample=self.settings.rls_sample,
-                    pg_bindir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
-                    source_label=self.state.source_label,
+                    options=ExportOptions(
+                        jobs=self.settings.effective_jobs,
+                        compression=self.settings.compression,
+                        s3_concurrency=self.settings.s3_concurrency,
+                        rls_sample=self.settings.rls_sample,
+                        pg_bindir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
+                        source_label=self.state.source_label,
+                        signing_key=self.settings.signing_key,
+                        encryption_key=self._encryption_key(),
+                    ),
                     progress=self.progress,
                     timings=timings,
-                    signing_key=self.settings.signing_key,
-                    encryption_key=self._encryption_key(),
                 )
                 break
             except SourceConnectionLost as exc:
@@ -484,8 +486,8 @@ class Drill:
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
         from . import fingerprint
-        from .export import connect_source, server_version
         from .pg.binaries import find_client_tools
+        from .source import connect_source, server_version
 
         lines: list[str] = []
         if db_url is None:

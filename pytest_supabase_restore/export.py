@@ -5,6 +5,10 @@ exports its snapshot; ``pg_dump --snapshot`` dumps exactly that snapshot while o
 connections import it to compute row counts, fingerprints, the schema inventory, row-level
 security visibility and the ``storage.objects`` listing. Everything the manifest says is
 therefore true of exactly what was dumped, even while production keeps writing.
+
+An export is a sequence of small phases over one :class:`_ExportRun`: probe the source,
+take the snapshot, start pg_dump and the Storage download, read the proof beside them,
+then write, encrypt, sign and name the set. Any failure removes the partial set.
 """
 
 from __future__ import annotations
@@ -14,38 +18,36 @@ import datetime as dt
 import errno
 import logging
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psycopg
 
 from . import __version__, extdeps, fingerprint, manifest
 from .background import Background
 from .config import mask_url
-from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
+from .errors import BackupError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
-from .pgtools import (
-    CONNECTION_LOST,
-    NO_SLOTS,
-    NO_SPACE,
-    first_error,
-    libpq_env,
-    run_tool,
-    stop_group,
-)
+from .pgtools import NO_SPACE, libpq_env, stop_group
 from .reaper import reaper
 from .s3server import S3Endpoint
-from .slots import cap_jobs, export_connections, read_slots
+from .source import (
+    Cancel,
+    SnapshotExport,
+    connect_source,
+    dump_roles,
+    jobs_for_slots,
+    server_version,
+    source_failure,
+)
 
 if TYPE_CHECKING:
     from .storage import TransferResult
@@ -53,152 +55,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-RESERVED_ROLES = re.compile(
-    r"^(anon|authenticated|authenticator|dashboard_user|pgbouncer|postgres|service_role|"
-    r"supabase_.*|cli_login_.*|pgsodium_keyholder|pgsodium_keyiduser|pgsodium_keymaker|"
-    r"pgtle_admin|pg_.*)$"
-)
-ALLOWED_ROLE_CONFIGS = re.compile(
-    r"(pgaudit\..*|pgrst\..*|session_replication_role|statement_timeout|track_io_timing)"
-)
-
 
 def _noop(_: str) -> None:
     pass
 
 
-_SNAPSHOT_GONE = re.compile(r"invalid snapshot identifier", re.IGNORECASE)
-_DROPPED_WHILE_CONNECTING = re.compile(
-    r"server closed the connection unexpectedly|connection reset by peer", re.IGNORECASE
-)
+@dataclass(frozen=True)
+class ExportOptions:
+    """How an export runs. The keys never appear in a repr (or a log line made from one)."""
 
-
-CONNECT_TIMEOUT = 15  # seconds for one connection to the source to be established
-
-
-def connect_source(
-    db_url: str,
-    *,
-    application: str = "pytest-supabase-restore",
-    cancel: Cancel | None = None,
-) -> psycopg.Connection[Any]:
-    """A read-only connection to the source, or a SourceError that says what to check.
-
-    With ``cancel``, the connection is registered with it the moment it exists (before its
-    first statement), and the attempt is made in short tries (same total time) that stop
-    once the export is cancelled: a handshake stalled by the network cannot be broken from
-    another thread, and an interrupted export must not wait for it."""
-    if cancel is None:
-        return _connect_source(db_url, application, CONNECT_TIMEOUT, None)
-    deadline = time.monotonic() + CONNECT_TIMEOUT
-    while True:
-        if cancel.cancelled:
-            raise SourceError("the export was stopped while connecting to the source")
-        left = deadline - time.monotonic()
-        try:
-            return _connect_source(db_url, application, max(2, min(3, int(left))), cancel)
-        except SourceError as exc:
-            timed_out = isinstance(exc.__cause__, psycopg.errors.ConnectionTimeout)
-            if not timed_out or time.monotonic() >= deadline:
-                raise
-
-
-def _connect_source(
-    db_url: str, application: str, timeout: int, cancel: Cancel | None
-) -> psycopg.Connection[Any]:
-    try:
-        conn = psycopg.connect(
-            db_url,
-            connect_timeout=timeout,
-            application_name=application,
-            # A path that silently dies (NAT, failover) is noticed instead of hanging forever.
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=6,
-        )
-    except psycopg.OperationalError as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if _DROPPED_WHILE_CONNECTING.search(str(exc)):
-            # The server was reached and the link dropped during the handshake: the same
-            # transient fault as a drop mid-export, retried the same way.
-            raise SourceConnectionLost(
-                f"Connecting to the source database {mask_url(db_url)}: the connection to the "
-                f"source was lost during the handshake ({text}). Check the source's "
-                "availability and any pooler or proxy in between."
-            ) from exc
-        hint = "check the host, port and network (Supabase: use the session pooler URL on IPv4-only networks)"
-        if "password" in text or "authentication" in text:
-            hint = "check the user and password in SUPABASE_DB_URL"
-        if NO_SLOTS.search(str(exc)):
-            raise slots_failure("Connecting to the source", str(exc)) from exc
-        raise SourceError(
-            f"Cannot connect to the source database {mask_url(db_url)}: {text}. Fix: {hint}."
-        ) from exc
-    if cancel is not None:
-        cancel.connection(conn)  # from now on an abort breaks it, even mid-statement
-    # A role's statement or idle timeout (Supabase sets them on API roles, and teams set
-    # them on others) must not cancel a long fingerprint or end the snapshot's transaction
-    # while pg_dump runs: like pg_dump itself, the export turns them off for its sessions.
-    for setting in ("statement_timeout", "idle_in_transaction_session_timeout", "lock_timeout"):
-        conn.execute(psycopg.sql.SQL("SET {} = 0").format(psycopg.sql.Identifier(setting)))
-    conn.commit()
-    conn.read_only = True
-    return conn
-
-
-_DENIED = re.compile(
-    r"permission denied for (?:table|relation|schema|sequence) (\S+)", re.IGNORECASE
-)
-DENIED_FIX = (
-    "export with a role that can read every table in scope (on Supabase, the postgres "
-    "user's connection string from Settings > Database), or GRANT SELECT on it to this user"
-)
-
-
-SLOTS_FIX = (
-    "lower --supabase-jobs (the export opens 2 x jobs + 2 connections), or run the drill when "
-    "fewer clients are connected; not retried, since a new attempt needs as many connections"
-)
-
-
-def slots_failure(what: str, message: str) -> SourceError:
-    """The source (or its pooler) refused a connection: every slot is taken."""
-    line = next((ln.strip() for ln in message.splitlines() if NO_SLOTS.search(ln)), "")
-    return SourceError(
-        f"{what}: the source refused a connection because its connection slots are taken "
-        f"({line or first_error(message).strip()}). Fix: {SLOTS_FIX}."
-    )
-
-
-def source_failure(what: str, message: str) -> SourceError:
-    """The right error for a failure reading the source: no slot, lost connection, denied,
-    other."""
-    first = first_error(message).strip() or "no message"
-    if NO_SLOTS.search(message):  # libpq says "connection to server ... failed" for these too
-        return slots_failure(what, message)
-    denied = _DENIED.search(message)
-    if denied:
-        return SourceError(
-            f"{what}: the source user may not read {denied.group(1)} ({first}). Fix: {DENIED_FIX}."
-        )
-    if CONNECTION_LOST.search(message) or _SNAPSHOT_GONE.search(message):
-        # A snapshot that became invalid mid-export means the session holding it was cut.
-        return SourceConnectionLost(
-            f"{what}: the connection to the source was lost ({first}). The network path or "
-            "the server dropped it; check the source's availability and any pooler or "
-            "proxy idle limits."
-        )
-    return SourceError(f"{what}: {first}")
-
-
-def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
-    row = conn.execute(
-        "SELECT current_setting('server_version_num')::int, current_setting('server_version')"
-    ).fetchone()
-    assert row is not None
-    conn.rollback()
-    return row[0] // 10000, str(row[1])
+    jobs: int = 2  # pg_dump jobs and fingerprint threads (capped to the source's free slots)
+    compression: str = "none"  # none | gzip:N | lz4 | zstd (see compression_args)
+    s3_concurrency: int = 8  # parallel Storage downloads
+    rls_sample: int = 5  # auth users whose row-level security visibility is recorded
+    pg_bindir: str | None = None  # client tools to use instead of the discovered ones
+    source_label: str | None = None  # what the manifest names the source (default: masked URL)
+    signing_key: str | None = field(default=None, repr=False)
+    encryption_key: bytes | None = field(default=None, repr=False)
 
 
 def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
@@ -214,130 +87,6 @@ def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
             )
         return [f"--compress={level or '6'}"]
     return [f"--compress={method}{':' + level if level else ''}"]
-
-
-def dump_roles(db_url: str, tools: PgBinaries, dest: Path) -> list[str]:
-    """Custom roles without passwords; Supabase's reserved roles left out (as the CLI does)."""
-    result = run_tool(
-        [
-            tools.path("pg_dumpall"),
-            "--roles-only",
-            "--no-role-passwords",
-            "--no-comments",
-            "--quote-all-identifiers",
-        ],
-        db_url,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise source_failure("pg_dumpall --roles-only failed", result.stderr)
-    kept: list[str] = []
-    roles: list[str] = []
-    for line in result.stdout.splitlines():
-        if line.startswith(("\\restrict", "\\unrestrict")):
-            continue
-        m = re.match(r'^(CREATE|ALTER) ROLE "([^"]+)"', line)
-        if m:
-            if RESERVED_ROLES.match(m.group(2)):
-                continue
-            if m.group(1) == "CREATE":
-                roles.append(m.group(2))
-            line = line.replace(" NOSUPERUSER", "").replace(" NOREPLICATION", "")
-            m_set = re.match(r'^ALTER ROLE "[^"]+" SET "?([^" ]+)', line)
-            if m_set and not ALLOWED_ROLE_CONFIGS.fullmatch(m_set.group(1)):
-                continue
-        g = re.match(r'^GRANT "([^"]+)" TO "([^"]+)"', line)
-        if g and (RESERVED_ROLES.match(g.group(2)) or g.group(1) in {"authenticator"}):
-            continue
-        kept.append(line)
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(kept) + "\nRESET ALL;\n")
-    return roles
-
-
-class Cancel:
-    """Everything an export has open on the source, so that it can be broken from the
-    main thread: an interrupt or a time limit must not wait for a network that stalls."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.conns: list[psycopg.Connection[Any]] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.cancelled = False
-        self.event = threading.Event()  # for work that polls (the Storage download)
-
-    def connection(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-        with self._lock:
-            self.conns.append(conn)
-            cancelled = self.cancelled
-        if cancelled:
-            _break(conn)
-        return conn
-
-    def process(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self.procs.append(proc)
-
-    def abort(self) -> None:
-        """Break every connection at the socket and stop the child processes."""
-        self.event.set()
-        with self._lock:
-            self.cancelled = True
-            conns, procs = list(self.conns), list(self.procs)
-        for conn in conns:
-            _break(conn)
-        for proc in procs:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGTERM)
-
-
-def _break(conn: psycopg.Connection[Any]) -> None:
-    # A cancel request would itself have to reach the server, which may be what fails;
-    # shutting the socket down makes a blocked call in any thread fail at once.
-    with contextlib.suppress(Exception):
-        if not conn.closed:
-            sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-class SnapshotExport:
-    """Holds the transaction whose snapshot everything is read in."""
-
-    def __init__(self, db_url: str, cancel: Cancel) -> None:
-        self.db_url = db_url
-        self.cancel = cancel
-        self.conn = self._open()
-        row = self.conn.execute(
-            "SELECT pg_export_snapshot(), clock_timestamp() AT TIME ZONE 'UTC'"
-        ).fetchone()
-        assert row is not None
-        self.snapshot_id: str = row[0]
-        self.snapshot_time: dt.datetime = row[1].replace(tzinfo=dt.timezone.utc)
-
-    def importer(self) -> psycopg.Connection[Any]:
-        conn = self._open()
-        conn.execute(
-            psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
-                psycopg.sql.Literal(self.snapshot_id)
-            )
-        )
-        return conn
-
-    def _open(self) -> psycopg.Connection[Any]:
-        # psycopg opens each transaction as REPEATABLE READ READ ONLY: the source is only read.
-        conn = connect_source(self.db_url, cancel=self.cancel)
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        return conn
-
-    def close(self) -> None:
-        try:
-            self.conn.rollback()
-            self.conn.close()
-        except psycopg.Error:
-            pass
 
 
 def _storage_rows(
@@ -398,22 +147,15 @@ def export(
     base_dir: Path,
     *,
     s3: S3Endpoint | None,
-    jobs: int = 2,
-    compression: str = "none",
-    s3_concurrency: int = 8,
-    rls_sample: int = 5,
-    pg_bindir: str | None = None,
-    source_label: str | None = None,
+    options: ExportOptions | None = None,
     progress: Progress = _noop,
     timings: dict[str, float] | None = None,
-    signing_key: str | None = None,
-    encryption_key: bytes | None = None,
 ) -> Path:
     """Write one complete backup set below ``base_dir`` and return its directory.
 
-    With ``encryption_key`` every file is encrypted (:mod:`.encryption`) and with
-    ``signing_key`` the manifest is signed (:mod:`.signing`), both before the set gets its
-    final name.
+    With ``options.encryption_key`` every file is encrypted (:mod:`.encryption`) and with
+    ``options.signing_key`` the manifest is signed (:mod:`.signing`), both before the set
+    gets its final name.
 
     Nothing is left behind on failure: the partial directory is removed and the error is
     raised. The set is renamed to its final name only once the manifest is complete.
@@ -421,28 +163,19 @@ def export(
     connection broke, which the drill retries with a new snapshot).
     """
     cancel = Cancel()
+    run = _ExportRun(
+        db_url,
+        base_dir,
+        s3,
+        options or ExportOptions(),
+        progress,
+        {} if timings is None else timings,
+        cancel,
+    )
     # The export runs in a thread so that this (main) thread stays free for signals: on
     # Ctrl-C, SIGTERM or a time limit it breaks the connections and stops pg_dump, then
     # waits for the export's own cleanup (the partial set removed) before re-raising.
-    work = Background(
-        lambda: _export(
-            db_url,
-            base_dir,
-            s3=s3,
-            jobs=jobs,
-            compression=compression,
-            s3_concurrency=s3_concurrency,
-            rls_sample=rls_sample,
-            pg_bindir=pg_bindir,
-            source_label=source_label,
-            progress=progress,
-            timings={} if timings is None else timings,
-            cancel=cancel,
-            signing_key=signing_key,
-            encryption_key=encryption_key,
-        ),
-        "supabase-restore-export",
-    )
+    work = Background(run.run, "supabase-restore-export")
     try:
         while work.running:
             work.join(0.2)
@@ -468,144 +201,211 @@ def disk_full(base_dir: Path) -> BackupError:
     )
 
 
-def _jobs_for_slots(conn: psycopg.Connection[Any], requested: int, progress: Progress) -> int:
-    """``requested`` jobs, capped to the source's free connection slots (:mod:`slots`)."""
-    try:
-        free = read_slots(conn)
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as exc:  # a platform that hides the settings: say so, keep going
-        conn.rollback()
-        progress(
-            f"connection slots of the source unknown ({first_error(str(exc))}): jobs not capped"
-        )
-        return requested
-    needed = export_connections(1)
-    if free.free < needed:
-        raise SourceError(
-            f"The source has {free.free} free connection slot(s) for this role ({free.why}); "
-            f"the export needs at least {needed}. Nothing was exported. Fix: {SLOTS_FIX}."
-        )
-    jobs = cap_jobs(requested, free)
-    if jobs < requested:
-        progress(
-            f"jobs capped from {requested} to {jobs}: the source has {free.free} free "
-            f"connection slots ({free.why}); the export opens 2 x jobs + 2 connections and "
-            "leaves at least half of the free slots to other clients"
-        )
-    return jobs
+@dataclass
+class _Proof:
+    """What the export reads in the snapshot beside pg_dump."""
+
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inventory: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+    rls: dict[str, Any] = field(default_factory=lambda: {"users": [], "visibility": {}})
 
 
-def _export(
-    db_url: str,
-    base_dir: Path,
-    *,
-    s3: S3Endpoint | None,
-    jobs: int,
-    compression: str,
-    s3_concurrency: int,
-    rls_sample: int,
-    pg_bindir: str | None,
-    source_label: str | None,
-    progress: Progress,
-    timings: dict[str, float],
-    cancel: Cancel,
-    signing_key: str | None = None,
-    encryption_key: bytes | None = None,
-) -> Path:
-    started = time.monotonic()
-    probe = connect_source(db_url, cancel=cancel)
-    try:
-        major, version = server_version(probe)
-        jobs = _jobs_for_slots(probe, jobs, progress)
-    finally:
-        probe.close()
-    tools = find_client_tools(major, pg_bindir)  # before anything is written
-    progress(f"source: PostgreSQL {version}; client tools {tools.version} in {tools.bindir}")
+class _ExportRun:
+    """One export, phase by phase (see the module docstring)."""
 
-    snap = SnapshotExport(db_url, cancel)
-    partial, final = new_set_dir(base_dir, snap.snapshot_time)
-    reaper.watch_path(partial)  # never left behind, even if this process is killed
-    dumper: subprocess.Popen[bytes] | None = None
-    dump_err: Any = None
-    fetcher: Background[TransferResult] | None = None
-    try:
+    def __init__(
+        self,
+        db_url: str,
+        base_dir: Path,
+        s3: S3Endpoint | None,
+        options: ExportOptions,
+        progress: Progress,
+        timings: dict[str, float],
+        cancel: Cancel,
+    ) -> None:
+        self.db_url, self.base_dir, self.s3 = db_url, base_dir, s3
+        self.options, self.progress, self.timings, self.cancel = options, progress, timings, cancel
+        self.jobs = options.jobs
+        self.dumper: subprocess.Popen[bytes] | None = None
+        self.dump_err: IO[bytes] | None = None
+        self.dump_args: list[str] = []
+        self.fetcher: Background[TransferResult] | None = None
+        self.proof = _Proof()
+
+    def run(self) -> Path:
+        started = time.monotonic()
+        major, version = self._probe()
+        tools = find_client_tools(major, self.options.pg_bindir)  # before anything is written
+        self.progress(
+            f"source: PostgreSQL {version}; client tools {tools.version} in {tools.bindir}"
+        )
+        snap = SnapshotExport(self.db_url, self.cancel)
+        partial, final = new_set_dir(self.base_dir, snap.snapshot_time)
+        reaper.watch_path(partial)  # never left behind, even if this process is killed
+        try:
+            data = self._read_and_dump(snap, tools, partial)
+            data["source"] = {
+                "label": self.options.source_label or mask_url(self.db_url),
+                "server_version": version,
+                "server_major": major,
+                **data["source"],
+            }
+            self._write(partial, data)
+            os.replace(partial, final)
+            reaper.forget_path(partial)
+            self.timings["export_total"] = time.monotonic() - started
+            return final
+        except BaseException:
+            self._stop_children()
+            shutil.rmtree(partial, ignore_errors=True)
+            reaper.forget_path(partial)
+            raise
+        finally:
+            if self.dumper is not None:
+                reaper.forget_process(self.dumper.pid)
+            if self.dump_err is not None:
+                self.dump_err.close()
+            snap.close()
+
+    def _probe(self) -> tuple[int, str]:
+        probe = connect_source(self.db_url, cancel=self.cancel)
+        try:
+            major, version = server_version(probe)
+            self.jobs = jobs_for_slots(probe, self.jobs, self.progress)
+        finally:
+            probe.close()
+        return major, version
+
+    def _read_and_dump(
+        self, snap: SnapshotExport, tools: PgBinaries, partial: Path
+    ) -> dict[str, Any]:
         scope = fingerprint.schemas_in_scope(snap.conn)
         tables = fingerprint.list_tables(snap.conn, scope)
-        progress(
-            f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: {len(tables)} tables in {len(scope)} schemas"
+        self.progress(
+            f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: "
+            f"{len(tables)} tables in {len(scope)} schemas"
         )
         buckets, db_objects = _storage_rows(snap.conn)
         login = snap.conn.execute(
             "SELECT current_user::text, rolsuper FROM pg_catalog.pg_roles "
             "WHERE rolname = current_user"
         ).fetchone()
+        self._start_storage(partial, buckets)
+        self._read_inventory(snap, scope)
+        self._start_dump(snap, tools, partial)
+        self._fingerprint(snap, tables)
+        self._read_rls(snap, tables)
+        storage_section = self._storage_section(buckets, db_objects)
+        self._finish_dump()
+        custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
+        manifest.restrict_tree(partial)
+        return {
+            "format": manifest.FORMAT,
+            "version": manifest.VERSION,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "snapshot_time": snap.snapshot_time.isoformat(),
+            "tool": {"name": "pytest-supabase-restore", "version": __version__},
+            "source": {
+                # Who the export logged in as: restored code runs no more privileged than this
+                # role in staging (see the CRUD and materialized-view checks).
+                "login_role": login[0] if login else None,
+                "login_superuser": bool(login[1]) if login else None,
+            },
+            "pg_dump": {
+                "version": tools.version,
+                "major": tools.major,
+                "options": [
+                    a for a in self.dump_args[1:] if not a.startswith(("--file=", "--snapshot="))
+                ],
+                "compression": self.options.compression,
+                "jobs": self.jobs,
+            },
+            "settings": fingerprint.SESSION_SETTINGS,
+            "scope_schemas": scope,
+            "excluded_schemas": list(fingerprint.SCOPE_EXCLUDED_SCHEMAS),
+            "excluded_table_data": list(fingerprint.EXCLUDED_TABLE_DATA),
+            "roles": custom_roles,
+            "tables": self.proof.fingerprints,
+            "schema": self.proof.inventory,
+            "extensions": self.proof.extensions,
+            "rls": self.proof.rls,
+            "storage": storage_section,
+        }
+
+    def _start_storage(self, partial: Path, buckets: list[dict[str, Any]]) -> None:
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
-        if s3 is not None:
-            from .storage import download_all
+        if self.s3 is None:
+            return
+        from .storage import download_all
 
-            endpoint = s3
-            fetcher = Background(
-                lambda: download_all(
-                    endpoint,
-                    partial / "storage",
-                    [b["id"] for b in buckets] or None,
-                    concurrency=s3_concurrency,
-                    progress=progress,
-                    cancel=cancel.event,
-                ),
-                "supabase-restore-storage-export",
-            )
+        endpoint, event = self.s3, self.cancel.event
+        self.fetcher = Background(
+            lambda: download_all(
+                endpoint,
+                partial / "storage",
+                [b["id"] for b in buckets] or None,
+                concurrency=self.options.s3_concurrency,
+                progress=self.progress,
+                cancel=event,
+            ),
+            "supabase-restore-storage-export",
+        )
 
-        # The schema inventory is read before pg_dump starts. Everything in it is of the
-        # snapshot except sequence positions, which no snapshot holds: read first, each is at
-        # most what pg_dump then writes, so a sequence the source advances during the export
-        # (every insert does) is never reported as set back by the restore.
+    def _read_inventory(self, snap: SnapshotExport, scope: list[str]) -> None:
+        # Read before pg_dump starts. Everything in it is of the snapshot except sequence
+        # positions, which no snapshot holds: read first, each is at most what pg_dump then
+        # writes, so a sequence the source advances during the export (every insert does)
+        # is never reported as set back by the restore.
         t0 = time.monotonic()
         conn = snap.importer()
         try:
-            inventory = fingerprint.schema_inventory(conn, scope)
+            self.proof.inventory = fingerprint.schema_inventory(conn, scope)
+            # What each extension provides: when a staging target cannot load one, the
+            # restore tells its consequences from every other error by these names.
+            self.proof.extensions = extdeps.extension_members(conn)
         finally:
             conn.rollback()
             conn.close()
-        timings["schema_inventory"] = time.monotonic() - t0
+        self.timings["schema_inventory"] = time.monotonic() - t0
 
-        dump_args = [
+    def _start_dump(self, snap: SnapshotExport, tools: PgBinaries, partial: Path) -> None:
+        self.dump_args = [
             tools.path("pg_dump"),
             "--format=directory",
-            f"--jobs={max(1, jobs)}",
+            f"--jobs={max(1, self.jobs)}",
             f"--snapshot={snap.snapshot_id}",
             f"--file={partial / 'db'}",
             "--no-password",
             "--quote-all-identifiers",
-            *compression_args(tools, compression),
+            *compression_args(tools, self.options.compression),
         ]
         for pattern in fingerprint.SCOPE_EXCLUDED_SCHEMAS:
-            dump_args.append(f"--exclude-schema={pattern}")
+            self.dump_args.append(f"--exclude-schema={pattern}")
         for table in fingerprint.EXCLUDED_TABLE_DATA:
             schema, _, name = table.partition(".")
-            dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
+            self.dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
         # pg_dump runs as a child process while the proof is computed; on any failure or
         # interrupt it is stopped before the partial directory is removed.
-        dump_err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-        dump_started = time.monotonic()
-        dumper = subprocess.Popen(
-            dump_args,
-            env=libpq_env(db_url),
+        self.dump_err = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the run ends
+        self.dump_started = time.monotonic()
+        self.dumper = subprocess.Popen(
+            self.dump_args,
+            env=libpq_env(self.db_url),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=dump_err,
+            stderr=self.dump_err,
             start_new_session=True,  # its parallel workers are stopped with it (stop_group)
         )
-        reaper.watch_process(dumper.pid)
-        cancel.process(dumper)
+        reaper.watch_process(self.dumper.pid)
+        self.cancel.process(self.dumper)
 
-        # While pg_dump runs, compute the proof in the same snapshot, in parallel.
+    def _fingerprint(self, snap: SnapshotExport, tables: list[fingerprint.TableRef]) -> None:
+        """Every table's fingerprint, in the snapshot, in parallel while pg_dump runs."""
         t0 = time.monotonic()
-        fingerprints: dict[str, dict[str, Any]] = {}
         lock = threading.Lock()
-        ordered = sorted(tables, key=lambda t: t.bytes, reverse=True)
+        fingerprints = self.proof.fingerprints
 
         def work(ref: fingerprint.TableRef) -> None:
             conn = snap.importer()
@@ -619,11 +419,13 @@ def _export(
                 conn.close()
             with lock:
                 fingerprints[ref.qualified] = _table_json(ref, fp)
-                progress(
-                    f"fingerprinted {ref.qualified}: {fp['rows']} rows ({len(fingerprints)}/{len(tables)})"
+                self.progress(
+                    f"fingerprinted {ref.qualified}: {fp['rows']} rows "
+                    f"({len(fingerprints)}/{len(tables)})"
                 )
 
-        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        ordered = sorted(tables, key=lambda t: t.bytes, reverse=True)
+        pool = ThreadPoolExecutor(max_workers=max(1, self.jobs))
         done = False
         try:
             for future in as_completed([pool.submit(work, ref) for ref in ordered]):
@@ -631,27 +433,24 @@ def _export(
             done = True
         finally:  # the first failure stops the queue instead of reading every other table
             if not done:
-                cancel.abort()
+                self.cancel.abort()
             pool.shutdown(wait=True, cancel_futures=True)
-        timings["fingerprint"] = time.monotonic() - t0
+        self.timings["fingerprint"] = time.monotonic() - t0
 
+    def _read_rls(self, snap: SnapshotExport, tables: list[fingerprint.TableRef]) -> None:
         t0 = time.monotonic()
         conn = snap.importer()
+        users: list[str] = []
         try:
-            # What each extension provides: when a staging target cannot load one, the
-            # restore tells its consequences from every other error by these names.
-            extensions = extdeps.extension_members(conn)
             has_api_roles = conn.execute(
                 "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
             ).fetchone() == (True,)
-            users: list[str] = []
-            rls: dict[str, Any] = {"users": users, "visibility": {}}
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
-                users = fingerprint.sample_users(conn, rls_sample)
+                users = fingerprint.sample_users(conn, self.options.rls_sample)
                 # Counted as PostgREST would for each identity; staging recounts under the
                 # session recorded here.
                 session = fingerprint.postgrest_session(conn)
-                rls = {
+                self.proof.rls = {
                     "users": users,
                     "visibility": fingerprint.rls_visibility(conn, tables, users, session),
                     "session": session.to_json(),
@@ -659,10 +458,13 @@ def _export(
         finally:
             conn.rollback()
             conn.close()
-        timings["inventory"] = time.monotonic() - t0
-        progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
+        self.timings["inventory"] = time.monotonic() - t0
+        self.progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
 
-        storage_section: dict[str, Any] = {
+    def _storage_section(
+        self, buckets: list[dict[str, Any]], db_objects: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        section: dict[str, Any] = {
             "buckets": buckets,
             "objects": [],
             "db_objects": len(db_objects),
@@ -670,109 +472,63 @@ def _export(
             "unknown_to_db": [],
             "downloaded": False,
         }
-        if fetcher is not None:
-            result = fetcher.result()
-            timings["storage_export"] = fetcher.seconds
-            if any(NO_SPACE in e for e in result.errors):
-                raise disk_full(base_dir)
-            if result.errors:
-                raise BackupError(
-                    "Storage export failed: "
-                    + "; ".join(result.errors[:5])
-                    + (f" (+{len(result.errors) - 5} more)" if len(result.errors) > 5 else "")
-                )
-            listed = {(o.bucket, o.key) for o in result.objects}
-            known = {(o["bucket"], o["key"]) for o in db_objects}
-            storage_section["objects"] = [o.to_json() for o in result.objects]
-            storage_section["missing_in_s3"] = [
-                {"bucket": b, "key": k} for b, k in sorted(known - listed)
-            ]
-            storage_section["unknown_to_db"] = [
-                {"bucket": b, "key": k} for b, k in sorted(listed - known)
-            ]
-            storage_section["downloaded"] = True
-            progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
+        if self.fetcher is None:
+            return section
+        result = self.fetcher.result()
+        self.timings["storage_export"] = self.fetcher.seconds
+        if any(NO_SPACE in e for e in result.errors):
+            raise disk_full(self.base_dir)
+        if result.errors:
+            raise BackupError(
+                "Storage export failed: "
+                + "; ".join(result.errors[:5])
+                + (f" (+{len(result.errors) - 5} more)" if len(result.errors) > 5 else "")
+            )
+        listed = {(o.bucket, o.key) for o in result.objects}
+        known = {(o["bucket"], o["key"]) for o in db_objects}
+        section["objects"] = [o.to_json() for o in result.objects]
+        section["missing_in_s3"] = [{"bucket": b, "key": k} for b, k in sorted(known - listed)]
+        section["unknown_to_db"] = [{"bucket": b, "key": k} for b, k in sorted(listed - known)]
+        section["downloaded"] = True
+        self.progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
+        return section
 
-        returncode = dumper.wait()
-        timings["pg_dump"] = time.monotonic() - dump_started
+    def _finish_dump(self) -> None:
+        assert self.dumper is not None and self.dump_err is not None
+        returncode = self.dumper.wait()
+        self.timings["pg_dump"] = time.monotonic() - self.dump_started
         if returncode != 0:
-            dump_err.seek(0)
-            stderr = dump_err.read().decode(errors="replace")
+            self.dump_err.seek(0)
+            stderr = self.dump_err.read().decode(errors="replace")
             if NO_SPACE in stderr:
-                raise disk_full(base_dir)
+                raise disk_full(self.base_dir)
             raise source_failure(f"pg_dump failed (exit {returncode})", stderr)
-        progress(f"pg_dump finished in {timings['pg_dump']:.1f}s")
-        custom_roles = dump_roles(db_url, tools, partial / "roles.sql")
-        manifest.restrict_tree(partial)
+        self.progress(f"pg_dump finished in {self.timings['pg_dump']:.1f}s")
 
-        data: dict[str, Any] = {
-            "format": manifest.FORMAT,
-            "version": manifest.VERSION,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "snapshot_time": snap.snapshot_time.isoformat(),
-            "tool": {"name": "pytest-supabase-restore", "version": __version__},
-            "source": {
-                "label": source_label or mask_url(db_url),
-                "server_version": version,
-                "server_major": major,
-                # Who the export logged in as: restored code runs no more privileged than this
-                # role in staging (see the CRUD and materialized-view checks).
-                "login_role": login[0] if login else None,
-                "login_superuser": bool(login[1]) if login else None,
-            },
-            "pg_dump": {
-                "version": tools.version,
-                "major": tools.major,
-                "options": [
-                    a for a in dump_args[1:] if not a.startswith(("--file=", "--snapshot="))
-                ],
-                "compression": compression,
-                "jobs": jobs,
-            },
-            "settings": fingerprint.SESSION_SETTINGS,
-            "scope_schemas": scope,
-            "excluded_schemas": list(fingerprint.SCOPE_EXCLUDED_SCHEMAS),
-            "excluded_table_data": list(fingerprint.EXCLUDED_TABLE_DATA),
-            "roles": custom_roles,
-            "tables": fingerprints,
-            "schema": inventory,
-            "extensions": extensions,
-            "rls": rls,
-            "storage": storage_section,
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-        }
-        data["files"] = manifest.inventory_files(partial, jobs=max(2, jobs))
-        if encryption_key is not None:
+    def _write(self, partial: Path, data: dict[str, Any]) -> None:
+        """The manifest (with every file's hash), encrypted and signed when asked."""
+        data["timings"] = {k: round(v, 3) for k, v in self.timings.items()}
+        jobs = max(2, self.jobs)
+        data["files"] = manifest.inventory_files(partial, jobs=jobs)
+        if self.options.encryption_key is not None:
             from .encryption import encrypt_set
 
             t0 = time.monotonic()
-            encrypt_set(partial, data, encryption_key, jobs=max(2, jobs))
-            timings["encrypt"] = time.monotonic() - t0
-            progress(f"encrypted {len(data['files'])} files")
+            encrypt_set(partial, data, self.options.encryption_key, jobs=jobs)
+            self.timings["encrypt"] = time.monotonic() - t0
+            self.progress(f"encrypted {len(data['files'])} files")
         manifest.write_manifest(partial, data)
-        if signing_key is not None:
+        if self.options.signing_key is not None:
             from .signing import sign_set
 
-            sign_set(partial, signing_key)
-        os.replace(partial, final)
-        reaper.forget_path(partial)
-        timings["export_total"] = time.monotonic() - started
-        return final
-    except BaseException:
-        if dumper is not None:
-            stop_group(dumper)
-        if fetcher is not None:  # it must stop writing before the directory goes
-            cancel.event.set()
-            fetcher.join(60)
-        shutil.rmtree(partial, ignore_errors=True)
-        reaper.forget_path(partial)
-        raise
-    finally:
-        if dumper is not None:
-            reaper.forget_process(dumper.pid)
-        if dump_err is not None:
-            dump_err.close()
-        snap.close()
+            sign_set(partial, self.options.signing_key)
+
+    def _stop_children(self) -> None:
+        if self.dumper is not None:
+            stop_group(self.dumper)
+        if self.fetcher is not None:  # it must stop writing before the directory goes
+            self.cancel.event.set()
+            self.fetcher.join(60)
 
 
 def apply_retention(base: Path, keep: Path, count: int | None, days: float | None) -> list[Path]:

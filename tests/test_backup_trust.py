@@ -43,13 +43,14 @@ from pytest_supabase_restore.encryption import (
     parse_key,
 )
 from pytest_supabase_restore.errors import BackupError
-from pytest_supabase_restore.export import dump_roles, export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
 from pytest_supabase_restore.pgtools import run_tool
 from pytest_supabase_restore.restore import run_role_statements
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.rolesql import parse_roles
+from pytest_supabase_restore.source import dump_roles
 
 SIGNING_KEY = "signing-key-of-the-tests-0123456789abcdef"
 OTHER_SIGNING_KEY = "another-signing-key-of-the-tests-0123456789"
@@ -68,13 +69,18 @@ def demo() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo.db_url, tmp_path_factory.mktemp("plain"), s3=demo.s3, jobs=2)
+    return export(
+        demo.db_url, tmp_path_factory.mktemp("plain"), s3=demo.s3, options=ExportOptions(jobs=2)
+    )
 
 
 @pytest.fixture(scope="module")
 def signed(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(
-        demo.db_url, tmp_path_factory.mktemp("signed"), s3=demo.s3, jobs=2, signing_key=SIGNING_KEY
+        demo.db_url,
+        tmp_path_factory.mktemp("signed"),
+        s3=demo.s3,
+        options=ExportOptions(jobs=2, signing_key=SIGNING_KEY),
     )
 
 
@@ -85,9 +91,9 @@ def sealed(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
         demo.db_url,
         tmp_path_factory.mktemp("sealed"),
         s3=demo.s3,
-        jobs=2,
-        signing_key=SIGNING_KEY,
-        encryption_key=parse_key(ENCRYPTION_KEY),
+        options=ExportOptions(
+            jobs=2, signing_key=SIGNING_KEY, encryption_key=parse_key(ENCRYPTION_KEY)
+        ),
     )
 
 

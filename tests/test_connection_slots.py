@@ -19,11 +19,12 @@ from pytest_supabase_restore import manifest
 from pytest_supabase_restore.config import Config, Connection
 from pytest_supabase_restore.drill import EXPORT_RETRY_DELAY, Drill
 from pytest_supabase_restore.errors import SourceConnectionLost, SourceError
-from pytest_supabase_restore.export import export, source_failure
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.pgtools import run_tool
 from pytest_supabase_restore.slots import export_connections
+from pytest_supabase_restore.source import source_failure
 
 MAX_CONNECTIONS = 30
 RESERVED = 3  # superuser_reserved_connections' default
@@ -114,7 +115,11 @@ def test_jobs_are_capped_to_half_the_free_slots(source: Cluster, tmp_path: Path)
     lines: list[str] = []
     with clients(source, 10) as held, Watch(source) as watch:
         out = export(
-            source.dsn(user="exporter"), tmp_path, s3=None, jobs=150, progress=lines.append
+            source.dsn(user="exporter"),
+            tmp_path,
+            s3=None,
+            progress=lines.append,
+            options=ExportOptions(jobs=150),
         )
         for conn in held:
             assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -141,7 +146,11 @@ def test_the_roles_connection_limit_caps_the_jobs(source: Cluster, tmp_path: Pat
     try:
         with Watch(source) as watch:
             out = export(
-                source.dsn(user="exporter"), tmp_path, s3=None, jobs=4, progress=lines.append
+                source.dsn(user="exporter"),
+                tmp_path,
+                s3=None,
+                progress=lines.append,
+                options=ExportOptions(jobs=4),
             )
     finally:
         with source.connect(autocommit=True) as admin:
@@ -160,7 +169,7 @@ def test_a_full_server_is_named_with_the_fix(source: Cluster, tmp_path: Path) ->
     """Every slot a non-superuser may use is taken: the export's first connection is refused
     ("remaining connection slots are reserved ...") and that is what the error says."""
     with clients(source, MAX_CONNECTIONS - RESERVED), pytest.raises(SourceError) as info:
-        export(source.dsn(user="exporter"), tmp_path, s3=None, jobs=2)
+        export(source.dsn(user="exporter"), tmp_path, s3=None, options=ExportOptions(jobs=2))
     assert not isinstance(info.value, SourceConnectionLost)
     message = str(info.value)
     assert "connection slots are taken" in message, message

@@ -18,7 +18,7 @@ from pytest_supabase_restore.config import DISPOSABLE_MARKER, Connection
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, SafetyError, ToolError
-from pytest_supabase_restore.export import apply_retention, export
+from pytest_supabase_restore.export import ExportOptions, apply_retention, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
 from pytest_supabase_restore.restore import restore_backup_set
@@ -34,7 +34,9 @@ def demo() -> Any:
 
 @pytest.fixture(scope="module")
 def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, jobs=2)
+    return export(
+        demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, options=ExportOptions(jobs=2)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path)
     thread.start()
     try:
         time.sleep(0.2)
-        out = export(demo.db_url, tmp_path / "sets", s3=None, jobs=2)
+        out = export(demo.db_url, tmp_path / "sets", s3=None, options=ExportOptions(jobs=2))
     finally:
         stop.set()
         thread.join()
@@ -215,7 +217,9 @@ def test_missing_storage_bytes_are_recorded(tmp_path: Path) -> None:
 
 def test_wrong_client_tools_fail_before_anything_is_written(demo: Any, tmp_path: Path) -> None:
     with pytest.raises(ToolError, match="--supabase-pg-bindir"):
-        export(demo.db_url, tmp_path / "sets", s3=None, pg_bindir=str(tmp_path))
+        export(
+            demo.db_url, tmp_path / "sets", s3=None, options=ExportOptions(pg_bindir=str(tmp_path))
+        )
     assert not (tmp_path / "sets").exists()
 
 

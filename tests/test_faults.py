@@ -40,7 +40,7 @@ from pytest_supabase_restore.errors import (
     SourceConnectionLost,
     SourceError,
 )
-from pytest_supabase_restore.export import export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.restore import restore_backup_set
@@ -57,7 +57,9 @@ def demo() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def backup(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, jobs=2)
+    return export(
+        demo.db_url, tmp_path_factory.mktemp("sets"), s3=demo.s3, options=ExportOptions(jobs=2)
+    )
 
 
 def through(proxy: TcpProxy, dsn: str) -> str:
@@ -162,7 +164,7 @@ def test_connection_dropped_mid_export_is_named_and_leaves_no_set(
     with TcpProxy(demo.cluster.port) as proxy:
         proxy.cut_after(500_000)
         with pytest.raises(SourceConnectionLost) as info:
-            export(through(proxy, demo.db_url), sets, s3=None, jobs=2)
+            export(through(proxy, demo.db_url), sets, s3=None, options=ExportOptions(jobs=2))
         assert proxy.cuts == 1
     message = str(info.value)
     assert "connection to the source was lost" in message
@@ -187,7 +189,7 @@ def test_statement_and_idle_timeouts_of_the_source_role_do_not_break_the_export(
         admin.execute("ALTER ROLE postgres SET statement_timeout = '100ms'")
         admin.execute("ALTER ROLE postgres SET idle_in_transaction_session_timeout = '100ms'")
         try:
-            out = export(demo.db_url, tmp_path, s3=None, jobs=2)
+            out = export(demo.db_url, tmp_path, s3=None, options=ExportOptions(jobs=2))
         finally:
             admin.execute("ALTER ROLE postgres RESET statement_timeout")
             admin.execute("ALTER ROLE postgres RESET idle_in_transaction_session_timeout")
@@ -211,7 +213,7 @@ def test_a_table_the_source_role_may_not_read_is_named_with_the_fix(
         admin.execute("REVOKE pg_read_all_data FROM postgres")
         try:
             with pytest.raises(SourceError) as info:
-                export(demo.db_url, tmp_path, s3=None, jobs=2)
+                export(demo.db_url, tmp_path, s3=None, options=ExportOptions(jobs=2))
         finally:
             admin.execute("GRANT pg_read_all_data TO postgres")
             admin.execute("DROP TABLE public.payroll")
@@ -229,7 +231,7 @@ def test_disk_full_while_writing_the_set_is_named_and_nothing_is_kept(
     """The set (~2 MB of dump, 3 MB of objects) does not fit into a 2 MB tmpfs."""
     with tmpfs("2m") as small:
         with pytest.raises(BackupError) as info:
-            export(demo.db_url, small, s3=demo.s3, jobs=2)
+            export(demo.db_url, small, s3=demo.s3, options=ExportOptions(jobs=2))
         assert list(small.iterdir()) == []
     message = str(info.value)
     assert "ran out of space" in message and "--supabase-backup-dir" in message

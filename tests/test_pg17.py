@@ -26,7 +26,7 @@ from psycopg import sql
 from pytest_supabase_restore import CATEGORIES
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.errors import ToolError
-from pytest_supabase_restore.export import export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import (
     CLIENT_TOOLS,
     PgBinaries,
@@ -183,7 +183,10 @@ def test_pg_dump_18_of_a_15_source_restores_into_a_15_server(
         pytest.skip(f"no PostgreSQL 15 server (nearest: {server15.major})")
     with DemoProject(scale=1, binaries=server15, objects=0) as demo:
         out = export(
-            demo.db_url, tmp_path / "backups", s3=None, jobs=2, pg_bindir=str(client18.bindir)
+            demo.db_url,
+            tmp_path / "backups",
+            s3=None,
+            options=ExportOptions(jobs=2, pg_bindir=str(client18.bindir)),
         )
         manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pg_dump"]["version"].startswith("18.")

@@ -40,7 +40,7 @@ from werkzeug import Request, Response
 
 from pytest_supabase_restore import CATEGORIES
 from pytest_supabase_restore.demo import DemoProject
-from pytest_supabase_restore.export import export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.fixtures import StagingStorage
 from pytest_supabase_restore.manifest import read_manifest
 from pytest_supabase_restore.s3server import S3Endpoint
@@ -152,7 +152,7 @@ def backup_sets() -> Iterator[BackupSets]:
     base = Path(tempfile.mkdtemp(prefix="smoke-faults-"))
     try:
         with DemoProject(scale=1) as demo:
-            clean = export(demo.db_url, base / "clean", s3=demo.s3, jobs=2)
+            clean = export(demo.db_url, base / "clean", s3=demo.s3, options=ExportOptions(jobs=2))
             # What a backup without a manifest (a Supabase CLI dump) is parametrized from:
             # the database itself, read the same way.
             with psycopg.connect(demo.db_url) as conn:
@@ -160,7 +160,9 @@ def backup_sets() -> Iterator[BackupSets]:
             client = make_client(demo.s3)
             key = sorted(o["Key"] for o in client.list_objects_v2(Bucket="avatars")["Contents"])[0]
             client.delete_object(Bucket="avatars", Key=key)
-            damaged = export(demo.db_url, base / "damaged", s3=demo.s3, jobs=2)
+            damaged = export(
+                demo.db_url, base / "damaged", s3=demo.s3, options=ExportOptions(jobs=2)
+            )
         yield BackupSets(clean, damaged, ("avatars", key), live)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -658,7 +660,9 @@ def rls_sets() -> Iterator[RlsSets]:
         with DemoProject(scale=1) as demo:
             with psycopg.connect(demo.db_url, autocommit=True) as conn:
                 conn.execute(UNQUALIFIED_POLICY_SQL)
-            unqualified = export(demo.db_url, base / "unqualified", s3=demo.s3, jobs=2)
+            unqualified = export(
+                demo.db_url, base / "unqualified", s3=demo.s3, options=ExportOptions(jobs=2)
+            )
             yield RlsSets(base, demo, unqualified)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -668,7 +672,12 @@ def rls_sets() -> Iterator[RlsSets]:
 def erroring_set(rls_sets: RlsSets) -> Path:
     with psycopg.connect(rls_sets.demo.db_url, autocommit=True) as conn:
         conn.execute(ERRORING_POLICIES_SQL)
-    return export(rls_sets.demo.db_url, rls_sets.base / "erroring", s3=rls_sets.demo.s3, jobs=2)
+    return export(
+        rls_sets.demo.db_url,
+        rls_sets.base / "erroring",
+        s3=rls_sets.demo.s3,
+        options=ExportOptions(jobs=2),
+    )
 
 
 def test_auth_rls_parity_with_a_security_definer_function_naming_an_unqualified_table(

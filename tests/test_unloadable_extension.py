@@ -39,7 +39,7 @@ import pytest
 
 from pytest_supabase_restore import manifest as mf
 from pytest_supabase_restore.demo import DemoProject
-from pytest_supabase_restore.export import export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_server_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 
@@ -153,12 +153,14 @@ def setup() -> Iterator[Setup]:
                 conn.execute(EXTENSION_SQL)
             with psycopg.connect(demo.db_url, autocommit=True) as conn:
                 conn.execute(APP_SQL)
-            backup = export(demo.db_url, base / "sets", s3=demo.s3, jobs=2)
+            backup = export(demo.db_url, base / "sets", s3=demo.s3, options=ExportOptions(jobs=2))
             with psycopg.connect(demo.admin_url, autocommit=True) as conn:
                 conn.execute(GHOST_ROLES_SQL)
             with psycopg.connect(demo.db_url, autocommit=True) as conn:
                 conn.execute(GHOST_SQL)
-            roles_lost = export(demo.db_url, base / "ghost-sets", s3=demo.s3, jobs=2)
+            roles_lost = export(
+                demo.db_url, base / "ghost-sets", s3=demo.s3, options=ExportOptions(jobs=2)
+            )
         roles = roles_lost / "roles.sql"
         kept = [ln for ln in roles.read_text().splitlines() if "ghost_" not in ln]
         roles.write_text("\n".join(kept) + "\n")
