@@ -44,11 +44,11 @@ from .pgtools import (
     stop_group,
 )
 from .reaper import reaper
-from .s3server import S3Endpoint
 from .slots import cap_jobs, export_connections, read_slots
+from .storage.endpoint import S3Endpoint
 
 if TYPE_CHECKING:
-    from .storage import TransferResult
+    from .storage.records import TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -543,7 +543,7 @@ def _export(
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if s3 is not None:
-            from .storage import download_all
+            from .storage.download import download_all
 
             endpoint = s3
             fetcher = Background(

@@ -3,12 +3,12 @@
 Faults are injected by a small TCP proxy written here (threads and sockets, loopback only)
 that sits between the client and moto: it can cut a response mid-object, answer a request
 itself (503 SlowDown, 403 AccessDenied) or change an object just before a GET reaches the
-server. Nothing in ``storage.py`` is mocked.
+server. Nothing in the ``storage`` package is mocked.
 
-Not tested: wrong credentials. moto accepts any key pair and never checks signatures, so a
-"wrong key" test against it would pass whatever the code does. The classification of
-InvalidAccessKeyId / SignatureDoesNotMatch is exercised instead by the 403 injected through
-the proxy (same code path: a permanent error, not retried, message names what to check).
+The server checks every signature against its own key pair (test_sandbox shows a stranger's
+key refused); the classification of InvalidAccessKeyId / SignatureDoesNotMatch here is
+exercised by the 403 injected through the proxy (same code path: a permanent error, not
+retried, message names what to check).
 """
 
 from __future__ import annotations
@@ -32,19 +32,14 @@ import pytest
 
 from pytest_supabase_restore.errors import BackupError, StorageError
 from pytest_supabase_restore.pg.cluster import free_port
-from pytest_supabase_restore.s3server import LocalS3Server, S3Endpoint
-from pytest_supabase_restore.storage import (
-    MAX_CHANGES,
-    ObjectProblem,
-    ObjectRecord,
-    download_all,
-    iter_objects,
-    list_buckets,
-    make_client,
-    object_path,
-    upload_all,
-    verify_all,
-)
+from pytest_supabase_restore.storage.client import iter_objects, list_buckets, make_client
+from pytest_supabase_restore.storage.download import download_all
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
+from pytest_supabase_restore.storage.records import ObjectProblem, ObjectRecord, object_path
+from pytest_supabase_restore.storage.server import LocalS3Server
+from pytest_supabase_restore.storage.stream import MAX_CHANGES
+from pytest_supabase_restore.storage.upload import upload_all
+from pytest_supabase_restore.storage.verify import verify_all
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

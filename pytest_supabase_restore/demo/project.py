@@ -17,8 +17,9 @@ import psycopg
 from ..pg import cron
 from ..pg.binaries import PgBinaries, find_server_tools
 from ..pg.cluster import Cluster
-from ..s3server import LocalS3Server, S3Endpoint
 from ..staging import platform
+from ..storage.endpoint import S3Endpoint
+from ..storage.server import LocalS3Server
 from .seed import seed, seed_storage, table_counts
 
 if TYPE_CHECKING:
