@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, StorageError
 from pytest_supabase_restore.pg.cluster import free_port
 from pytest_supabase_restore.storage.client import iter_objects, list_buckets, make_client
@@ -296,9 +297,15 @@ def test_problem_messages_name_the_object() -> None:
 # --------------------------------------------------------------------------- client
 
 
+@pytest.mark.parametrize("build", [make_client, s3_client], ids=["storage", "demo"])
 def test_client_ignores_aws_environment_and_config_files(
-    source: LocalS3Server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    build: Callable[[S3Endpoint], S3Client],
+    source: LocalS3Server,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The drill's client, and the demo's (which seeds the demo project's Storage), sign
+    with the endpoint's keys and nothing else: bogus AWS settings change nothing."""
     aws_config = workdir / "aws-config"
     aws_config.write_text(
         "[default]\nregion = eu-west-9\ns3 =\n  addressing_style = virtual\n"
@@ -317,9 +324,12 @@ def test_client_ignores_aws_environment_and_config_files(
     monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "17")
 
-    client = make_client(source.endpoint)
+    client = build(source.endpoint)
     bucket = new_bucket(client)
     assert bucket in list_buckets(client)
+    client.put_object(Bucket=bucket, Key="a/b.txt", Body=b"isolated", ContentType="text/plain")
+    got = client.get_object(Bucket=bucket, Key="a/b.txt")
+    assert got["Body"].read() == b"isolated" and got["ContentType"] == "text/plain"
     assert client.meta.region_name == "local"
     assert client.meta.endpoint_url == source.endpoint.url
     config: Any = client.meta.config
