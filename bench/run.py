@@ -45,7 +45,7 @@ from pytest_supabase_restore.export import compression_args
 from pytest_supabase_restore.fingerprint import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
 from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
-from pytest_supabase_restore.s3server import S3Endpoint
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
 
 MB = 1_000_000
 S3_CONCURRENCY = 8  # the drill's default --supabase-s3-concurrency; rclone gets the same

@@ -31,11 +31,11 @@ from .errors import BackupError, DrillError, SourceConnectionLost
 from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState
-from .s3server import S3Endpoint
 from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
+from .storage.endpoint import S3Endpoint, connection_endpoint
 
 if TYPE_CHECKING:
-    from .storage import TransferResult
+    from .storage.records import TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -60,16 +60,7 @@ CLI_NOT_APPLICABLE = {
 
 
 def source_s3(settings: Config) -> S3Endpoint | None:
-    src = settings.source
-    if not src.has_s3:
-        return None
-    assert src.s3_endpoint and src.s3_access_key_id and src.s3_secret_access_key
-    return S3Endpoint(
-        src.s3_endpoint,
-        src.s3_region or "us-east-1",
-        src.s3_access_key_id,
-        src.s3_secret_access_key,
-    )
+    return connection_endpoint(settings.source)
 
 
 class Drill:
@@ -453,7 +444,8 @@ class Drill:
         (the two use different servers). Collected, and its errors raised, after the restore."""
         if not objects or staging.s3 is None:
             return None
-        from .storage import ObjectRecord, upload_all
+        from .storage.records import ObjectRecord
+        from .storage.upload import upload_all
 
         records = [ObjectRecord.from_json(o) for o in objects]
         target = staging.s3
@@ -510,7 +502,7 @@ class Drill:
         finally:
             conn.close()
         if s3 is not None:
-            from .storage import iter_objects, list_buckets, make_client
+            from .storage.client import iter_objects, list_buckets, make_client
 
             client = make_client(s3)
             for bucket in list_buckets(client):

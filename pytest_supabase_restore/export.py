@@ -38,7 +38,6 @@ from .errors import BackupError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
 from .reaper import reaper
-from .s3server import S3Endpoint
 from .source import (
     Cancel,
     SnapshotExport,
@@ -48,9 +47,10 @@ from .source import (
     server_version,
     source_failure,
 )
+from .storage.endpoint import S3Endpoint
 
 if TYPE_CHECKING:
-    from .storage import TransferResult
+    from .storage.records import TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -338,7 +338,7 @@ class _ExportRun:
         # fingerprints instead of after them.
         if self.s3 is None:
             return
-        from .storage import download_all
+        from .storage.download import download_all
 
         endpoint, event = self.s3, self.cancel.event
         self.fetcher = Background(

@@ -21,7 +21,7 @@ import pytest
 
 from .config import Config
 from .results import DrillState
-from .s3server import LOCAL_REGION, S3Endpoint
+from .storage.endpoint import LOCAL_REGION, S3Endpoint, connection_endpoint
 
 SETTINGS_KEY = pytest.StashKey[Config]()
 STATE_KEY = pytest.StashKey[DrillState]()
@@ -136,7 +136,8 @@ def staging_storage(
     drill_state: DrillState, drill_settings: Config, supabase_backup: BackupSet
 ) -> StagingStorage:
     """The restored Storage objects; skipped when the backup holds none."""
-    from .storage import ObjectRecord, make_client
+    from .storage.client import make_client
+    from .storage.records import ObjectRecord
 
     s3 = drill_state.staging_s3
     objects = supabase_backup.manifest.get("storage", {}).get("objects", [])
@@ -145,16 +146,13 @@ def staging_storage(
             "not tested: the backup set holds no Storage objects or staging has no object store"
         )
     if s3.get("kind") == "url":
-        target = drill_settings.target
-        assert target.s3_access_key_id and target.s3_secret_access_key
-        endpoint = S3Endpoint(
-            s3["url"], s3["region"], target.s3_access_key_id, target.s3_secret_access_key
-        )
+        endpoint = connection_endpoint(drill_settings.target)
     else:
         # The throwaway object store only accepts the key pair it generated at start.
         endpoint = S3Endpoint(
             s3["url"], s3.get("region", LOCAL_REGION), s3["access_key_id"], s3["secret_access_key"]
         )
+    assert endpoint is not None
     return StagingStorage(
         endpoint=endpoint,
         client=make_client(endpoint),

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore.fixtures import StagingStorage
-from pytest_supabase_restore.storage import verify_all
+from pytest_supabase_restore.storage.verify import verify_all
 from smoke_tests import shorten
 
 pytestmark = pytest.mark.supabase_category("storage")

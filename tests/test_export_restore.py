@@ -320,7 +320,7 @@ def test_unreachable_source_is_one_precise_error(tmp_path: Path) -> None:
 def test_failed_export_leaves_no_partial_set(demo: Any, tmp_path: Path) -> None:
     from pytest_supabase_restore.errors import DrillError
     from pytest_supabase_restore.pg.cluster import free_port
-    from pytest_supabase_restore.s3server import S3Endpoint
+    from pytest_supabase_restore.storage.endpoint import S3Endpoint
 
     dead = S3Endpoint(f"http://127.0.0.1:{free_port()}", "local", "k", "s")
     with pytest.raises(DrillError):

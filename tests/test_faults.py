@@ -576,7 +576,7 @@ def test_watchdog_stops_servers_of_a_process_that_exits_without_teardown(tmp_pat
     script.write_text(
         "import os\n"
         "from pytest_supabase_restore.pg.cluster import Cluster\n"
-        "from pytest_supabase_restore.s3server import LocalS3Server\n"
+        "from pytest_supabase_restore.storage.server import LocalS3Server\n"
         "c = Cluster(name='orphan').start()\n"
         "s = LocalS3Server(name='orphan-s3').start()\n"
         "print(c.base_dir, c.process.pid, s.process.pid, flush=True)\n"

@@ -30,8 +30,9 @@ import pytest
 
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.pg.cluster import Cluster
-from pytest_supabase_restore.s3server import LocalS3Server, S3Endpoint
-from pytest_supabase_restore.storage import list_buckets, make_client
+from pytest_supabase_restore.storage.client import list_buckets, make_client
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
+from pytest_supabase_restore.storage.server import LocalS3Server
 
 SOURCE_PASSWORD = "src-pw-never-in-a-child-4f1e"
 SECRETS = {
@@ -207,7 +208,7 @@ def test_restored_code_never_runs_as_superuser_and_no_child_holds_a_secret(
 
     # No process the drill started holds a secret of the run in its environment.
     secrets = [*SECRETS.values(), SOURCE_PASSWORD, s3_secret]
-    servers = [name for name in probe["environ"] if "postgres" in name or "_s3_main" in name]
+    servers = [name for name in probe["environ"] if "postgres" in name or "_server_main" in name]
     assert len(servers) >= 4, probe["environ"].keys()  # source + staging PostgreSQL and S3
     for name, environ in probe["environ"].items():
         for secret in secrets:

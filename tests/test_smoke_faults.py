@@ -43,8 +43,8 @@ from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.fixtures import StagingStorage
 from pytest_supabase_restore.manifest import read_manifest
-from pytest_supabase_restore.s3server import S3Endpoint
-from pytest_supabase_restore.storage import make_client
+from pytest_supabase_restore.storage.client import make_client
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
 from smoke_tests import (
     DefinitionError,
     Facts,

@@ -3,12 +3,12 @@
 Faults are injected by a small TCP proxy written here (threads and sockets, loopback only)
 that sits between the client and moto: it can cut a response mid-object, answer a request
 itself (503 SlowDown, 403 AccessDenied) or change an object just before a GET reaches the
-server. Nothing in ``storage.py`` is mocked.
+server. Nothing in the ``storage`` package is mocked.
 
-Not tested: wrong credentials. moto accepts any key pair and never checks signatures, so a
-"wrong key" test against it would pass whatever the code does. The classification of
-InvalidAccessKeyId / SignatureDoesNotMatch is exercised instead by the 403 injected through
-the proxy (same code path: a permanent error, not retried, message names what to check).
+The server checks every signature against its own key pair (test_sandbox shows a stranger's
+key refused); the classification of InvalidAccessKeyId / SignatureDoesNotMatch here is
+exercised by the 403 injected through the proxy (same code path: a permanent error, not
+retried, message names what to check).
 """
 
 from __future__ import annotations
@@ -30,21 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, StorageError
 from pytest_supabase_restore.pg.cluster import free_port
-from pytest_supabase_restore.s3server import LocalS3Server, S3Endpoint
-from pytest_supabase_restore.storage import (
-    MAX_CHANGES,
-    ObjectProblem,
-    ObjectRecord,
-    download_all,
-    iter_objects,
-    list_buckets,
-    make_client,
-    object_path,
-    upload_all,
-    verify_all,
-)
+from pytest_supabase_restore.storage.client import iter_objects, list_buckets, make_client
+from pytest_supabase_restore.storage.download import download_all
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
+from pytest_supabase_restore.storage.records import ObjectProblem, ObjectRecord, object_path
+from pytest_supabase_restore.storage.server import LocalS3Server
+from pytest_supabase_restore.storage.stream import MAX_CHANGES
+from pytest_supabase_restore.storage.upload import upload_all
+from pytest_supabase_restore.storage.verify import verify_all
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -301,9 +297,15 @@ def test_problem_messages_name_the_object() -> None:
 # --------------------------------------------------------------------------- client
 
 
+@pytest.mark.parametrize("build", [make_client, s3_client], ids=["storage", "demo"])
 def test_client_ignores_aws_environment_and_config_files(
-    source: LocalS3Server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    build: Callable[[S3Endpoint], S3Client],
+    source: LocalS3Server,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The drill's client, and the demo's (which seeds the demo project's Storage), sign
+    with the endpoint's keys and nothing else: bogus AWS settings change nothing."""
     aws_config = workdir / "aws-config"
     aws_config.write_text(
         "[default]\nregion = eu-west-9\ns3 =\n  addressing_style = virtual\n"
@@ -322,9 +324,12 @@ def test_client_ignores_aws_environment_and_config_files(
     monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "17")
 
-    client = make_client(source.endpoint)
+    client = build(source.endpoint)
     bucket = new_bucket(client)
     assert bucket in list_buckets(client)
+    client.put_object(Bucket=bucket, Key="a/b.txt", Body=b"isolated", ContentType="text/plain")
+    got = client.get_object(Bucket=bucket, Key="a/b.txt")
+    assert got["Body"].read() == b"isolated" and got["ContentType"] == "text/plain"
     assert client.meta.region_name == "local"
     assert client.meta.endpoint_url == source.endpoint.url
     config: Any = client.meta.config

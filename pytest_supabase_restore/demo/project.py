@@ -17,8 +17,9 @@ import psycopg
 from ..pg import cron
 from ..pg.binaries import PgBinaries, find_server_tools
 from ..pg.cluster import Cluster
-from ..s3server import LocalS3Server, S3Endpoint
 from ..staging import platform
+from ..storage.endpoint import S3Endpoint
+from ..storage.server import LocalS3Server
 from .seed import seed, seed_storage, table_counts
 
 if TYPE_CHECKING:
@@ -77,19 +78,11 @@ def platform_roles_sql() -> str:
 
 
 def s3_client(endpoint: S3Endpoint) -> S3Client:
-    """A boto3 S3 client for ``endpoint``, path-style as Supabase's S3 protocol requires."""
-    import boto3
-    import botocore.config
+    """A boto3 S3 client for ``endpoint``: the drill's own, path-style as Supabase's S3
+    protocol requires, and blind to the machine's ``AWS_*`` variables and ``~/.aws``."""
+    from ..storage.client import make_client
 
-    client: S3Client = boto3.client(
-        "s3",
-        endpoint_url=endpoint.url,
-        region_name=endpoint.region,
-        aws_access_key_id=endpoint.access_key_id,
-        aws_secret_access_key=endpoint.secret_access_key,
-        config=botocore.config.Config(s3={"addressing_style": "path"}),
-    )
-    return client
+    return make_client(endpoint)
 
 
 class DemoProject:

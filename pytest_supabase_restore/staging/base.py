@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..s3server import S3Endpoint
+from ..storage.endpoint import S3Endpoint
 
 
 @dataclass

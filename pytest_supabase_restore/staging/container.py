@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..s3server import LocalS3Server
+from ..storage.server import LocalS3Server
 from .base import StagingTarget
 
 log = logging.getLogger(__name__)

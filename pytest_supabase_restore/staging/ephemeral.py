@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..pg import cron
 from ..pg.binaries import find_server_tools
 from ..pg.cluster import Cluster
-from ..s3server import LocalS3Server
+from ..storage.server import LocalS3Server
 from . import platform
 from .base import StagingTarget
 

@@ -44,7 +44,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ..config import DISPOSABLE_MARKER, Connection, mask_url
 from ..errors import RestoreError, SafetyError
 from ..fingerprint import schema_excluded
-from ..s3server import S3Endpoint
+from ..storage.endpoint import connection_endpoint
 from .base import StagingTarget
 
 PROBE_PREFIX = "pytest-supabase-restore-probe-"
@@ -587,15 +587,7 @@ class UrlStaging(StagingTarget):
                 "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'supabase_auth_admin')"
             ).fetchone()
         assert row is not None
-        s3 = None
-        if target.has_s3:
-            assert target.s3_endpoint and target.s3_access_key_id and target.s3_secret_access_key
-            s3 = S3Endpoint(
-                target.s3_endpoint,
-                target.s3_region or "us-east-1",
-                target.s3_access_key_id,
-                target.s3_secret_access_key,
-            )
+        s3 = connection_endpoint(target)
         from . import platform
 
         return cls(

@@ -3,7 +3,7 @@
 Used as the demo project's Storage backend and as the object store of throwaway staging
 targets. It runs as a separate process so that object bytes never count against the
 pytest process's memory, and so that every xdist worker reaches it over real HTTP. It
-authenticates every request against a key pair it generates at start (see ``_s3_main``),
+authenticates every request against a key pair it generates at start (see ``_server_main``),
 so the restored objects are private to this run.
 """
 
@@ -18,38 +18,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .childenv import python_env
-from .errors import StorageError
-from .pg.cluster import free_port
-from .reaper import reaper
-from .redact import Redactor, tail
+from ..childenv import python_env
+from ..errors import StorageError
+from ..pg.cluster import free_port
+from ..reaper import reaper
+from ..redact import Redactor, tail
+from .endpoint import LOCAL_REGION, S3Endpoint
 
 log = logging.getLogger(__name__)
 
-LOCAL_REGION = "local"
-_MAIN = str(Path(__file__).with_name("_s3_main.py"))
-
-
-@dataclass(frozen=True)
-class S3Endpoint:
-    """Where and how to reach an S3-compatible endpoint. Both keys are kept out of its repr:
-    the secret is a secret, and the access key id names the account in logs and tracebacks
-    (botocore logs it in every signed request), so it is treated as one too."""
-
-    url: str
-    region: str
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-
-    def client(self, **config: Any) -> Any:
-        """A boto3 S3 client for this endpoint (path-style, as Supabase requires)."""
-        from .storage import make_client
-
-        return make_client(self, **config)
+# The server's program, run as a script (see its docstring).
+_MAIN = str(Path(__file__).with_name("_server_main.py"))
 
 
 class LocalS3Server:
@@ -134,25 +115,41 @@ class LocalS3Server:
             return ""
 
     def stop(self, keep_log: bool = False) -> None:
-        """Stop the server. Best effort; never raises."""
+        """Stop the server and remove its log. Best effort: each step is guarded, and what
+        fails is logged, never raised."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            for stop, wait in ((proc.terminate, 10.0), (proc.kill, 10.0)):
-                try:
-                    stop()
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-                except OSError as exc:  # already gone
-                    log.warning("stopping the local S3 server (%s): %s", self.name, exc)
-                    break
-        if proc is not None:
-            reaper.forget_process(proc.pid)
         self._keys = None
+        if proc is not None and self._end(proc):
+            try:
+                reaper.forget_process(proc.pid)
+            except Exception as exc:  # the watchdog checks a pid's start time: no harm
+                log.warning("the local S3 server (%s): unregistering it: %s", self.name, exc)
         if not keep_log and self._log is not None:
-            self._log.unlink(missing_ok=True)
-            reaper.forget_path(self._log)
+            try:
+                self._log.unlink(missing_ok=True)
+                reaper.forget_path(self._log)
+            except Exception as exc:
+                log.warning("the local S3 server (%s): removing its log: %s", self.name, exc)
+
+    def _end(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Terminate, then kill; whether the process is gone."""
+        for stop in (proc.terminate, proc.kill):
+            if proc.poll() is not None:
+                return True
+            try:
+                stop()
+                proc.wait(timeout=10.0)
+                return True
+            except subprocess.TimeoutExpired:
+                continue
+            except OSError as exc:  # already gone, or not ours to signal
+                log.warning("stopping the local S3 server (%s): %s", self.name, exc)
+                return proc.poll() is not None
+        # Still running: left registered, so the watchdog stops it when this process ends.
+        log.warning(
+            "the local S3 server (%s, pid %d) did not exit after SIGKILL", self.name, proc.pid
+        )
+        return False
 
     def __enter__(self) -> LocalS3Server:
         return self.start()

@@ -1,6 +1,6 @@
 """The local S3 server's program: moto, with authentication on and its own random keys.
 
-Run as a script (``python -I _s3_main.py HOST PORT LOG``) by :mod:`.s3server`, never
+Run as a script (``python -I _server_main.py HOST PORT LOG``) by :mod:`.server`, never
 imported by the package. Before it serves, it creates one IAM user with a fresh access key
 inside moto and prints the key pair as one JSON line on stdout (a pipe read by the parent);
 from then on stdout and stderr go to LOG, and moto verifies every request's signature
