@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from . import __version__, extdeps, fingerprint, manifest
+from . import __version__, extdeps, manifest
 from .background import Background
 from .config import mask_url
-from .errors import BackupError, SourceConnectionLost, SourceError, ToolError
+from .errors import BackupError, SourceConnectionLost, SourceError, ToolError, first_line
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import (
     CONNECTION_LOST,
@@ -42,6 +42,17 @@ from .pgtools import (
     libpq_env,
     run_tool,
     stop_group,
+)
+from .proof.fingerprint import fingerprint_table
+from .proof.inventory import schema_inventory
+from .proof.rls import postgrest_session, rls_visibility, sample_users
+from .proof.scope import (
+    EXCLUDED_TABLE_DATA,
+    SCOPE_EXCLUDED_SCHEMAS,
+    SESSION_SETTINGS,
+    TableRef,
+    list_tables,
+    schemas_in_scope,
 )
 from .reaper import reaper
 from .s3server import S3Endpoint
@@ -118,7 +129,7 @@ def _connect_source(
             keepalives_count=6,
         )
     except psycopg.OperationalError as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc, type(exc).__name__)
         if _DROPPED_WHILE_CONNECTING.search(str(exc)):
             # The server was reached and the link dropped during the handshake: the same
             # transient fault as a drop mid-export, retried the same way.
@@ -371,7 +382,7 @@ def _storage_rows(
     return buckets, objects
 
 
-def _table_json(ref: fingerprint.TableRef, fp: dict[str, Any]) -> dict[str, Any]:
+def _table_json(ref: TableRef, fp: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": ref.schema,
         "name": ref.name,
@@ -530,8 +541,8 @@ def _export(
     dump_err: Any = None
     fetcher: Background[TransferResult] | None = None
     try:
-        scope = fingerprint.schemas_in_scope(snap.conn)
-        tables = fingerprint.list_tables(snap.conn, scope)
+        scope = schemas_in_scope(snap.conn)
+        tables = list_tables(snap.conn, scope)
         progress(
             f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: {len(tables)} tables in {len(scope)} schemas"
         )
@@ -565,7 +576,7 @@ def _export(
         t0 = time.monotonic()
         conn = snap.importer()
         try:
-            inventory = fingerprint.schema_inventory(conn, scope)
+            inventory = schema_inventory(conn, scope)
         finally:
             conn.rollback()
             conn.close()
@@ -581,9 +592,9 @@ def _export(
             "--quote-all-identifiers",
             *compression_args(tools, compression),
         ]
-        for pattern in fingerprint.SCOPE_EXCLUDED_SCHEMAS:
+        for pattern in SCOPE_EXCLUDED_SCHEMAS:
             dump_args.append(f"--exclude-schema={pattern}")
-        for table in fingerprint.EXCLUDED_TABLE_DATA:
+        for table in EXCLUDED_TABLE_DATA:
             schema, _, name = table.partition(".")
             dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
         # pg_dump runs as a child process while the proof is computed; on any failure or
@@ -607,10 +618,10 @@ def _export(
         lock = threading.Lock()
         ordered = sorted(tables, key=lambda t: t.bytes, reverse=True)
 
-        def work(ref: fingerprint.TableRef) -> None:
+        def work(ref: TableRef) -> None:
             conn = snap.importer()
             try:
-                fp = fingerprint.fingerprint_table(conn, ref)
+                fp = fingerprint_table(conn, ref)
             except psycopg.Error as exc:
                 raise source_failure(f"Reading {ref.qualified}", str(exc)) from exc
             finally:
@@ -647,13 +658,13 @@ def _export(
             users: list[str] = []
             rls: dict[str, Any] = {"users": users, "visibility": {}}
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
-                users = fingerprint.sample_users(conn, rls_sample)
+                users = sample_users(conn, rls_sample)
                 # Counted as PostgREST would for each identity; staging recounts under the
                 # session recorded here.
-                session = fingerprint.postgrest_session(conn)
+                session = postgrest_session(conn)
                 rls = {
                     "users": users,
-                    "visibility": fingerprint.rls_visibility(conn, tables, users, session),
+                    "visibility": rls_visibility(conn, tables, users, session),
                     "session": session.to_json(),
                 }
         finally:
@@ -729,10 +740,10 @@ def _export(
                 "compression": compression,
                 "jobs": jobs,
             },
-            "settings": fingerprint.SESSION_SETTINGS,
+            "settings": SESSION_SETTINGS,
             "scope_schemas": scope,
-            "excluded_schemas": list(fingerprint.SCOPE_EXCLUDED_SCHEMAS),
-            "excluded_table_data": list(fingerprint.EXCLUDED_TABLE_DATA),
+            "excluded_schemas": list(SCOPE_EXCLUDED_SCHEMAS),
+            "excluded_table_data": list(EXCLUDED_TABLE_DATA),
             "roles": custom_roles,
             "tables": fingerprints,
             "schema": inventory,

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .errors import RestoreError
+from .errors import RestoreError, first_line
 from .extdeps import mark_extension_dependents
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
@@ -196,7 +196,7 @@ def run_script(
         try:
             conn.execute(script.encode())
         except psycopg.Error as exc:
-            return [(f"{label}: {str(exc).strip().splitlines()[0]}", _excerpt(redactor, script))]
+            return [(f"{label}: {first_line(exc, type(exc).__name__)}", _excerpt(redactor, script))]
     return []
 
 
@@ -223,7 +223,7 @@ def run_role_statements(
             try:
                 conn.execute(stmt)
             except psycopg.Error as exc:
-                message = f"roles: {str(exc).strip().splitlines()[0]}"
+                message = f"roles: {first_line(exc, type(exc).__name__)}"
                 errors.append((message, _excerpt(redactor, stmt)))
     return errors
 
@@ -574,7 +574,7 @@ def _run_with_copy(
                     with conn.cursor().copy(line[:-1].encode()) as copy:
                         copy.write(("\n".join(data) + "\n").encode() if data else b"")
                 except psycopg.Error as exc:
-                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    message = f"{label}: {first_line(exc, type(exc).__name__)}"
                     errors.append((message, _excerpt(redactor, line)))
                 i += 1
                 continue
@@ -588,7 +588,7 @@ def _run_with_copy(
                 try:
                     conn.execute(stmt.encode())
                 except psycopg.Error as exc:
-                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    message = f"{label}: {first_line(exc, type(exc).__name__)}"
                     errors.append((message, _excerpt(redactor, stmt)))
             i += 1
     return errors

@@ -17,8 +17,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from . import fingerprint
 from .manifest import identity_label
+from .proof.fingerprint import compare_table
+from .proof.inventory import diff_inventory, schema_inventory
+from .proof.rls import rls_visibility
+from .proof.scope import list_tables, pin_session
 
 SCRATCH_DB = "supabase_restore_selftest"
 
@@ -69,25 +72,21 @@ def run_self_test(dsn: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     results: list[FaultResult] = []
 
     def data_check(conn: psycopg.Connection[Any], name: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        ref = next(
-            t
-            for t in fingerprint.list_tables(conn, [tables[name]["schema"]])
-            if t.qualified == name
-        )
-        result = fingerprint.compare_table(conn, ref, tables[name])
+        pin_session(conn)
+        ref = next(t for t in list_tables(conn, [tables[name]["schema"]]) if t.qualified == name)
+        result = compare_table(conn, ref, tables[name])
         return (not result.ok), result.message
 
     def schema_check(conn: psycopg.Connection[Any], kind: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        actual = fingerprint.schema_inventory(conn, manifest["scope_schemas"])
-        diffs = [d for d in fingerprint.diff_inventory(schema, actual) if d.kind == kind]
+        pin_session(conn)
+        actual = schema_inventory(conn, manifest["scope_schemas"])
+        diffs = [d for d in diff_inventory(schema, actual) if d.kind == kind]
         return bool(diffs), str(diffs[0]) if diffs else f"no {kind} difference reported"
 
     def rls_check(conn: psycopg.Connection[Any], _: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        refs = fingerprint.list_tables(conn, manifest["scope_schemas"])
-        seen = fingerprint.rls_visibility(conn, refs, manifest["rls"]["users"])
+        pin_session(conn)
+        refs = list_tables(conn, manifest["scope_schemas"])
+        seen = rls_visibility(conn, refs, manifest["rls"]["users"])
         expected = manifest["rls"]["visibility"]
         diff = [
             f"{identity_label(who, manifest)}/{table}"  # a label, never the auth.users id
