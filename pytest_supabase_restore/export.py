@@ -45,7 +45,8 @@ from .pgtools import (
 )
 from .proof.fingerprint import fingerprint_table
 from .proof.inventory import schema_inventory
-from .proof.rls import postgrest_session, rls_visibility, sample_users
+from .proof.postgrest import postgrest_session
+from .proof.rls import rls_visibility, sample_users
 from .proof.scope import (
     EXCLUDED_TABLE_DATA,
     SCOPE_EXCLUDED_SCHEMAS,

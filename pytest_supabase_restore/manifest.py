@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackupError
-from .proof.rls import RlsSession
+from .proof.postgrest import RlsSession
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as

@@ -19,7 +19,7 @@ from pytest_supabase_restore.errors import first_line
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
 from pytest_supabase_restore.manifest import identity_label
 from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, schema_inventory
-from pytest_supabase_restore.proof.rls import ANON
+from pytest_supabase_restore.proof.postgrest import ANON
 from pytest_supabase_restore.proof.scope import pin_session
 from pytest_supabase_restore.results import DrillState
 from smoke_tests import (

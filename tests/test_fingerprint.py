@@ -33,16 +33,14 @@ from pytest_supabase_restore.proof.fingerprint import (
     fingerprint_table,
 )
 from pytest_supabase_restore.proof.inventory import diff_inventory, schema_inventory
-from pytest_supabase_restore.proof.rls import (
+from pytest_supabase_restore.proof.postgrest import (
     ANON,
     AUTHENTICATED,
     LEGACY_SESSION,
     RlsSession,
-    compare_rls_visibility,
     postgrest_session,
-    rls_visibility,
-    sample_users,
 )
+from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility, sample_users
 from pytest_supabase_restore.proof.scope import (
     SESSION_SETTINGS,
     TableRef,

@@ -8,8 +8,9 @@ never the way they were read.
 
 - :mod:`.scope`: which schemas and tables the backup covers, and the pinned session.
 - :mod:`.fingerprint`: row counts and fingerprints, per primary-key range.
-- :mod:`.inventory`: the schema inventory and its diff.
-- :mod:`.rls`: what each identity sees under row-level security, as PostgREST counts it.
+- :mod:`.inventory`: the schema inventory and its diff; :mod:`.catalog` holds its queries.
+- :mod:`.postgrest`: the session PostgREST sets up for a request, read and reproduced.
+- :mod:`.rls`: what each identity sees under row-level security, in that session.
 
 Every function takes an open psycopg 3 connection and is safe inside a caller's REPEATABLE
 READ transaction that imported a snapshot: work runs in a savepoint that is rolled back at

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .scope import NOT_EXTENSION_MEMBER, SESSION_SETTINGS, Conn, scoped
+from . import catalog
+from .scope import SESSION_SETTINGS, Conn, scoped
 
 _CONTYPES = {
     "c": "check",
@@ -35,225 +36,6 @@ _RELKIND_OBJ = {
 }
 _DEFACL_OBJ = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
 
-_NSP = "n.nspname = ANY(%(schemas)s::text[])"
-_REL_MEMBER = NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_class", oid="c.oid")
-_PROC_MEMBER = NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_proc", oid="p.oid")
-_TYPE_MEMBER = NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_type", oid="t.oid")
-_OWNER_NAME = "CASE WHEN {0} = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid({0})::text END"
-_FUNC_SIG = (
-    "n.nspname || '.' || p.proname || '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')'"
-)
-
-_Q_SCHEMAS = f"""
-SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text,
-    pg_catalog.obj_description(n.oid, 'pg_namespace')
-FROM pg_catalog.pg_namespace n WHERE {_NSP}
-"""
-
-_Q_TABLES = f"""
-SELECT n.nspname || '.' || c.relname, c.relkind::text, pg_catalog.pg_get_userbyid(c.relowner)::text,
-    c.relrowsecurity, c.relforcerowsecurity, c.relpersistence::text,
-    pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-    CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
-    ARRAY(SELECT pn.nspname || '.' || pc.relname
-          FROM pg_catalog.pg_inherits i
-          JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent
-          JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
-          WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
-    c.relreplident::text, coalesce(c.reloptions, '{{}}'::text[]),
-    pg_catalog.obj_description(c.oid, 'pg_class')
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'f') AND {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_COLUMNS = f"""
-SELECT n.nspname || '.' || c.relname || '.' || a.attname,
-    row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
-    pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
-    CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) END,
-    CASE WHEN a.attgenerated <> '' THEN pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) END,
-    a.attidentity::text,
-    CASE WHEN a.attcollation <> ty.typcollation THEN (
-        SELECT cn.nspname || '.' || co.collname FROM pg_catalog.pg_collation co
-        JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
-        WHERE co.oid = a.attcollation) END,
-    pg_catalog.col_description(c.oid, a.attnum)
-FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f')
-    AND {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_CONSTRAINTS = f"""
-SELECT n.nspname || '.' || c.relname || '.' || co.conname, co.contype::text,
-    pg_catalog.pg_get_constraintdef(co.oid), co.condeferrable, co.condeferred, co.convalidated
-FROM pg_catalog.pg_constraint co
-JOIN pg_catalog.pg_class c ON c.oid = co.conrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_INDEXES = f"""
-SELECT n.nspname || '.' || ic.relname, n.nspname || '.' || c.relname,
-    pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique, i.indisprimary,
-    i.indisreplident, i.indisclustered
-FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_VIEWS = f"""
-SELECT n.nspname || '.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner)::text,
-    pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)), coalesce(c.reloptions, '{{}}'::text[]),
-    c.relispopulated, pg_catalog.obj_description(c.oid, 'pg_class')
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind::text = %(relkind)s AND {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_FUNCTIONS = f"""
-SELECT {_FUNC_SIG}, p.prokind::text, pg_catalog.pg_get_function_result(p.oid),
-    pg_catalog.pg_get_function_arguments(p.oid), l.lanname::text, p.prosecdef,
-    p.provolatile::text, p.proisstrict, p.proleakproof, p.proparallel::text,
-    coalesce(p.proconfig, '{{}}'::text[]),
-    pg_catalog.md5(CASE WHEN p.prosqlbody IS NOT NULL
-                        THEN pg_catalog.pg_get_function_sqlbody(p.oid) ELSE p.prosrc END),
-    pg_catalog.pg_get_userbyid(p.proowner)::text, pg_catalog.obj_description(p.oid, 'pg_proc')
-FROM pg_catalog.pg_proc p
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-WHERE {_NSP} AND {_PROC_MEMBER}
-"""
-
-_Q_TRIGGERS = f"""
-SELECT n.nspname || '.' || c.relname || '.' || tg.tgname,
-    pg_catalog.pg_get_triggerdef(tg.oid), tg.tgenabled::text
-FROM pg_catalog.pg_trigger tg
-JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT tg.tgisinternal AND {_NSP} AND {_REL_MEMBER}
-"""
-
-# pg_sequence_last_value raises without SELECT or USAGE; such a sequence's position is
-# recorded as unknown instead of failing the whole inventory.
-_Q_SEQUENCES = f"""
-SELECT n.nspname || '.' || c.relname, pg_catalog.format_type(s.seqtypid, NULL),
-    s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcycle, s.seqcache,
-    pg_catalog.has_sequence_privilege(c.oid, 'SELECT, USAGE') AS readable,
-    CASE WHEN pg_catalog.has_sequence_privilege(c.oid, 'SELECT, USAGE')
-         THEN pg_catalog.pg_sequence_last_value(c.oid) END,
-    (SELECT rn.nspname || '.' || rc.relname || '.' || ra.attname
-     FROM pg_catalog.pg_depend d
-     JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid
-     JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-     JOIN pg_catalog.pg_attribute ra ON ra.attrelid = d.refobjid AND ra.attnum = d.refobjsubid
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
-         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-         AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
-     LIMIT 1),
-    pg_catalog.pg_get_userbyid(c.relowner)::text
-FROM pg_catalog.pg_sequence s
-JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE {_NSP} AND {_REL_MEMBER}
-"""
-
-_Q_ENUMS = f"""
-SELECT n.nspname || '.' || t.typname, pg_catalog.pg_get_userbyid(t.typowner)::text,
-    ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e
-          WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
-FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-WHERE t.typtype = 'e' AND {_NSP} AND {_TYPE_MEMBER}
-"""
-
-_Q_EXTENSIONS = """
-SELECT e.extname::text, e.extversion, n.nspname::text
-FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-"""
-
-_Q_POLICIES = f"""
-SELECT n.nspname || '.' || c.relname || '.' || p.polname, n.nspname || '.' || c.relname,
-    p.polname::text, p.polcmd::text, p.polpermissive,
-    ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::text END
-          FROM pg_catalog.unnest(p.polroles) AS r),
-    pg_catalog.pg_get_expr(p.polqual, p.polrelid),
-    pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
-FROM pg_catalog.pg_policy p
-JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE {_NSP} AND {_REL_MEMBER}
-"""
-
-# A NULL ACL means "the built-in default"; acldefault() spells it out, so an explicit ACL
-# equal to the default and a NULL one compare equal. Grantors are left out on purpose:
-# a restore run by another role legitimately records another grantor.
-_Q_GRANTS = f"""
-SELECT 'relation:' || c.relkind::text, n.nspname || '.' || c.relname,
-    {_OWNER_NAME.format("a.grantee")}, a.privilege_type, a.is_grantable
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault(
-    CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) AS a
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {_NSP} AND {_REL_MEMBER}
-UNION ALL
-SELECT 'column', n.nspname || '.' || c.relname || '.' || att.attname,
-    {_OWNER_NAME.format("a.grantee")}, a.privilege_type, a.is_grantable
-FROM pg_catalog.pg_attribute att
-JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
-WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped
-    AND {_NSP} AND {_REL_MEMBER}
-UNION ALL
-SELECT 'function', {_FUNC_SIG}, {_OWNER_NAME.format("a.grantee")}, a.privilege_type,
-    a.is_grantable
-FROM pg_catalog.pg_proc p
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-CROSS JOIN LATERAL pg_catalog.aclexplode(
-    coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS a
-WHERE {_NSP} AND {_PROC_MEMBER}
-UNION ALL
-SELECT 'schema', n.nspname::text, {_OWNER_NAME.format("a.grantee")}, a.privilege_type,
-    a.is_grantable
-FROM pg_catalog.pg_namespace n
-CROSS JOIN LATERAL pg_catalog.aclexplode(
-    coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) AS a
-WHERE {_NSP}
-UNION ALL
-SELECT 'default:' || d.defaclobjtype::text,
-    'for role ' || pg_catalog.pg_get_userbyid(d.defaclrole)
-        || coalesce(' in schema ' || n.nspname, ''),
-    {_OWNER_NAME.format("a.grantee")}, a.privilege_type, a.is_grantable
-FROM pg_catalog.pg_default_acl d
-LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
-CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) AS a
-WHERE d.defaclnamespace = 0 OR {_NSP}
-"""
-
-_Q_PUBLICATIONS = """
-SELECT p.pubname::text, pg_catalog.pg_get_userbyid(p.pubowner)::text, p.puballtables,
-    p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate, p.pubviaroot,
-    ARRAY(SELECT pn.nspname || '.' || pc.relname
-              || coalesce(' (' || (SELECT pg_catalog.string_agg(pa.attname, ', ' ORDER BY pa.attnum)
-                                   FROM pg_catalog.pg_attribute pa
-                                   WHERE pa.attrelid = pr.prrelid
-                                       AND pa.attnum = ANY(pr.prattrs)) || ')', '')
-              || coalesce(' WHERE ' || pg_catalog.pg_get_expr(pr.prqual, pr.prrelid), '')
-          FROM pg_catalog.pg_publication_rel pr
-          JOIN pg_catalog.pg_class pc ON pc.oid = pr.prrelid
-          JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
-          WHERE pr.prpubid = p.oid),
-    ARRAY(SELECT pn.nspname::text FROM pg_catalog.pg_publication_namespace pns
-          JOIN pg_catalog.pg_namespace pn ON pn.oid = pns.pnnspid
-          WHERE pns.pnpubid = p.oid)
-FROM pg_catalog.pg_publication p
-"""
-
-
 _Objects = dict[str, dict[str, Any]]
 _Params = Mapping[str, Any]
 
@@ -265,7 +47,7 @@ def _rows(conn: Conn, query: str, params: _Params | None = None) -> list[tuple[A
 def _schemas(conn: Conn, params: _Params) -> _Objects:
     return {
         name: {"owner": owner, "comment": comment}
-        for name, owner, comment in _rows(conn, _Q_SCHEMAS, params)
+        for name, owner, comment in _rows(conn, catalog.SCHEMAS, params)
     }
 
 
@@ -284,7 +66,7 @@ def _tables(conn: Conn, params: _Params) -> _Objects:
             "options": sorted(r[10]),
             "comment": r[11],
         }
-        for r in _rows(conn, _Q_TABLES, params)
+        for r in _rows(conn, catalog.TABLES, params)
     }
 
 
@@ -300,7 +82,7 @@ def _columns(conn: Conn, params: _Params) -> _Objects:
             "collation": r[7],
             "comment": r[8],
         }
-        for r in _rows(conn, _Q_COLUMNS, params)
+        for r in _rows(conn, catalog.COLUMNS, params)
     }
 
 
@@ -313,7 +95,7 @@ def _constraints(conn: Conn, params: _Params) -> _Objects:
             "deferred": r[4],
             "validated": r[5],
         }
-        for r in _rows(conn, _Q_CONSTRAINTS, params)
+        for r in _rows(conn, catalog.CONSTRAINTS, params)
     }
 
 
@@ -327,13 +109,13 @@ def _indexes(conn: Conn, params: _Params) -> _Objects:
             "replica_identity": r[5],
             "clustered": r[6],
         }
-        for r in _rows(conn, _Q_INDEXES, params)
+        for r in _rows(conn, catalog.INDEXES, params)
     }
 
 
 def _view_like(conn: Conn, params: _Params, relkind: str) -> _Objects:
     found: _Objects = {}
-    for r in _rows(conn, _Q_VIEWS, {**params, "relkind": relkind}):
+    for r in _rows(conn, catalog.VIEWS, {**params, "relkind": relkind}):
         entry: dict[str, Any] = {
             "owner": r[1],
             "definition_md5": r[2],
@@ -371,14 +153,14 @@ def _functions(conn: Conn, params: _Params) -> _Objects:
             "owner": r[12],
             "comment": r[13],
         }
-        for r in _rows(conn, _Q_FUNCTIONS, params)
+        for r in _rows(conn, catalog.FUNCTIONS, params)
     }
 
 
 def _triggers(conn: Conn, params: _Params) -> _Objects:
     return {
         key: {"definition": definition, "enabled": _TGENABLED.get(enabled, enabled)}
-        for key, definition, enabled in _rows(conn, _Q_TRIGGERS, params)
+        for key, definition, enabled in _rows(conn, catalog.TRIGGERS, params)
     }
 
 
@@ -401,20 +183,20 @@ def _sequence(r: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _sequences(conn: Conn, params: _Params) -> _Objects:
-    return {r[0]: _sequence(r) for r in _rows(conn, _Q_SEQUENCES, params)}
+    return {r[0]: _sequence(r) for r in _rows(conn, catalog.SEQUENCES, params)}
 
 
 def _enums(conn: Conn, params: _Params) -> _Objects:
     return {
         name: {"owner": owner, "labels": list(labels)}
-        for name, owner, labels in _rows(conn, _Q_ENUMS, params)
+        for name, owner, labels in _rows(conn, catalog.ENUMS, params)
     }
 
 
 def _extensions(conn: Conn, _params: _Params) -> _Objects:
     return {
         name: {"version": version, "schema": schema}
-        for name, version, schema in _rows(conn, _Q_EXTENSIONS)
+        for name, version, schema in _rows(conn, catalog.EXTENSIONS)
     }
 
 
@@ -429,7 +211,7 @@ def _policies(conn: Conn, params: _Params) -> _Objects:
             "qual": r[6],
             "with_check": r[7],
         }
-        for r in _rows(conn, _Q_POLICIES, params)
+        for r in _rows(conn, catalog.POLICIES, params)
     }
 
 
@@ -443,7 +225,7 @@ def _grant_label(objtype: str) -> str:
 
 def _grants(conn: Conn, params: _Params) -> _Objects:
     privileges: dict[str, set[str]] = {}
-    for objtype, name, grantee, privilege, grantable in _rows(conn, _Q_GRANTS, params):
+    for objtype, name, grantee, privilege, grantable in _rows(conn, catalog.GRANTS, params):
         key = f"{_grant_label(objtype)} {name} to {grantee}"
         privileges.setdefault(key, set()).add(privilege + ("*" if grantable else ""))
     return {key: {"privileges": sorted(privs)} for key, privs in privileges.items()}
@@ -464,7 +246,7 @@ def _publications(conn: Conn, _params: _Params) -> _Objects:
             "tables": sorted(r[8]),
             "schemas": sorted(r[9]),
         }
-        for r in _rows(conn, _Q_PUBLICATIONS)
+        for r in _rows(conn, catalog.PUBLICATIONS)
     }
 
 
