@@ -49,6 +49,7 @@ from pytest_supabase_restore.proof.scope import (
     schema_excluded,
     schemas_in_scope,
 )
+from pytest_supabase_restore.selftest import SCRATCH_DB, run_self_test
 
 U1 = "00000000-0000-4000-8000-000000000001"
 U2 = "00000000-0000-4000-8000-000000000002"
@@ -981,3 +982,39 @@ def test_manifest_accepts_recorded_errors_and_sessions_and_old_rls_sections() ->
 def test_manifest_refuses_malformed_rls_entries(rls: dict[str, Any], where: str) -> None:
     with pytest.raises(BackupError, match=f"malformed manifest: {re.escape(where)}: "):
         validate_manifest(_manifest_with(rls), Path("manifest.json"))
+
+
+# -- the self-test ------------------------------------------------------------------------------
+
+
+def test_self_test_catches_every_fault_it_injects(env: Env) -> None:
+    """--supabase-self-test: one real fault per check, each in its own scratch copy of the
+    restored database, and each reported by the same comparison the smoke tests run."""
+    with env.connect("src") as conn:
+        visibility = rls_visibility(conn, _rls_tables(env), [U1, U2])
+    recorded = {
+        "tables": {
+            name: {"schema": t.schema, "pk": list(t.pk), **env.baseline[name]}
+            for name, t in env.tables.items()
+        },
+        "schema": env.inventory,
+        "scope_schemas": env.scope,
+        "rls": {"users": [U1, U2], "visibility": visibility},
+    }
+    results = run_self_test(env.cluster.dsn("dst"), recorded)
+    assert [(r["fault"], r["category"]) for r in results] == [
+        ("deleted row in public.all_types", "data_integrity"),
+        ("dropped policy public.secrets.own secrets", "database_schema"),
+        ("sequence public.all_types_id_seq set back", "database_schema"),
+        ("revoked grants on public.todos from anon", "database_schema"),
+        ("row-level security disabled on public.todos", "authentication"),
+    ]
+    assert all(r["caught"] for r in results), results
+    assert U1 not in str(results) and U2 not in str(results)  # labels, never user ids
+    with env.connect("postgres") as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [SCRATCH_DB])
+        assert found.fetchone() is None, "every scratch copy is dropped"
+    with env.connect("dst") as conn:
+        assert compare_table(
+            conn, env.tables["public.all_types"], env.baseline["public.all_types"]
+        ).ok
