@@ -211,6 +211,14 @@ def fingerprint_ranges(
         found = {
             int(b): (int(rows), int(acc) % _MOD) for b, rows, acc in conn.execute(query, params)
         }
+    return _ranges(buckets, found)
+
+
+def _ranges(
+    buckets: Sequence[Mapping[str, Any]], found: Mapping[int, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """:func:`fingerprint_ranges`' entries from the (rows, hash) it found per range ``i``
+    (1-based) and per gap ``-i`` before range ``i``."""
     out: list[dict[str, Any]] = []
     n = len(buckets)
     for i in range(1, n + 2):
