@@ -42,9 +42,9 @@ from psycopg import sql
 from pytest_supabase_restore.config import OPTIONS
 from pytest_supabase_restore.demo import DemoProject, platform_roles_sql, s3_client
 from pytest_supabase_restore.export import compression_args
-from pytest_supabase_restore.fingerprint import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
 from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
+from pytest_supabase_restore.proof.scope import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
 from pytest_supabase_restore.storage.endpoint import S3Endpoint
 
 MB = 1_000_000

@@ -27,7 +27,7 @@ import psycopg
 from . import manifest as mf
 from .background import Background
 from .config import Config, mask_url
-from .errors import BackupError, DrillError, SourceConnectionLost
+from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState
@@ -126,10 +126,10 @@ class Drill:
             state.error_phase = phase
             self.progress(f"drill FAILED in {phase}: {exc}")
         except psycopg.Error as exc:
-            state.error = f"{phase}: database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+            state.error = f"{phase}: database error: {first_line(exc, repr(exc))}"
             state.error_phase = phase
         except Exception as exc:  # a FAIL with the cause, never an INTERNALERROR
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text = first_line(exc)
             state.error = self.redactor.shorten(f"{phase}: {type(exc).__name__}: {text}", 1000)
             state.error_phase = phase
             self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
@@ -477,8 +477,8 @@ class Drill:
             self.progress(f"self-test: {r['fault']} -> {r['category']}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
-        from . import fingerprint
         from .pg.binaries import find_client_tools
+        from .proof.scope import list_tables, schemas_in_scope
         from .source import connect_source, server_version
 
         lines: list[str] = []
@@ -493,8 +493,8 @@ class Drill:
                 major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
             )
             lines.append(f"source: PostgreSQL {version}; pg_dump {tools.version} ({tools.bindir})")
-            scope = fingerprint.schemas_in_scope(conn)
-            tables = fingerprint.list_tables(conn, scope)
+            scope = schemas_in_scope(conn)
+            tables = list_tables(conn, scope)
             lines.append(f"schemas in scope: {', '.join(scope)}")
             for t in sorted(tables, key=lambda t: t.bytes, reverse=True):
                 lines.append(f"  table {t.qualified}: ~{t.est_rows} rows, {t.bytes} bytes")

@@ -41,3 +41,10 @@ class StorageError(DrillError):
 
 class SourceConnectionLost(SourceError):
     """The connection to the source broke during the export (a transient fault: retried)."""
+
+
+def first_line(text: object, fallback: str = "") -> str:
+    """The first non-empty line of ``text`` (for an exception: of its message), stripped;
+    ``fallback`` when it has none. Nothing is collapsed or cut, so that the line can still be
+    redacted exactly."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), fallback)

@@ -31,12 +31,24 @@ from typing import IO, TYPE_CHECKING, Any
 
 import psycopg
 
-from . import __version__, extdeps, fingerprint, manifest
+from . import __version__, extdeps, manifest
 from .background import Background
 from .config import mask_url
 from .errors import BackupError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
+from .proof.fingerprint import fingerprint_table
+from .proof.inventory import schema_inventory
+from .proof.postgrest import postgrest_session
+from .proof.rls import rls_visibility, sample_users
+from .proof.scope import (
+    EXCLUDED_TABLE_DATA,
+    SCOPE_EXCLUDED_SCHEMAS,
+    SESSION_SETTINGS,
+    TableRef,
+    list_tables,
+    schemas_in_scope,
+)
 from .reaper import reaper
 from .source import (
     Cancel,
@@ -120,7 +132,7 @@ def _storage_rows(
     return buckets, objects
 
 
-def _table_json(ref: fingerprint.TableRef, fp: dict[str, Any]) -> dict[str, Any]:
+def _table_json(ref: TableRef, fp: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": ref.schema,
         "name": ref.name,
@@ -280,8 +292,8 @@ class _ExportRun:
     def _read_and_dump(
         self, snap: SnapshotExport, tools: PgBinaries, partial: Path
     ) -> dict[str, Any]:
-        scope = fingerprint.schemas_in_scope(snap.conn)
-        tables = fingerprint.list_tables(snap.conn, scope)
+        scope = schemas_in_scope(snap.conn)
+        tables = list_tables(snap.conn, scope)
         self.progress(
             f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: "
             f"{len(tables)} tables in {len(scope)} schemas"
@@ -321,10 +333,10 @@ class _ExportRun:
                 "compression": self.options.compression,
                 "jobs": self.jobs,
             },
-            "settings": fingerprint.SESSION_SETTINGS,
+            "settings": SESSION_SETTINGS,
             "scope_schemas": scope,
-            "excluded_schemas": list(fingerprint.SCOPE_EXCLUDED_SCHEMAS),
-            "excluded_table_data": list(fingerprint.EXCLUDED_TABLE_DATA),
+            "excluded_schemas": list(SCOPE_EXCLUDED_SCHEMAS),
+            "excluded_table_data": list(EXCLUDED_TABLE_DATA),
             "roles": custom_roles,
             "tables": self.proof.fingerprints,
             "schema": self.proof.inventory,
@@ -361,7 +373,7 @@ class _ExportRun:
         t0 = time.monotonic()
         conn = snap.importer()
         try:
-            self.proof.inventory = fingerprint.schema_inventory(conn, scope)
+            self.proof.inventory = schema_inventory(conn, scope)
             # What each extension provides: when a staging target cannot load one, the
             # restore tells its consequences from every other error by these names.
             self.proof.extensions = extdeps.extension_members(conn)
@@ -381,9 +393,9 @@ class _ExportRun:
             "--quote-all-identifiers",
             *compression_args(tools, self.options.compression),
         ]
-        for pattern in fingerprint.SCOPE_EXCLUDED_SCHEMAS:
+        for pattern in SCOPE_EXCLUDED_SCHEMAS:
             self.dump_args.append(f"--exclude-schema={pattern}")
-        for table in fingerprint.EXCLUDED_TABLE_DATA:
+        for table in EXCLUDED_TABLE_DATA:
             schema, _, name = table.partition(".")
             self.dump_args.append(f'--exclude-table-data="{schema}"."{name}"')
         # pg_dump runs as a child process while the proof is computed; on any failure or
@@ -401,16 +413,16 @@ class _ExportRun:
         reaper.watch_process(self.dumper.pid)
         self.cancel.process(self.dumper)
 
-    def _fingerprint(self, snap: SnapshotExport, tables: list[fingerprint.TableRef]) -> None:
+    def _fingerprint(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
         """Every table's fingerprint, in the snapshot, in parallel while pg_dump runs."""
         t0 = time.monotonic()
         lock = threading.Lock()
         fingerprints = self.proof.fingerprints
 
-        def work(ref: fingerprint.TableRef) -> None:
+        def work(ref: TableRef) -> None:
             conn = snap.importer()
             try:
-                fp = fingerprint.fingerprint_table(conn, ref)
+                fp = fingerprint_table(conn, ref)
             except psycopg.Error as exc:
                 raise source_failure(f"Reading {ref.qualified}", str(exc)) from exc
             finally:
@@ -437,7 +449,7 @@ class _ExportRun:
             pool.shutdown(wait=True, cancel_futures=True)
         self.timings["fingerprint"] = time.monotonic() - t0
 
-    def _read_rls(self, snap: SnapshotExport, tables: list[fingerprint.TableRef]) -> None:
+    def _read_rls(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
         t0 = time.monotonic()
         conn = snap.importer()
         users: list[str] = []
@@ -446,13 +458,13 @@ class _ExportRun:
                 "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
             ).fetchone() == (True,)
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
-                users = fingerprint.sample_users(conn, self.options.rls_sample)
+                users = sample_users(conn, self.options.rls_sample)
                 # Counted as PostgREST would for each identity; staging recounts under the
                 # session recorded here.
-                session = fingerprint.postgrest_session(conn)
+                session = postgrest_session(conn)
                 self.proof.rls = {
                     "users": users,
-                    "visibility": fingerprint.rls_visibility(conn, tables, users, session),
+                    "visibility": rls_visibility(conn, tables, users, session),
                     "session": session.to_json(),
                 }
         finally:

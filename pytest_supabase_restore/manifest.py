@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackupError
-from .fingerprint import RlsSession
+from .proof.postgrest import RlsSession
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as
@@ -132,7 +132,7 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_rls_count(value: Any) -> bool:
-    """A count of fingerprint.rls_visibility: rows, -1, or ``{"error": "<text>"}``."""
+    """A count of proof.rls.rls_visibility: rows, -1, or ``{"error": "<text>"}``."""
     if isinstance(value, dict):
         return list(value) == ["error"] and isinstance(value["error"], str)
     return isinstance(value, int) and not isinstance(value, bool) and value >= -1

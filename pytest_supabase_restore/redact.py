@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
 from .config import DSN_PASSWORD, mask_url
+from .errors import first_line
 
 MASK = "***"
 ELLIPSIS = "…"
@@ -81,12 +82,6 @@ def spellings(secret: str) -> set[str]:
 def _mask_url_match(match: re.Match[str]) -> str:
     # mask_url leaves a URL without a password as it is.
     return mask_url(match.group(0))
-
-
-def first_line(text: object) -> str:
-    """The first non-empty line of ``text``, stripped; nothing collapsed or cut, so that it
-    can still be redacted exactly."""
-    return next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
 
 
 def _cut_end(text: str, room: int) -> str:

@@ -34,8 +34,9 @@ from typing import Any
 import pytest
 
 from .config import Config
+from .errors import first_line
 from .notify.http import RetryPolicy
-from .redact import Redactor, first_line
+from .redact import Redactor
 from .results import DrillState
 from .verdict import (
     COLLECTION_CATEGORY,

@@ -21,11 +21,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import fingerprint
-from .errors import RestoreError
+from .errors import RestoreError, first_line
 from .extdeps import mark_extension_dependents
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
+from .proof.scope import schema_excluded
 from .redact import Redactor, shorten
 from .results import RestoreIssue
 from .rolesql import read_roles
@@ -197,7 +197,7 @@ def run_script(
         try:
             conn.execute(script.encode())
         except psycopg.Error as exc:
-            return [(f"{label}: {str(exc).strip().splitlines()[0]}", _excerpt(redactor, script))]
+            return [(f"{label}: {first_line(exc, type(exc).__name__)}", _excerpt(redactor, script))]
     return []
 
 
@@ -224,7 +224,7 @@ def run_role_statements(
             try:
                 conn.execute(stmt)
             except psycopg.Error as exc:
-                message = f"roles: {str(exc).strip().splitlines()[0]}"
+                message = f"roles: {first_line(exc, type(exc).__name__)}"
                 errors.append((message, _excerpt(redactor, stmt)))
     return errors
 
@@ -266,7 +266,7 @@ def clear_default_privileges(dsn: str) -> None:
     """Revoke staging's default privileges in every schema a backup set covers (see above)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         names = [r[0] for r in conn.execute("SELECT nspname::text FROM pg_catalog.pg_namespace")]
-        schemas = [name for name in names if not fingerprint.schema_excluded(name)]
+        schemas = [name for name in names if not schema_excluded(name)]
         conn.execute(sql.SQL(_CLEAR_DEFAULT_PRIVILEGES).format(schemas=sql.Literal(schemas)))
 
 
@@ -617,7 +617,7 @@ def _run_with_copy(
                     with conn.cursor().copy(line[:-1].encode()) as copy:
                         copy.write(("\n".join(data) + "\n").encode() if data else b"")
                 except psycopg.Error as exc:
-                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    message = f"{label}: {first_line(exc, type(exc).__name__)}"
                     errors.append((message, _excerpt(redactor, line)))
                 i += 1
                 continue
@@ -631,7 +631,7 @@ def _run_with_copy(
                 try:
                     conn.execute(stmt.encode())
                 except psycopg.Error as exc:
-                    message = f"{label}: {str(exc).strip().splitlines()[0]}"
+                    message = f"{label}: {first_line(exc, type(exc).__name__)}"
                     errors.append((message, _excerpt(redactor, stmt)))
             i += 1
     return errors

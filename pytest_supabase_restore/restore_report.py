@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .errors import first_line
 from .redact import Redactor, shorten
 from .results import RestoreIssue
 
@@ -55,7 +56,7 @@ def report_statement(statement: str) -> str:
     header line, an ``INSERT`` only its target and column list."""
     text = str(statement).strip()
     if re.match(r"COPY\b", text, re.I):
-        text = text.splitlines()[0] if text else text
+        text = first_line(text)
     else:
         m = _INSERT_VALUES.match(text)
         if m:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,66 +106,79 @@ def _tokens(text: str) -> list[Token]:
     out: list[Token] = []
     i, n = 0, len(text)
     while i < n:
-        ch = text[i]
-        if ch in " \t\n\r\f\v":
+        if text[i] in " \t\n\r\f\v":
             i += 1
         elif text.startswith("--", i):
             eol = text.find("\n", i)
             i = n if eol < 0 else eol + 1
         elif text.startswith("/*", i):
-            depth, j = 1, i + 2  # PostgreSQL's block comments nest
-            while depth and j < n:
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            if depth:
-                raise _Refused("an unterminated /* comment", i)
-            i = j
-        elif ch in "'\"":
-            j, parts = i + 1, []
-            while True:
-                k = text.find(ch, j)
-                if k < 0:
-                    raise _Refused("an unterminated quoted string or name", i)
-                parts.append(text[j:k])
-                if text.startswith(ch * 2, k):
-                    parts.append(ch)
-                    j = k + 2
-                    continue
-                break
-            value = "".join(parts)
-            if "\x00" in value:
-                raise _Refused("a NUL character", i)
-            if ch == '"' and not value:
-                raise _Refused('an empty quoted name ("")', i)
-            out.append(Token("string" if ch == "'" else "name", value, i, k + 1))
-            i = k + 1
-        elif ch == "\\":
-            eol = text.find("\n", i)
-            end = n if eol < 0 else eol
-            out.append(Token("meta", text[i:end], i, end))
-            i = end
-        elif ch in "eE" and text.startswith("'", i + 1):
-            value, end = _escape_string(text, i)
-            out.append(Token("string", value, i, end))
-            i = end
-        elif m := _WORD.match(text, i):
-            if m.end() < n and text[m.end()] in "'\"&":
-                raise _Refused("a prefixed string or name (U&'', B'', X'' ...)", i)
-            out.append(Token("word", m.group().lower(), i, m.end()))
-            i = m.end()
-        elif m := _NUMBER.match(text, i):
-            if m.end() < n and (text[m.end()].isalnum() or text[m.end()] in "_.$"):
-                raise _Refused("a malformed number", i)
-            out.append(Token("number", m.group(), i, m.end()))
-            i = m.end()
-        else:  # any other character: the grammar accepts only ; , = . - of them
-            out.append(Token("op", ch, i, i + 1))
-            i += 1
+            i = _block_comment_end(text, i)
+        else:
+            token = _token_at(text, i)
+            out.append(token)
+            i = token.end
     return out
+
+
+def _block_comment_end(text: str, start: int) -> int:
+    """The offset after the ``/* ... */`` comment at ``start``; PostgreSQL's block comments
+    nest."""
+    depth, j, n = 1, start + 2, len(text)
+    while depth and j < n:
+        if text.startswith("/*", j):
+            depth, j = depth + 1, j + 2
+        elif text.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    if depth:
+        raise _Refused("an unterminated /* comment", start)
+    return j
+
+
+def _token_at(text: str, i: int) -> Token:
+    """The token that starts at ``i`` (not whitespace, not a comment)."""
+    ch, n = text[i], len(text)
+    if ch in "'\"":
+        return _quoted(text, i)
+    if ch == "\\":
+        eol = text.find("\n", i)
+        end = n if eol < 0 else eol
+        return Token("meta", text[i:end], i, end)
+    if ch in "eE" and text.startswith("'", i + 1):
+        value, end = _escape_string(text, i)
+        return Token("string", value, i, end)
+    if m := _WORD.match(text, i):
+        if m.end() < n and text[m.end()] in "'\"&":
+            raise _Refused("a prefixed string or name (U&'', B'', X'' ...)", i)
+        return Token("word", m.group().lower(), i, m.end())
+    if m := _NUMBER.match(text, i):
+        if m.end() < n and (text[m.end()].isalnum() or text[m.end()] in "_.$"):
+            raise _Refused("a malformed number", i)
+        return Token("number", m.group(), i, m.end())
+    # any other character: the grammar accepts only ; , = . - of them
+    return Token("op", ch, i, i + 1)
+
+
+def _quoted(text: str, start: int) -> Token:
+    """The ``'string'`` or ``"name"`` at ``start``, a doubled quote standing for itself."""
+    ch = text[start]
+    j, parts = start + 1, []
+    while True:
+        k = text.find(ch, j)
+        if k < 0:
+            raise _Refused("an unterminated quoted string or name", start)
+        parts.append(text[j:k])
+        if not text.startswith(ch * 2, k):
+            break
+        parts.append(ch)
+        j = k + 2
+    value = "".join(parts)
+    if "\x00" in value:
+        raise _Refused("a NUL character", start)
+    if ch == '"' and not value:
+        raise _Refused('an empty quoted name ("")', start)
+    return Token("string" if ch == "'" else "name", value, start, k + 1)
 
 
 def _escape_string(text: str, start: int) -> tuple[str, int]:
@@ -256,6 +270,13 @@ class _Statement:
         if tok.kind == "name":
             return tok.value
         raise _Refused(f"a name was expected, not {_show(tok)}", tok.start)
+
+    def listed(self, read: Callable[[], str]) -> list[str]:
+        """``read`` once, then again after each comma."""
+        items = [read()]
+        while self.accept_op(","):
+            items.append(read())
+        return items
 
     def setting_name(self) -> str:
         parts = [self.name()]
@@ -354,15 +375,9 @@ def _role_options(st: _Statement) -> list[str]:
     return out
 
 
-def _parameter_grant(st: _Statement) -> str | None:
-    """``GRANT {SET | ALTER SYSTEM} [, ...] ON PARAMETER p [, ...] TO r [, ...] [WITH GRANT
-    OPTION] [GRANTED BY r]``, which pg_dumpall 15+ writes with the roles; None (and the cursor
-    unmoved) when the statement is a role grant. A parameter that loads code or changes
-    identity is refused, like such a role setting."""
-    tok = st._peek()
-    if tok is None or tok.kind != "word" or tok.value not in ("set", "alter", "all"):
-        return None
-    start = st.pos
+def _parameter_privileges(st: _Statement) -> list[str] | None:
+    """``SET``, ``ALTER SYSTEM`` or ``ALL [PRIVILEGES]``, comma-separated; None when the list
+    is not one of those (the statement may be a role grant)."""
     privileges: list[str] = []
     while True:
         word = st.word("SET or ALTER SYSTEM")
@@ -374,26 +389,41 @@ def _parameter_grant(st: _Statement) -> str | None:
             st.accept("privileges")
             privileges.append("ALL")
         else:
-            st.pos = start
             return None
         if not st.accept_op(","):
-            break
-    if not st.accept("on"):
+            return privileges
+
+
+def _granted_by(st: _Statement) -> str:
+    """A grant's optional ``GRANTED BY <role>``, canonical ("" when absent)."""
+    if not st.accept("granted"):
+        return ""
+    st.expect("by")
+    return f" GRANTED BY {quote_name(st.name())}"
+
+
+def _parameter_grant(st: _Statement) -> str | None:
+    """``GRANT {SET | ALTER SYSTEM} [, ...] ON PARAMETER p [, ...] TO r [, ...] [WITH GRANT
+    OPTION] [GRANTED BY r]``, which pg_dumpall 15+ writes with the roles; None (and the cursor
+    unmoved) when the statement is a role grant. A parameter that loads code or changes
+    identity is refused, like such a role setting."""
+    tok = st._peek()
+    if tok is None or tok.kind != "word" or tok.value not in ("set", "alter", "all"):
+        return None
+    start = st.pos
+    privileges = _parameter_privileges(st)
+    if privileges is None or not st.accept("on"):
         st.pos = start
         return None
     st.expect("parameter")
-    parameters = [st.setting_name()]
-    while st.accept_op(","):
-        parameters.append(st.setting_name())
+    parameters = st.listed(st.setting_name)
     for parameter in parameters:
         if parameter.lower() in UNSAFE_ROLE_SETTINGS:
             raise _Refused(
                 f"a grant on the parameter {parameter}, which loads code or changes identity"
             )
     st.expect("to")
-    members = [st.name()]
-    while st.accept_op(","):
-        members.append(st.name())
+    members = st.listed(st.name)
     sql = (
         f"GRANT {', '.join(privileges)} ON PARAMETER {', '.join(map(quote_name, parameters))} "
         f"TO {', '.join(map(quote_name, members))}"
@@ -401,92 +431,114 @@ def _parameter_grant(st: _Statement) -> str | None:
     if st.accept("with"):
         st.expect("grant", "option")
         sql += " WITH GRANT OPTION"
-    if st.accept("granted"):
-        st.expect("by")
-        sql += f" GRANTED BY {quote_name(st.name())}"
+    sql += _granted_by(st)
     st.end()
     return sql
+
+
+def _grant_options(st: _Statement) -> list[str]:
+    """A role grant's ``WITH {ADMIN | INHERIT | SET} {OPTION | TRUE | FALSE} [, ...]``."""
+    options = []
+    while True:
+        option = st.word("ADMIN, INHERIT or SET")
+        value = st.word("OPTION, TRUE or FALSE")
+        if option not in ("admin", "inherit", "set") or value not in ("option", "true", "false"):
+            raise _Refused(f"the grant option {option.upper()} {value.upper()}")
+        options.append(f"{option.upper()} {value.upper()}")
+        if not st.accept_op(","):
+            return options
+
+
+def _grant(st: _Statement) -> str:
+    on_parameter = _parameter_grant(st)
+    if on_parameter is not None:
+        return on_parameter
+    granted = st.listed(st.name)
+    st.expect("to")
+    members = st.listed(st.name)
+    sql = f"GRANT {', '.join(map(quote_name, granted))} TO {', '.join(map(quote_name, members))}"
+    if st.accept("with"):
+        sql += " WITH " + ", ".join(_grant_options(st))
+    sql += _granted_by(st)
+    st.end()
+    return sql
+
+
+def _set(st: _Statement) -> str:
+    return "SET " + _setting(st, None)
+
+
+def _reset(st: _Statement) -> str:
+    st.expect("all")
+    st.end()
+    return "RESET ALL"
+
+
+def _create_role(st: _Statement) -> str:
+    st.expect("role")
+    role = st.name()
+    st.accept("with")
+    options = _role_options(st)
+    return f"CREATE ROLE {quote_name(role)}" + (" WITH " + " ".join(options) if options else "")
+
+
+def _alter_role(st: _Statement) -> str:
+    st.expect("role")
+    role = st.name()
+    if st.accept("in"):
+        st.expect("database")
+        database = st.name()
+        st.expect("set")
+        setting = _setting(st, role)
+        return f"ALTER ROLE {quote_name(role)} IN DATABASE {quote_name(database)} SET {setting}"
+    if st.accept("set"):
+        return f"ALTER ROLE {quote_name(role)} SET {_setting(st, role)}"
+    st.accept("with")
+    options = _role_options(st)
+    if not options:
+        raise _Refused("ALTER ROLE without role attributes")
+    return f"ALTER ROLE {quote_name(role)} WITH {' '.join(options)}"
+
+
+def _role_text(st: _Statement, head: str) -> str:
+    """The rest of ``<head> ON ROLE r IS {'text' | NULL}`` (a comment or a security label)."""
+    st.expect("on", "role")
+    role = st.name()
+    st.expect("is")
+    value = "NULL" if st.accept("null") else quote_literal(st.string("a string or NULL"))
+    st.end()
+    return f"{head} ROLE {quote_name(role)} IS {value}"
+
+
+def _comment(st: _Statement) -> str:
+    return _role_text(st, "COMMENT ON")
+
+
+def _security_label(st: _Statement) -> str:
+    st.expect("label")
+    provider = f" FOR {quote_name(st.name())}" if st.accept("for") else ""
+    return _role_text(st, f"SECURITY LABEL{provider} ON")
+
+
+# The statements a roles dump holds, by their first word.
+_STATEMENTS: dict[str, Callable[[_Statement], str]] = {
+    "set": _set,
+    "reset": _reset,
+    "create": _create_role,
+    "alter": _alter_role,
+    "comment": _comment,
+    "security": _security_label,
+    "grant": _grant,
+}
 
 
 def _statement(st: _Statement) -> str:
     """The canonical form of one accepted statement. Raises :class:`_Refused`."""
     verb = st.word("a statement")
-    if verb == "set":
-        return "SET " + _setting(st, None)
-    if verb == "reset":
-        st.expect("all")
-        st.end()
-        return "RESET ALL"
-    if verb == "create":
-        st.expect("role")
-        role = st.name()
-        st.accept("with")
-        options = _role_options(st)
-        return f"CREATE ROLE {quote_name(role)}" + (" WITH " + " ".join(options) if options else "")
-    if verb == "alter":
-        st.expect("role")
-        role = st.name()
-        if st.accept("in"):
-            st.expect("database")
-            database = st.name()
-            st.expect("set")
-            setting = _setting(st, role)
-            return f"ALTER ROLE {quote_name(role)} IN DATABASE {quote_name(database)} SET {setting}"
-        if st.accept("set"):
-            return f"ALTER ROLE {quote_name(role)} SET {_setting(st, role)}"
-        st.accept("with")
-        options = _role_options(st)
-        if not options:
-            raise _Refused("ALTER ROLE without role attributes")
-        return f"ALTER ROLE {quote_name(role)} WITH {' '.join(options)}"
-    if verb in ("comment", "security"):
-        provider = ""
-        if verb == "security":
-            st.expect("label")
-            if st.accept("for"):
-                provider = f" FOR {quote_name(st.name())}"
-        st.expect("on", "role")
-        role = st.name()
-        st.expect("is")
-        value = "NULL" if st.accept("null") else quote_literal(st.string("a string or NULL"))
-        st.end()
-        head = "COMMENT ON" if verb == "comment" else f"SECURITY LABEL{provider} ON"
-        return f"{head} ROLE {quote_name(role)} IS {value}"
-    if verb == "grant":
-        on_parameter = _parameter_grant(st)
-        if on_parameter is not None:
-            return on_parameter
-        granted = [st.name()]
-        while st.accept_op(","):
-            granted.append(st.name())
-        st.expect("to")
-        members = [st.name()]
-        while st.accept_op(","):
-            members.append(st.name())
-        sql = (
-            f"GRANT {', '.join(map(quote_name, granted))} TO {', '.join(map(quote_name, members))}"
-        )
-        if st.accept("with"):
-            options = []
-            while True:
-                option = st.word("ADMIN, INHERIT or SET")
-                value = st.word("OPTION, TRUE or FALSE")
-                if option not in ("admin", "inherit", "set") or value not in (
-                    "option",
-                    "true",
-                    "false",
-                ):
-                    raise _Refused(f"the grant option {option.upper()} {value.upper()}")
-                options.append(f"{option.upper()} {value.upper()}")
-                if not st.accept_op(","):
-                    break
-            sql += " WITH " + ", ".join(options)
-        if st.accept("granted"):
-            st.expect("by")
-            sql += f" GRANTED BY {quote_name(st.name())}"
-        st.end()
-        return sql
-    raise _Refused(f"{verb.upper()} is not a role statement")
+    canonical = _STATEMENTS.get(verb)
+    if canonical is None:
+        raise _Refused(f"{verb.upper()} is not a role statement")
+    return canonical(st)
 
 
 def _excerpt(text: str, start: int, end: int) -> str:

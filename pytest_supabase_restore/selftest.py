@@ -17,8 +17,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from . import fingerprint
 from .manifest import identity_label
+from .proof.fingerprint import compare_table
+from .proof.inventory import diff_inventory, schema_inventory
+from .proof.rls import rls_visibility
+from .proof.scope import list_tables, pin_session
 
 SCRATCH_DB = "supabase_restore_selftest"
 
@@ -60,139 +63,152 @@ def _ident(qualified: str) -> sql.Composable:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
-def run_self_test(dsn: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Inject each fault into its own scratch copy and report whether the checks caught it."""
-    tables = manifest["tables"]
-    schema = manifest["schema"]
-    public = [n for n, t in tables.items() if t["schema"] == "public" and t["rows"] > 0]
-    with_pk = sorted((n for n in public if tables[n]["pk"]), key=lambda n: -tables[n]["rows"])
-    results: list[FaultResult] = []
+Conn = psycopg.Connection[Any]
+Manifest = dict[str, Any]
 
-    def data_check(conn: psycopg.Connection[Any], name: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        ref = next(
-            t
-            for t in fingerprint.list_tables(conn, [tables[name]["schema"]])
-            if t.qualified == name
-        )
-        result = fingerprint.compare_table(conn, ref, tables[name])
+
+@dataclass(frozen=True)
+class _Fault:
+    """One fault to inject, and the check that must report it."""
+
+    name: str
+    category: str
+    inject: Callable[[Conn], object]
+    check: Callable[[Conn, Manifest], tuple[bool, str]]
+
+
+def _data_check(name: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
+    def check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
+        recorded = manifest["tables"][name]
+        pin_session(conn)
+        ref = next(t for t in list_tables(conn, [recorded["schema"]]) if t.qualified == name)
+        result = compare_table(conn, ref, recorded)
         return (not result.ok), result.message
 
-    def schema_check(conn: psycopg.Connection[Any], kind: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        actual = fingerprint.schema_inventory(conn, manifest["scope_schemas"])
-        diffs = [d for d in fingerprint.diff_inventory(schema, actual) if d.kind == kind]
+    return check
+
+
+def _schema_check(kind: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
+    def check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
+        pin_session(conn)
+        actual = schema_inventory(conn, manifest["scope_schemas"])
+        diffs = [d for d in diff_inventory(manifest["schema"], actual) if d.kind == kind]
         return bool(diffs), str(diffs[0]) if diffs else f"no {kind} difference reported"
 
-    def rls_check(conn: psycopg.Connection[Any], _: str) -> tuple[bool, str]:
-        fingerprint.pin_session(conn)
-        refs = fingerprint.list_tables(conn, manifest["scope_schemas"])
-        seen = fingerprint.rls_visibility(conn, refs, manifest["rls"]["users"])
-        expected = manifest["rls"]["visibility"]
-        diff = [
-            f"{identity_label(who, manifest)}/{table}"  # a label, never the auth.users id
-            for who, counts in expected.items()
-            for table, n in counts.items()
-            if seen.get(who, {}).get(table) != n
-        ]
-        return bool(
-            diff
-        ), f"visibility differs for {diff[0]}" if diff else "no visibility difference"
+    return check
 
-    faults: list[tuple[str, str, Callable[..., str], Callable[..., tuple[bool, str]], str]] = []
-    if with_pk:
-        big = with_pk[0]
-        pk = tables[big]["pk"]
-        faults.append(
-            (
-                f"deleted row in {big}",
-                "data_integrity",
-                lambda c, t=big, k=pk: str(
-                    c.execute(
-                        sql.SQL("DELETE FROM {} WHERE ctid = (SELECT min(ctid) FROM {})").format(
-                            _ident(t), _ident(t)
-                        )
-                    ).rowcount
-                ),
-                data_check,
-                big,
-            )
-        )
-        del pk
-    policies = sorted(schema.get("policies", {}))
-    if policies:
-        key = policies[0]
-        pol = schema["policies"][key]
-        faults.append(
-            (
-                f"dropped policy {key}",
-                "database_schema",
-                lambda c, p=pol: str(
-                    c.execute(
-                        sql.SQL("DROP POLICY {} ON {}").format(
-                            sql.Identifier(p["name"]), _ident(p["table"])
-                        )
-                    ).rowcount
-                ),
-                schema_check,
-                "policies",
-            )
-        )
-    seqs = sorted(k for k, v in schema.get("sequences", {}).items() if v.get("last_value"))
-    if seqs:
-        faults.append(
-            (
-                f"sequence {seqs[0]} set back",
-                "database_schema",
-                lambda c, s=seqs[0]: str(
-                    c.execute("SELECT setval(%s::regclass, 1, false)", [s]).fetchone()
-                ),
-                schema_check,
-                "sequences",
-            )
-        )
+
+def _rls_check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
+    pin_session(conn)
+    refs = list_tables(conn, manifest["scope_schemas"])
+    seen = rls_visibility(conn, refs, manifest["rls"]["users"])
+    diff = [
+        f"{identity_label(who, manifest)}/{table}"  # a label, never the auth.users id
+        for who, counts in manifest["rls"]["visibility"].items()
+        for table, n in counts.items()
+        if seen.get(who, {}).get(table) != n
+    ]
+    return bool(diff), f"visibility differs for {diff[0]}" if diff else "no visibility difference"
+
+
+def _deleted_row(manifest: Manifest) -> _Fault | None:
+    tables = manifest["tables"]
+    public = [n for n, t in tables.items() if t["schema"] == "public" and t["rows"] > 0]
+    with_pk = sorted((n for n in public if tables[n]["pk"]), key=lambda n: -tables[n]["rows"])
+    if not with_pk:
+        return None
+    big = with_pk[0]
+    delete = sql.SQL("DELETE FROM {} WHERE ctid = (SELECT min(ctid) FROM {})")
+    return _Fault(
+        f"deleted row in {big}",
+        "data_integrity",
+        lambda c: c.execute(delete.format(_ident(big), _ident(big))),
+        _data_check(big),
+    )
+
+
+def _dropped_policy(manifest: Manifest) -> _Fault | None:
+    policies = manifest["schema"].get("policies", {})
+    if not policies:
+        return None
+    key = sorted(policies)[0]
+    pol = policies[key]
+    drop = sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(pol["name"]), _ident(pol["table"]))
+    return _Fault(
+        f"dropped policy {key}",
+        "database_schema",
+        lambda c: c.execute(drop),
+        _schema_check("policies"),
+    )
+
+
+def _sequence_set_back(manifest: Manifest) -> _Fault | None:
+    sequences = manifest["schema"].get("sequences", {})
+    seqs = sorted(k for k, v in sequences.items() if v.get("last_value"))
+    if not seqs:
+        return None
+    return _Fault(
+        f"sequence {seqs[0]} set back",
+        "database_schema",
+        lambda c: c.execute("SELECT setval(%s::regclass, 1, false)", [seqs[0]]),
+        _schema_check("sequences"),
+    )
+
+
+def _revoked_grants(manifest: Manifest) -> _Fault | None:
     grants = sorted(
         k
-        for k in schema.get("grants", {})
+        for k in manifest["schema"].get("grants", {})
         if k.startswith("table public.") and k.endswith(" to anon")
     )
-    if grants:
-        table = grants[0][len("table ") : -len(" to anon")]
-        faults.append(
-            (
-                f"revoked grants on {table} from anon",
-                "database_schema",
-                lambda c, t=table: str(
-                    c.execute(sql.SQL("REVOKE ALL ON {} FROM anon").format(_ident(t))).rowcount
-                ),
-                schema_check,
-                "grants",
-            )
-        )
+    if not grants:
+        return None
+    table = grants[0][len("table ") : -len(" to anon")]
+    return _Fault(
+        f"revoked grants on {table} from anon",
+        "database_schema",
+        lambda c: c.execute(sql.SQL("REVOKE ALL ON {} FROM anon").format(_ident(table))),
+        _schema_check("grants"),
+    )
+
+
+def _rls_disabled(manifest: Manifest) -> _Fault | None:
+    tables = manifest["tables"]
     rls_tables = sorted(
         n
         for n, v in manifest["rls"].get("visibility", {}).get("anon", {}).items()
         if v >= 0 and n in tables and tables[n]["rows"] > v
     )
-    if rls_tables:
-        faults.append(
-            (
-                f"row-level security disabled on {rls_tables[0]}",
-                "authentication",
-                lambda c, t=rls_tables[0]: str(
-                    c.execute(
-                        sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(_ident(t))
-                    ).rowcount
-                ),
-                rls_check,
-                "",
-            )
-        )
+    if not rls_tables:
+        return None
+    disable = sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(_ident(rls_tables[0]))
+    return _Fault(
+        f"row-level security disabled on {rls_tables[0]}",
+        "authentication",
+        lambda c: c.execute(disable),
+        _rls_check,
+    )
 
-    for fault, category, inject, check, arg in faults:
+
+# One fault per check, in the order they are injected; a fault the backup gives no object
+# for (no policy, no sequence, ...) is left out.
+_FAULTS: tuple[Callable[[Manifest], _Fault | None], ...] = (
+    _deleted_row,
+    _dropped_policy,
+    _sequence_set_back,
+    _revoked_grants,
+    _rls_disabled,
+)
+
+
+def run_self_test(dsn: str, manifest: Manifest) -> list[dict[str, Any]]:
+    """Inject each fault into its own scratch copy and report whether the checks caught it."""
+    faults = [fault for build in _FAULTS if (fault := build(manifest)) is not None]
+    results: list[FaultResult] = []
+    for fault in faults:
         with scratch_copy(dsn) as scratch, psycopg.connect(scratch, autocommit=True) as conn:
-            inject(conn)
-            caught, evidence = check(conn, arg)
+            fault.inject(conn)
+            caught, evidence = fault.check(conn, manifest)
             # Whole: the drill redacts, then shortens it (a cut first could split a secret).
-            results.append(FaultResult(fault, category, caught, evidence))
+            results.append(FaultResult(fault.name, fault.category, caught, evidence))
     return [asdict(r) for r in results]

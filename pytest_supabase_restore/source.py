@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from .config import mask_url
-from .errors import SourceConnectionLost, SourceError
+from .errors import SourceConnectionLost, SourceError, first_line
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SLOTS, first_error, run_tool
 from .slots import cap_jobs, export_connections, read_slots
@@ -92,7 +92,7 @@ def _connect_source(
             keepalives_count=6,
         )
     except psycopg.OperationalError as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(str(exc), type(exc).__name__)
         if _DROPPED_WHILE_CONNECTING.search(str(exc)):
             # The server was reached and the link dropped during the handshake: the same
             # transient fault as a drop mid-export, retried the same way.

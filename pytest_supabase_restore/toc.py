@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -430,57 +430,31 @@ class ObjectIndex:
         """The object ``statement`` creates, loads or changes; None when it cannot be told
         (a role statement, a ``SET``, an unknown shape)."""
         s = statement.strip()
-        m = _CREATE_RELATION.match(s)
-        if m:
-            what = " ".join(m.group("what").lower().split())
-            return self._relation(plain_name(m.group("name")), what)
-        m = _CREATE_INDEX.match(s)
-        if m:
-            schema = _parts(m.group("table"))[:-1]
-            index = plain_name(m.group("ident"))
-            return DbObject("index", ".".join([*schema, index]))
-        for pattern in (_CREATE_FUNCTION, _ALTER_FUNCTION):
-            m = pattern.match(s)
+        for shape, read in _SHAPES:
+            m = shape.match(s)
             if m:
-                return self._function(m.group("name"), s, m.end())
-        m = _CREATE_ON_TABLE.match(s)
-        if m:
-            what = m.group("what").split()[-1].lower()
-            return self._member(what, m.group("table"), m.group("ident"))
-        m = _CREATE_TYPE.match(s) or _ALTER_TYPE.match(s)
-        if m:
-            return DbObject("type", plain_name(m.group("name")))
-        m = _CREATE_SCHEMA.match(s) or _ALTER_SCHEMA.match(s)
-        if m:
-            return DbObject("schema", plain_name(m.group("ident")))
-        m = _CREATE_EXTENSION.match(s)
-        if m:
-            return DbObject("extension", plain_name(m.group("ident")))
-        m = _PUBLICATION.match(s)
-        if m:
-            return DbObject("publication", plain_name(m.group("ident")))
-        m = _ALTER_RELATION.match(s)
-        if m:
-            return self._altered(m)
-        m = _COPY.match(s)
-        if m:
-            return DbObject("data", plain_name(m.group("name")))
-        m = _SETVAL.match(s)
-        if m:
-            return DbObject("sequence", plain_name(m.group("name").replace("''", "'")))
-        m = _REFRESH.match(s)
-        if m:
-            return DbObject("materialized view", plain_name(m.group("name")))
-        m = _COMMENT.match(s)
-        if m:
-            return self._spec(m.group("spec"), s)
-        m = _GRANT.match(s)
-        if m:
-            what = m.group("what") or "TABLE"
-            return self._spec(f"{what} {m.group('name')}", s)
+                return read(self, m, s)
         return None
 
-    def _altered(self, m: re.Match[str]) -> DbObject:
+    def _created_relation(self, m: re.Match[str], _statement: str) -> DbObject:
+        what = " ".join(m.group("what").lower().split())
+        return self._relation(plain_name(m.group("name")), what)
+
+    def _function_of(self, m: re.Match[str], statement: str) -> DbObject:
+        return self._function(m.group("name"), statement, m.end())
+
+    def _member_of(self, m: re.Match[str], _statement: str) -> DbObject:
+        what = m.group("what").split()[-1].lower()
+        return self._member(what, m.group("table"), m.group("ident"))
+
+    def _commented(self, m: re.Match[str], statement: str) -> DbObject | None:
+        return self._spec(m.group("spec"), statement)
+
+    def _granted(self, m: re.Match[str], statement: str) -> DbObject | None:
+        what = m.group("what") or "TABLE"
+        return self._spec(f"{what} {m.group('name')}", statement)
+
+    def _altered(self, m: re.Match[str], _statement: str) -> DbObject:
         what = " ".join(m.group("what").lower().split())
         name = plain_name(m.group("name"))
         rest = m.group("rest")
@@ -497,3 +471,45 @@ class ObjectIndex:
         if what == "index":
             return DbObject("index", name)
         return self._relation(name, "table" if what == "foreign table" else what)
+
+
+def _named(kind: str, group: str = "name") -> Callable[[ObjectIndex, re.Match[str], str], DbObject]:
+    """A reader of a statement whose object is ``kind`` named by its ``group``."""
+
+    def read(_index: ObjectIndex, m: re.Match[str], _statement: str) -> DbObject:
+        return DbObject(kind, plain_name(m.group(group)))
+
+    return read
+
+
+def _created_index(_index: ObjectIndex, m: re.Match[str], _statement: str) -> DbObject:
+    schema = _parts(m.group("table"))[:-1]
+    return DbObject("index", ".".join([*schema, plain_name(m.group("ident"))]))
+
+
+def _set_sequence(_index: ObjectIndex, m: re.Match[str], _statement: str) -> DbObject:
+    return DbObject("sequence", plain_name(m.group("name").replace("''", "'")))
+
+
+# Each statement shape with the reader of its object, the first that matches wins.
+_SHAPES: tuple[
+    tuple[re.Pattern[str], Callable[[ObjectIndex, re.Match[str], str], DbObject | None]], ...
+] = (
+    (_CREATE_RELATION, ObjectIndex._created_relation),
+    (_CREATE_INDEX, _created_index),
+    (_CREATE_FUNCTION, ObjectIndex._function_of),
+    (_ALTER_FUNCTION, ObjectIndex._function_of),
+    (_CREATE_ON_TABLE, ObjectIndex._member_of),
+    (_CREATE_TYPE, _named("type")),
+    (_ALTER_TYPE, _named("type")),
+    (_CREATE_SCHEMA, _named("schema", "ident")),
+    (_ALTER_SCHEMA, _named("schema", "ident")),
+    (_CREATE_EXTENSION, _named("extension", "ident")),
+    (_PUBLICATION, _named("publication", "ident")),
+    (_ALTER_RELATION, ObjectIndex._altered),
+    (_COPY, _named("data")),
+    (_SETVAL, _set_sequence),
+    (_REFRESH, _named("materialized view")),
+    (_COMMENT, ObjectIndex._commented),
+    (_GRANT, ObjectIndex._granted),
+)

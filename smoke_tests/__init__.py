@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_supabase_restore import fingerprint
-from pytest_supabase_restore.fingerprint import TableRef
+from pytest_supabase_restore.proof.inventory import schema_inventory
+from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
 
 Conn = psycopg.Connection[Any]
 
@@ -89,8 +89,8 @@ class Facts:
     @classmethod
     def from_staging(cls, conn: Conn) -> Facts:
         """Facts read from the restored copy (no manifest to read them from)."""
-        scope = fingerprint.schemas_in_scope(conn)
-        refs = fingerprint.list_tables(conn, scope)
+        scope = schemas_in_scope(conn)
+        refs = list_tables(conn, scope)
         tables = {
             ref.qualified: {
                 "schema": ref.schema,
@@ -103,7 +103,7 @@ class Facts:
             }
             for ref in refs
         }
-        inventory = fingerprint.schema_inventory(conn, scope)
+        inventory = schema_inventory(conn, scope)
         conn.rollback()
         return cls(scope=scope, tables=tables, inventory=inventory, reference=None)
 

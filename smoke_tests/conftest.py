@@ -15,9 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.errors import first_line
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
 from pytest_supabase_restore.manifest import identity_label
+from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, schema_inventory
+from pytest_supabase_restore.proof.postgrest import ANON
+from pytest_supabase_restore.proof.scope import pin_session
 from pytest_supabase_restore.results import DrillState
 from smoke_tests import (
     API_ROLES,
@@ -63,7 +66,7 @@ def _collection_facts(config: pytest.Config) -> Facts | str:
             with psycopg.connect(state.staging_dsn, connect_timeout=15) as conn:
                 result = Facts.from_staging(conn)
         except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, type(exc).__name__)
             result = f"the restored staging database could not be read at collection: {first}"
     config.stash[_FACTS_KEY] = result
     return result
@@ -89,7 +92,7 @@ def _identities(facts: Facts) -> list[str]:
     assert facts.reference is not None
     rls = facts.reference.get("rls") or {}
     visibility = rls.get("visibility") or {}
-    return [i for i in [fingerprint.ANON, *(rls.get("users") or [])] if i in visibility]
+    return [i for i in [ANON, *(rls.get("users") or [])] if i in visibility]
 
 
 def _buckets(facts: Facts) -> list[str]:
@@ -99,7 +102,7 @@ def _buckets(facts: Facts) -> list[str]:
 
 
 def _kinds(facts: Facts) -> list[str]:
-    return [kind for kind in fingerprint.INVENTORY_KINDS if kind in facts.inventory]
+    return [kind for kind in INVENTORY_KINDS if kind in facts.inventory]
 
 
 def _schema_tables(facts: Facts) -> list[str]:
@@ -349,7 +352,7 @@ def staging_inventory(
     compared with the state the backup recorded for them: being off in staging is the
     drill's doing, and is listed in the verdict's neutralised side effects."""
     with psycopg.connect(staging_dsn, connect_timeout=15) as conn:
-        inventory = fingerprint.schema_inventory(conn, facts.scope)
+        inventory = schema_inventory(conn, facts.scope)
         conn.rollback()
     triggers = inventory.get("triggers", {})
     recorded = facts.inventory.get("triggers", {})
@@ -361,10 +364,10 @@ def staging_inventory(
 
 @pytest.fixture
 def pinned_db(staging_db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    """``staging_db`` with :data:`fingerprint.SESSION_SETTINGS` applied for this test's
+    """``staging_db`` with :data:`proof.scope.SESSION_SETTINGS` applied for this test's
     transaction: search_path is ``pg_catalog``, so every recorded definition (written under
     the same setting) means exactly what it meant on the source."""
-    fingerprint.pin_session(staging_db)
+    pin_session(staging_db)
     staging_db.execute("SELECT pg_catalog.set_config('statement_timeout', '60s', true)")
     staging_db.execute("SELECT pg_catalog.set_config('lock_timeout', '15s', true)")
     return staging_db

@@ -18,10 +18,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.errors import DrillError
 from pytest_supabase_restore.manifest import identity_label
+from pytest_supabase_restore.proof.fingerprint import compare_table
+from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED, RlsSession
+from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility
 from smoke_tests import Facts, Unloadable, describe_error, resolve_relation, shorten, table_ref
 
 pytestmark = pytest.mark.supabase_category("authentication")
@@ -38,7 +40,7 @@ def test_auth_table_restored(
             "nobody can sign in",
             pytrace=False,
         )
-    result = fingerprint.compare_table(pinned_db, table_ref(entry), entry)
+    result = compare_table(pinned_db, table_ref(entry), entry)
     if not result.ok:
         pytest.fail(result.message, pytrace=False)
 
@@ -62,7 +64,7 @@ def test_jwt_helpers_return_claims(facts: Facts, pinned_db: psycopg.Connection[A
             pytrace=False,
         )
     sub = str(uuid.uuid4())  # a synthetic user: the check is about the helpers, not the data
-    claims = {"sub": sub, "role": fingerprint.AUTHENTICATED, "email": "drill@example.test"}
+    claims = {"sub": sub, "role": AUTHENTICATED, "email": "drill@example.test"}
     problems: list[str] = []
     with pinned_db.transaction(force_rollback=True):
         pinned_db.execute(
@@ -70,7 +72,7 @@ def test_jwt_helpers_return_claims(facts: Facts, pinned_db: psycopg.Connection[A
             " pg_catalog.set_config('request.jwt.claim.sub', '', true),"
             " pg_catalog.set_config('request.jwt.claim', '', true),"
             " pg_catalog.set_config('role', %s, true)",
-            (json.dumps(claims), fingerprint.AUTHENTICATED),
+            (json.dumps(claims), AUTHENTICATED),
         )
         if "auth.uid()" in wanted:
             row = pinned_db.execute("SELECT auth.uid()::text").fetchone()
@@ -117,15 +119,15 @@ def test_rls_visibility(
     expected: dict[str, Any] = {
         t: n for t, n in rls["visibility"][rls_identity].items() if t not in left_out
     }
-    session = fingerprint.RlsSession.from_json(rls.get("session"))
-    anon = rls_identity == fingerprint.ANON
-    role = fingerprint.ANON if anon else fingerprint.AUTHENTICATED
+    session = RlsSession.from_json(rls.get("session"))
+    anon = rls_identity == ANON
+    role = ANON if anon else AUTHENTICATED
     who = f"{identity_label(rls_identity, manifest)} ({role})"  # never the auth.users id
     tables = [table_ref(e) for k, e in facts.tables.items() if k not in left_out]
     try:
-        actual = fingerprint.rls_visibility(
-            pinned_db, tables, [] if anon else [rls_identity], session
-        )[rls_identity]
+        actual = rls_visibility(pinned_db, tables, [] if anon else [rls_identity], session)[
+            rls_identity
+        ]
     except DrillError as exc:
         pytest.fail(f"{who}: {exc}", pytrace=False)
     except psycopg.Error as exc:
@@ -133,7 +135,7 @@ def test_rls_visibility(
             f"{who}: counting what row-level security shows failed: {describe_error(exc)}",
             pytrace=False,
         )
-    result = fingerprint.compare_rls_visibility(pinned_db, tables, expected, actual, role, session)
+    result = compare_rls_visibility(pinned_db, tables, expected, actual, role, session)
     notes = list(result.notes)
     if session.legacy:
         notes.insert(

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.proof.fingerprint import compare_table
 from pytest_supabase_restore.results import DrillState
 from smoke_tests import Facts, resolve_relation, table_ref
 
@@ -37,7 +37,7 @@ def test_table_fingerprint(
             f"(the backup recorded {entry['rows']} rows)",
             pytrace=False,
         )
-    result = fingerprint.compare_table(pinned_db, table_ref(entry), entry)
+    result = compare_table(pinned_db, table_ref(entry), entry)
     record_property("rows", result.actual_rows)
     if not result.ok:
         pytest.fail(result.message, pytrace=False)

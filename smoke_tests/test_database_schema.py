@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_supabase_restore import fingerprint
+from pytest_supabase_restore.proof.inventory import InventoryDiff, diff_inventory
+from pytest_supabase_restore.proof.scope import schemas_in_scope
 from smoke_tests import TABLE_SCOPED_KINDS, Facts, Unloadable, object_key, owner_table, shorten
 
 pytestmark = pytest.mark.supabase_category("database_schema")
@@ -43,9 +44,7 @@ def _select(
     }
 
 
-def _fail_on(
-    diffs: list[fingerprint.InventoryDiff], what: str, left_out: list[str] | None = None
-) -> None:
+def _fail_on(diffs: list[InventoryDiff], what: str, left_out: list[str] | None = None) -> None:
     if diffs:
         lines = [str(d) for d in diffs]
         note = ""
@@ -75,7 +74,7 @@ def _compare(
     actual, _ = unloadable.split(actual, tables)
     if left_out:
         record_property("not_compared", left_out)
-    _fail_on(fingerprint.diff_inventory(expected, actual), what, left_out)
+    _fail_on(diff_inventory(expected, actual), what, left_out)
 
 
 def _all_tables(facts: Facts, actual: Inventory) -> list[str]:
@@ -110,7 +109,7 @@ def test_policy(
     expected = {"policies": {key: facts.inventory["policies"][key]}}
     found = staging_inventory.get("policies", {}).get(key)
     actual = {"policies": {key: found} if found is not None else {}}
-    _fail_on(fingerprint.diff_inventory(expected, actual), f"policy {schema_policy}")
+    _fail_on(diff_inventory(expected, actual), f"policy {schema_policy}")
 
 
 def test_schema_kind(
@@ -151,7 +150,7 @@ def test_no_extra_schemas(
 ) -> None:
     """The restored copy has no schema in the backup's scope that the backup did not have
     (a schema an unloadable extension provides is not expected)."""
-    found = fingerprint.schemas_in_scope(pinned_db)
+    found = schemas_in_scope(pinned_db)
     extra = sorted(set(found) - set(facts.scope))
     missing = sorted(
         s for s in set(facts.scope) - set(found) if unloadable.cause([f"schema {s}"]) is None

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_supabase_restore import fingerprint, manifest
+from pytest_supabase_restore import manifest
 from pytest_supabase_restore.config import DISPOSABLE_MARKER, Connection
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.demo.project import s3_client
@@ -21,6 +21,10 @@ from pytest_supabase_restore.errors import BackupError, SafetyError, ToolError
 from pytest_supabase_restore.export import ExportOptions, apply_retention, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
+from pytest_supabase_restore.proof.fingerprint import compare_table
+from pytest_supabase_restore.proof.inventory import diff_inventory, schema_inventory
+from pytest_supabase_restore.proof.rls import rls_visibility
+from pytest_supabase_restore.proof.scope import list_tables, pin_session
 from pytest_supabase_restore.restore import restore_backup_set
 from pytest_supabase_restore.staging import EphemeralStaging
 from pytest_supabase_restore.staging.url import UrlStaging, check_safe
@@ -100,15 +104,15 @@ def test_roles_dump_keeps_custom_roles_without_reserved_ones_or_passwords(backup
 def test_restored_copy_matches_the_manifest(backup: Path, staging: Any) -> None:
     data = manifest.read_manifest(backup)
     with psycopg.connect(staging.dsn) as conn:
-        fingerprint.pin_session(conn)
-        tables = {t.qualified: t for t in fingerprint.list_tables(conn, data["scope_schemas"])}
+        pin_session(conn)
+        tables = {t.qualified: t for t in list_tables(conn, data["scope_schemas"])}
         assert set(tables) == set(data["tables"])
         for name, expected in data["tables"].items():
-            result = fingerprint.compare_table(conn, tables[name], expected)
+            result = compare_table(conn, tables[name], expected)
             assert result.ok, result.message
-        inventory = fingerprint.schema_inventory(conn, data["scope_schemas"])
-        assert fingerprint.diff_inventory(data["schema"], inventory) == []
-        visibility = fingerprint.rls_visibility(conn, list(tables.values()), data["rls"]["users"])
+        inventory = schema_inventory(conn, data["scope_schemas"])
+        assert diff_inventory(data["schema"], inventory) == []
+        visibility = rls_visibility(conn, list(tables.values()), data["rls"]["users"])
         assert visibility == data["rls"]["visibility"]
 
 
@@ -150,9 +154,9 @@ def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path)
         )
         assert not outcome.unexpected
         with psycopg.connect(target.dsn) as conn:
-            fingerprint.pin_session(conn)
-            for ref in fingerprint.list_tables(conn, data["scope_schemas"]):
-                result = fingerprint.compare_table(conn, ref, data["tables"][ref.qualified])
+            pin_session(conn)
+            for ref in list_tables(conn, data["scope_schemas"]):
+                result = compare_table(conn, ref, data["tables"][ref.qualified])
                 assert result.ok, result.message
     finally:
         target.stop()
@@ -440,9 +444,7 @@ def _restored_inventory(out: Path, schemas: list[str]) -> tuple[dict[str, Any], 
         )
         assert not outcome.unexpected, [i.message for i in outcome.unexpected]
         with psycopg.connect(target.dsn) as conn:
-            return fingerprint.schema_inventory(conn, schemas), conn.execute(
-                _DEFAULT_ACLS
-            ).fetchall()
+            return schema_inventory(conn, schemas), conn.execute(_DEFAULT_ACLS).fetchall()
     finally:
         target.stop()
 
@@ -477,7 +479,7 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
     recorded = manifest.read_manifest(out)["schema"]["sequences"]["public.orders_id_seq"]
     assert (recorded["last_value"], recorded["is_called"]) == (1, True)
     restored, _ = _restored_inventory(out, ["public"])
-    diffs = fingerprint.diff_inventory(
+    diffs = diff_inventory(
         {"sequences": {"public.orders_id_seq": recorded}},
         {"sequences": restored["sequences"]},
     )
@@ -503,10 +505,10 @@ def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_pat
             conn.execute("CREATE TABLE app.catalogue (id int PRIMARY KEY)")
         out = export(src.dsn(), tmp_path, s3=None)
         with psycopg.connect(src.dsn()) as conn:
-            recorded = fingerprint.schema_inventory(conn, ["public", "app"])
+            recorded = schema_inventory(conn, ["public", "app"])
             source_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
     restored, staging_defaults = _restored_inventory(out, ["public", "app"])
     assert "table public.private_notes to anon" not in restored["grants"]
     assert "table app.catalogue to anon" in restored["grants"]
-    assert fingerprint.diff_inventory(recorded, restored) == []
+    assert diff_inventory(recorded, restored) == []
     assert staging_defaults == source_defaults

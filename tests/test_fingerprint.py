@@ -1,4 +1,4 @@
-"""fingerprint.py against a real throwaway cluster: dump, restore, compare.
+"""The proof package against a real throwaway cluster: dump, restore, compare.
 
 One cluster per module. The ``src`` database holds a small schema of this module's own
 (weird names, all common types, NULLs, bytea, a partitioned table, a table without a primary
@@ -22,27 +22,34 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.errors import BackupError, DrillError
-from pytest_supabase_restore.fingerprint import (
-    SESSION_SETTINGS,
-    RangeDiff,
-    TableRef,
-    compare_table,
-    diff_inventory,
-    fingerprint_ranges,
-    fingerprint_table,
-    list_tables,
-    pin_session,
-    rls_visibility,
-    sample_users,
-    schema_excluded,
-    schema_inventory,
-    schemas_in_scope,
-)
 from pytest_supabase_restore.manifest import FORMAT, validate_manifest
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
+from pytest_supabase_restore.proof.fingerprint import (
+    RangeDiff,
+    compare_table,
+    fingerprint_ranges,
+    fingerprint_table,
+)
+from pytest_supabase_restore.proof.inventory import diff_inventory, schema_inventory
+from pytest_supabase_restore.proof.postgrest import (
+    ANON,
+    AUTHENTICATED,
+    LEGACY_SESSION,
+    RlsSession,
+    postgrest_session,
+)
+from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility, sample_users
+from pytest_supabase_restore.proof.scope import (
+    SESSION_SETTINGS,
+    TableRef,
+    list_tables,
+    pin_session,
+    schema_excluded,
+    schemas_in_scope,
+)
+from pytest_supabase_restore.selftest import SCRATCH_DB, run_self_test
 
 U1 = "00000000-0000-4000-8000-000000000001"
 U2 = "00000000-0000-4000-8000-000000000002"
@@ -806,8 +813,8 @@ def test_a_policy_that_raises_is_recorded_and_compared_as_equal(parity: Parity) 
     with parity.staging() as conn:
         staging = rls_visibility(conn, tables, [U1])
         assert staging == source
-        session = fingerprint.postgrest_session(conn)
-        result = fingerprint.compare_rls_visibility(
+        session = postgrest_session(conn)
+        result = compare_rls_visibility(
             conn, tables, source["anon"], staging["anon"], "anon", session
         )
     assert result.ok, result.problems
@@ -833,9 +840,9 @@ def test_an_error_only_on_staging_names_table_policy_and_role(parity: Parity) ->
         assert staging[U2]["public.documents"] == missing
         # The pinned function reads public.files by its own search_path: gone as well.
         assert staging[U2]["public.notes"] == {"error": '42P01 relation "files" does not exist'}
-        session = fingerprint.postgrest_session(conn)
-        result = fingerprint.compare_rls_visibility(
-            conn, tables, source[U2], staging[U2], fingerprint.AUTHENTICATED, session
+        session = postgrest_session(conn)
+        result = compare_rls_visibility(
+            conn, tables, source[U2], staging[U2], AUTHENTICATED, session
         )
         assert not result.ok
         assert result.problems[0] == (
@@ -844,9 +851,7 @@ def test_an_error_only_on_staging_names_table_policy_and_role(parity: Parity) ->
             'readable files")'
         )
         assert all(U2 not in p for p in result.problems)
-        anon = fingerprint.compare_rls_visibility(
-            conn, tables, source["anon"], staging["anon"], fingerprint.ANON, session
-        )
+        anon = compare_rls_visibility(conn, tables, source["anon"], staging["anon"], ANON, session)
         assert 'SELECT policy for anon: "documents of readable files"' in anon.problems[0]
 
 
@@ -865,14 +870,14 @@ def test_counts_use_postgrest_settings_and_the_role_own_settings(parity: Parity)
         conn.execute("ALTER ROLE anon SET search_path = pg_catalog")
         conn.execute("ALTER ROLE anon SET statement_timeout = '1ms'")
         conn.execute("ALTER ROLE anon IN DATABASE psrc SET work_mem = '1MB'")  # not read
-        session = fingerprint.postgrest_session(conn)
+        session = postgrest_session(conn)
         assert session.db_schemas == ("api", "public")
         assert session.extra_search_path == ("extensions", "public")
         assert session.search_path("public") == '"public", "extensions", "public"'
         assert session.search_path("auth") == '"api", "extensions", "public"'
         assert session.role_settings == {"anon": {"search_path": "pg_catalog"}}
         assert session.not_applied["anon"]["statement_timeout"].startswith("a time limit")
-        assert fingerprint.RlsSession.from_json(session.to_json()) == session
+        assert RlsSession.from_json(session.to_json()) == session
 
         tables = parity.pick("public.documents", "public.notes")
         seen = rls_visibility(conn, tables, [U1], session)
@@ -893,10 +898,10 @@ def test_counts_use_postgrest_settings_and_the_role_own_settings(parity: Parity)
 def test_legacy_manifest_counts_in_the_session_default_search_path(parity: Parity) -> None:
     """A manifest without ``rls.session`` was counted in the export session's own
     search_path: staging counts the same way, not in its pinned pg_catalog."""
-    assert fingerprint.RlsSession.from_json(None) is fingerprint.LEGACY_SESSION
+    assert RlsSession.from_json(None) is LEGACY_SESSION
     tables = parity.pick("public.documents")
     with parity.staging() as conn:
-        seen = rls_visibility(conn, tables, [U1], fingerprint.LEGACY_SESSION)
+        seen = rls_visibility(conn, tables, [U1], LEGACY_SESSION)
     assert seen == {"anon": {"public.documents": 2}, U1: {"public.documents": 4}}
 
 
@@ -932,11 +937,11 @@ def test_counts_are_read_only_as_a_get_request(parity: Parity) -> None:
     ],
 )
 def test_malformed_rls_session_is_refused(edit: Any, problem: str) -> None:
-    data = fingerprint.RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
-    assert fingerprint.RlsSession.from_json(data).role_settings == {"anon": {"work_mem": "8MB"}}
+    data = RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
+    assert RlsSession.from_json(data).role_settings == {"anon": {"work_mem": "8MB"}}
     edit(data)
     with pytest.raises(ValueError, match=problem):
-        fingerprint.RlsSession.from_json(data)
+        RlsSession.from_json(data)
 
 
 def _manifest_with(rls: dict[str, Any]) -> dict[str, Any]:
@@ -956,7 +961,7 @@ def _manifest_with(rls: dict[str, Any]) -> dict[str, Any]:
 def test_manifest_accepts_recorded_errors_and_sessions_and_old_rls_sections() -> None:
     error = {"error": '42P01 relation "files" does not exist'}
     visibility = {"anon": {"public.a": 3, "public.b": -1, "public.c": error}}
-    session = fingerprint.RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
+    session = RlsSession(role_settings={"anon": {"work_mem": "8MB"}}).to_json()
     for rls in (
         {"users": [], "visibility": visibility, "session": session},
         {"users": [], "visibility": {"anon": {"public.a": 3}}},  # written before sessions
@@ -977,3 +982,39 @@ def test_manifest_accepts_recorded_errors_and_sessions_and_old_rls_sections() ->
 def test_manifest_refuses_malformed_rls_entries(rls: dict[str, Any], where: str) -> None:
     with pytest.raises(BackupError, match=f"malformed manifest: {re.escape(where)}: "):
         validate_manifest(_manifest_with(rls), Path("manifest.json"))
+
+
+# -- the self-test ------------------------------------------------------------------------------
+
+
+def test_self_test_catches_every_fault_it_injects(env: Env) -> None:
+    """--supabase-self-test: one real fault per check, each in its own scratch copy of the
+    restored database, and each reported by the same comparison the smoke tests run."""
+    with env.connect("src") as conn:
+        visibility = rls_visibility(conn, _rls_tables(env), [U1, U2])
+    recorded = {
+        "tables": {
+            name: {"schema": t.schema, "pk": list(t.pk), **env.baseline[name]}
+            for name, t in env.tables.items()
+        },
+        "schema": env.inventory,
+        "scope_schemas": env.scope,
+        "rls": {"users": [U1, U2], "visibility": visibility},
+    }
+    results = run_self_test(env.cluster.dsn("dst"), recorded)
+    assert [(r["fault"], r["category"]) for r in results] == [
+        ("deleted row in public.all_types", "data_integrity"),
+        ("dropped policy public.secrets.own secrets", "database_schema"),
+        ("sequence public.all_types_id_seq set back", "database_schema"),
+        ("revoked grants on public.todos from anon", "database_schema"),
+        ("row-level security disabled on public.todos", "authentication"),
+    ]
+    assert all(r["caught"] for r in results), results
+    assert U1 not in str(results) and U2 not in str(results)  # labels, never user ids
+    with env.connect("postgres") as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [SCRATCH_DB])
+        assert found.fetchone() is None, "every scratch copy is dropped"
+    with env.connect("dst") as conn:
+        assert compare_table(
+            conn, env.tables["public.all_types"], env.baseline["public.all_types"]
+        ).ok

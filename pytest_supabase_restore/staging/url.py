@@ -42,8 +42,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ..config import DISPOSABLE_MARKER, Connection, mask_url
-from ..errors import RestoreError, SafetyError
-from ..fingerprint import schema_excluded
+from ..errors import RestoreError, SafetyError, first_line
+from ..proof.scope import schema_excluded
 from ..storage.endpoint import connection_endpoint
 from .base import StagingTarget
 
@@ -71,8 +71,7 @@ def _quoted(name: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc, type(exc).__name__)
 
 
 @dataclass(frozen=True)
