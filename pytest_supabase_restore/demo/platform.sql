@@ -50,3 +50,12 @@ VALUES ('20250105090000', ARRAY['create type public.task_status as enum (...)',
         'audit_events'),
        ('20250215080000', ARRAY['create table public.attachments (...)'], 'attachments');
 
+
+-- A project created before supabase/postgres 20250402065937 (April 2025) still has
+-- issue_pg_net_access owned by postgres: post-setup created it while postgres was a
+-- superuser, and the demotion (10000000000000_demote-postgres.sql) left the owner. The demo
+-- is such a project, so its dump holds ALTER EVENT TRIGGER ... OWNER TO postgres, which no
+-- restore can carry out once postgres is not a superuser.
+ALTER ROLE postgres SUPERUSER;
+ALTER EVENT TRIGGER issue_pg_net_access OWNER TO postgres;
+ALTER ROLE postgres NOSUPERUSER;
