@@ -56,6 +56,7 @@ from .source import (
     connect_source,
     dump_roles,
     jobs_for_slots,
+    platform_roles_of,
     server_version,
     source_failure,
 )
@@ -303,6 +304,7 @@ class _ExportRun:
             "SELECT current_user::text, rolsuper FROM pg_catalog.pg_roles "
             "WHERE rolname = current_user"
         ).fetchone()
+        platform_roles = platform_roles_of(snap.conn)
         self._start_storage(partial, buckets)
         self._read_inventory(snap, scope)
         self._start_dump(snap, tools, partial)
@@ -323,6 +325,10 @@ class _ExportRun:
                 # role in staging (see the CRUD and materialized-view checks).
                 "login_role": login[0] if login else None,
                 "login_superuser": bool(login[1]) if login else None,
+                # The platform's reserved roles the source has: a project older than a role
+                # (supabase_realtime_admin, say) has none of its grants either, and staging,
+                # which starts as today's project, drops what the source never had.
+                "platform_roles": platform_roles,
             },
             "pg_dump": {
                 "version": tools.version,

@@ -222,6 +222,12 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         need(
             source.get(key) is None or isinstance(source[key], str), f"source.{key}", "not a string"
         )
+    platform_roles = source.get("platform_roles", [])
+    need(
+        isinstance(platform_roles, list) and all(isinstance(r, str) for r in platform_roles),
+        "source.platform_roles",
+        "not a list of role names",
+    )
     pg_dump = data.get("pg_dump", {})
     need(isinstance(pg_dump, dict), "pg_dump", "must be an object")
     need(

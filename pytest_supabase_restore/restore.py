@@ -29,6 +29,7 @@ from .proof.scope import schema_excluded
 from .redact import Redactor, shorten
 from .results import RestoreIssue
 from .rolesql import read_roles
+from .source import RESERVED_ROLES
 from .toc import ObjectIndex, TocEntry, read_toc
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,20 @@ _OLDER_SERVER_SET = re.compile(r"\s*SET transaction_timeout = 0;?\s*$")
 # What the platform SQL of a fresh Supabase project (staging.platform) creates before the
 # restore and a backup's dump creates again: the same object, so "already exists" is the
 # platform's doing, on every target.
+_PLATFORM_EVENT_TRIGGERS = (
+    r"(?:issue_pg_cron_access|issue_pg_net_access|issue_pg_graphql_access|"
+    r"issue_graphql_placeholder|pgrst_ddl_watch|pgrst_drop_watch)"
+)
 _PLATFORM_CREATED = re.compile(
-    r'(publication "supabase_realtime"|event trigger "(?:issue_pg_cron_access|'
-    r"issue_pg_net_access|issue_pg_graphql_access|issue_graphql_placeholder|pgrst_ddl_watch|"
-    r'pgrst_drop_watch)"|schema "(?:extensions|graphql_public|realtime|pgbouncer)") already exists'
+    rf'(publication "supabase_realtime"|event trigger "{_PLATFORM_EVENT_TRIGGERS}"|'
+    r'schema "(?:extensions|graphql_public|realtime|pgbouncer)") already exists'
+)
+# Projects created before supabase/postgres 20250402065937 have issue_pg_net_access owned by
+# postgres (post-setup ran while postgres was still a superuser; the demotion left the
+# owner). An event trigger's owner must be a superuser, which postgres no longer is, so
+# staging keeps the platform's trigger with a superuser, as the platform itself now does.
+_PLATFORM_TRIGGER_OWNER = re.compile(
+    rf'permission denied to change owner of event trigger "{_PLATFORM_EVENT_TRIGGERS}"'
 )
 
 
@@ -127,6 +138,13 @@ def classify(
         return True, f"extension {name} is not installed in this target", f"extension {name}"
     if _PLATFORM_CREATED.search(message):
         return True, "a fresh Supabase project already has it (the platform creates it)", None
+    if _PLATFORM_TRIGGER_OWNER.search(message):
+        return (
+            True,
+            "a platform event trigger's owner must be a superuser; staging keeps it with "
+            "supabase_admin, as Supabase does since 2025-04",
+            None,
+        )
     if "COMMENT ON EXTENSION" in statement and "must be owner" in message:
         return True, "extension comments belong to the platform", None
     if platform_present and "already exists" in message:
@@ -260,6 +278,43 @@ BEGIN
 END
 $clear$
 """
+
+
+# The roles every Supabase project has had from the start, and the drill's own API checks
+# log in through: never dropped, whatever a manifest says.
+_CORE_ROLES = frozenset(
+    {"postgres", "supabase_admin", "anon", "authenticated", "service_role", "authenticator"}
+)
+
+
+def drop_platform_roles_absent(dsn: str, source_roles: Sequence[str]) -> list[str]:
+    """Drop the platform roles the staging platform SQL created but the source lacks.
+
+    Staging starts as today's Supabase project; a project created before a role existed
+    (supabase_realtime_admin, for one) has neither the role nor its grants, and pg_restore
+    never revokes what a target has in excess. Only a source that is a Supabase project
+    (it has ``authenticator``) is matched this way; the core roles always stay.
+    Returns the dropped roles."""
+    if "authenticator" not in source_roles:
+        return []
+    keep = set(source_roles) | _CORE_ROLES
+    dropped: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT rolname::text FROM pg_catalog.pg_roles "
+                "WHERE rolname <> current_user ORDER BY 1"
+            )
+        ]
+        for name in names:
+            if name in keep or name.startswith("pg_") or not RESERVED_ROLES.match(name):
+                continue
+            with conn.transaction():
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
 
 
 def clear_default_privileges(dsn: str) -> None:
@@ -476,6 +531,8 @@ def restore_backup_set(
     from .extdeps import members_from_manifest
 
     statements = list(roles) if roles is not None else role_statements(set_dir)
+    source = (manifest or {}).get("source") or {}
+    source_roles = source.get("platform_roles") if prepare_sql else None
     try:
         return _restore_backup_set(
             set_dir,
@@ -489,6 +546,7 @@ def restore_backup_set(
             redactor,
             cron_inert,
             members_from_manifest(manifest),
+            source_roles,
         )
     except psycopg.OperationalError as exc:
         raise fatal_restore_error("restore", str(exc)) or RestoreError(
@@ -508,6 +566,7 @@ def _restore_backup_set(
     redactor: Redactor | None,
     cron_inert: bool,
     members: Mapping[str, Mapping[str, Sequence[str]]],
+    source_roles: Sequence[str] | None,
 ) -> RestoreOutcome:
     out = RestoreOutcome()
     raw: list[tuple[str, str]] = []
@@ -515,6 +574,9 @@ def _restore_backup_set(
     t0 = time.monotonic()
     if prepare_sql:
         raw += run_script(dsn, prepare_sql, "platform", redactor)
+        if source_roles is not None:
+            for name in drop_platform_roles_absent(dsn, source_roles):
+                progress(f"restore: platform role {name} dropped (the source has none)")
     if roles:
         raw += run_role_statements(dsn, roles, redactor)
     clear_default_privileges(dsn)

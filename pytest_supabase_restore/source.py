@@ -215,6 +215,13 @@ def dump_roles(db_url: str, tools: PgBinaries, dest: Path) -> list[str]:
     return roles
 
 
+def platform_roles_of(conn: psycopg.Connection[Any]) -> list[str]:
+    """The Supabase platform's reserved roles (:data:`RESERVED_ROLES`, PostgreSQL's own
+    ``pg_*`` aside) that exist on the source, sorted."""
+    names = [r[0] for r in conn.execute("SELECT rolname::text FROM pg_catalog.pg_roles")]
+    return sorted(n for n in names if RESERVED_ROLES.match(n) and not n.startswith("pg_"))
+
+
 class Cancel:
     """Everything an export has open on the source, so that it can be broken from the
     main thread: an interrupt or a time limit must not wait for a network that stalls."""

@@ -440,7 +440,11 @@ def _restored_inventory(out: Path, schemas: list[str]) -> tuple[dict[str, Any], 
     target = EphemeralStaging.start(15, with_s3=False)
     try:
         outcome = restore_backup_set(
-            out, target.dsn, find_client_tools(15), prepare_sql=target.prepare_sql
+            out,
+            target.dsn,
+            find_client_tools(15),
+            prepare_sql=target.prepare_sql,
+            manifest=manifest.read_manifest(out),
         )
         assert not outcome.unexpected, [i.message for i in outcome.unexpected]
         with psycopg.connect(target.dsn) as conn:
@@ -512,3 +516,26 @@ def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_pat
     assert "table app.catalogue to anon" in restored["grants"]
     assert diff_inventory(recorded, restored) == []
     assert staging_defaults == source_defaults
+
+
+def test_a_platform_role_the_source_never_had_is_not_in_staging(tmp_path: Path) -> None:
+    """A project created before supabase_realtime_admin existed has neither the role nor
+    its grant on public. Staging starts as today's project, and pg_restore never revokes
+    what a target has in excess: the restore drops the platform roles the source lacks, so
+    the grants compare equal. The manifest records the source's platform roles."""
+    from pytest_supabase_restore.staging import platform
+
+    with start_cluster(name="oldplatform") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute(platform.for_cli_dump())
+            conn.execute("DROP OWNED BY supabase_realtime_admin")
+            conn.execute("DROP ROLE supabase_realtime_admin")
+            conn.execute("CREATE TABLE public.notes (id int PRIMARY KEY)")
+        out = export(src.dsn(), tmp_path, s3=None)
+        with psycopg.connect(src.dsn()) as conn:
+            recorded = schema_inventory(conn, ["public"])
+    roles = manifest.read_manifest(out)["source"]["platform_roles"]
+    assert "authenticator" in roles and "supabase_realtime_admin" not in roles
+    restored, _ = _restored_inventory(out, ["public"])
+    assert "schema public to supabase_realtime_admin" not in restored["grants"]
+    assert diff_inventory(recorded, restored) == []
