@@ -490,27 +490,39 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
     assert diffs == []
 
 
+def _platform_source_set(
+    tmp_path: Path, schemas: list[str], *statements: str
+) -> tuple[Path, dict[str, Any], list[Any]]:
+    """A backup set of a fresh Supabase-like source (the platform SQL) after ``statements``:
+    the set, the source's inventory of ``schemas`` and its default privileges."""
+    from pytest_supabase_restore.staging import platform
+
+    with start_cluster(name="platformsrc") as src:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute(platform.for_cli_dump())
+            for statement in statements:
+                conn.execute(statement)
+        out = export(src.dsn(), tmp_path, s3=None)
+        with psycopg.connect(src.dsn()) as conn:
+            return out, schema_inventory(conn, schemas), conn.execute(_DEFAULT_ACLS).fetchall()
+
+
 def test_staging_default_privileges_never_add_a_grant_the_source_revoked(tmp_path: Path) -> None:
     """A Supabase project grants whatever postgres creates in public to the API roles; apps
     revoke that on private tables. Staging has the same default privileges (it is a fresh
     Supabase project), so a table pg_restore creates there would get anon's grant back. The
     restore grants each object exactly what the source did, and ends with the source's own
     default privileges."""
-    from pytest_supabase_restore.staging import platform
-
-    with start_cluster(name="defaclsrc") as src:
-        with psycopg.connect(src.dsn(), autocommit=True) as conn:
-            conn.execute(platform.for_cli_dump())
-            conn.execute("SET ROLE postgres")
-            conn.execute("CREATE TABLE public.private_notes (id int PRIMARY KEY)")
-            conn.execute("REVOKE ALL ON public.private_notes FROM anon")
-            conn.execute("CREATE SCHEMA app")
-            conn.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO anon")
-            conn.execute("CREATE TABLE app.catalogue (id int PRIMARY KEY)")
-        out = export(src.dsn(), tmp_path, s3=None)
-        with psycopg.connect(src.dsn()) as conn:
-            recorded = schema_inventory(conn, ["public", "app"])
-            source_defaults = conn.execute(_DEFAULT_ACLS).fetchall()
+    out, recorded, source_defaults = _platform_source_set(
+        tmp_path,
+        ["public", "app"],
+        "SET ROLE postgres",
+        "CREATE TABLE public.private_notes (id int PRIMARY KEY)",
+        "REVOKE ALL ON public.private_notes FROM anon",
+        "CREATE SCHEMA app",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO anon",
+        "CREATE TABLE app.catalogue (id int PRIMARY KEY)",
+    )
     restored, staging_defaults = _restored_inventory(out, ["public", "app"])
     assert "table public.private_notes to anon" not in restored["grants"]
     assert "table app.catalogue to anon" in restored["grants"]
@@ -523,17 +535,13 @@ def test_a_platform_role_the_source_never_had_is_not_in_staging(tmp_path: Path) 
     its grant on public. Staging starts as today's project, and pg_restore never revokes
     what a target has in excess: the restore drops the platform roles the source lacks, so
     the grants compare equal. The manifest records the source's platform roles."""
-    from pytest_supabase_restore.staging import platform
-
-    with start_cluster(name="oldplatform") as src:
-        with psycopg.connect(src.dsn(), autocommit=True) as conn:
-            conn.execute(platform.for_cli_dump())
-            conn.execute("DROP OWNED BY supabase_realtime_admin")
-            conn.execute("DROP ROLE supabase_realtime_admin")
-            conn.execute("CREATE TABLE public.notes (id int PRIMARY KEY)")
-        out = export(src.dsn(), tmp_path, s3=None)
-        with psycopg.connect(src.dsn()) as conn:
-            recorded = schema_inventory(conn, ["public"])
+    out, recorded, _ = _platform_source_set(
+        tmp_path,
+        ["public"],
+        "DROP OWNED BY supabase_realtime_admin",
+        "DROP ROLE supabase_realtime_admin",
+        "CREATE TABLE public.notes (id int PRIMARY KEY)",
+    )
     roles = manifest.read_manifest(out)["source"]["platform_roles"]
     assert "authenticator" in roles and "supabase_realtime_admin" not in roles
     restored, _ = _restored_inventory(out, ["public"])
