@@ -489,6 +489,8 @@ class Config:
     slack_webhook_url: str | None = field(default=None, repr=False)
     signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
+    # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
+    drill_time_limit: float | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
 
     @property
@@ -606,10 +608,30 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
         signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
         encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
+        drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
         origins=origins,
     )
     validate(config)
     return config
+
+
+def _drill_time_limit(pytest_config: pytest.Config, drill_timeout: float | None) -> float | None:
+    """--supabase-drill-timeout (0: no limit), else pytest-timeout's session timeout (which
+    on its own only acts between tests, so it would never stop a drill that hangs)."""
+    if drill_timeout is not None:
+        return drill_timeout or None
+    try:
+        session = pytest_config.getoption("session_timeout", None)
+        if session is None:
+            session = pytest_config.getini("session_timeout")
+    except ValueError:  # pytest-timeout is not installed
+        return None
+    try:
+        seconds = float(session)
+    except (TypeError, ValueError):  # unset ("" from the ini) or not a number
+        return None
+    # inf or nan would overflow the timer (an INTERNALERROR); neither is a limit.
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _ini(pytest_config: pytest.Config, opt: Option) -> str | None:

@@ -9,23 +9,24 @@ read from the run directory.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
-import shutil
 import signal
 import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from . import CATEGORIES
 from . import manifest as mf
 from .background import Background
+from .cleanup import Step, remove_dir, run_steps
 from .config import Config, mask_url
 from .errors import BackupError, DrillError, SourceConnectionLost
 from .reaper import reaper
@@ -75,12 +76,18 @@ def source_s3(settings: Config) -> S3Endpoint | None:
 class Drill:
     """Runs the drill and owns everything it starts until :meth:`teardown`."""
 
-    def __init__(self, settings: Config, run_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        settings: Config,
+        run_dir: Path,
+        progress: Progress,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.settings = settings
         self.run_dir = run_dir
         self.progress = progress
         # Messages the drill stores are shortened; they are redacted with this first.
-        self.redactor = Redactor(settings.secrets())
+        self.redactor = redactor if redactor is not None else Redactor(settings.secrets())
         self.state = DrillState(enabled=True, keep_staging=settings.keep_staging)
         self.state.rto_budget_seconds = settings.rto_budget
         self.demo: Any = None
@@ -104,9 +111,9 @@ class Drill:
         self.state.add_phase(name, time.monotonic() - t0)
         return result
 
-    def run(self, time_limit: float | None = None) -> DrillState:
-        """Run every phase; with ``time_limit`` (seconds), stop and FAIL when it is exceeded."""
-        with _deadline(time_limit, self):
+    def run(self) -> DrillState:
+        """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
+        with _deadline(self.settings.drill_time_limit, self):
             return self._run()
 
     def _run(self) -> DrillState:
@@ -520,48 +527,52 @@ class Drill:
         else:
             lines.append("storage: no S3 settings; objects would not be backed up")
         lines.append(f"staging target: {resolve_kind(self.settings.staging)}")
-        lines.append(
-            "checks: api_connectivity, database_schema, data_integrity, crud_operations, "
-            "authentication, storage, performance, data_consistency"
-        )
+        lines.append(f"checks: {', '.join(CATEGORIES)}")
         self.state.extra["dry_run"] = lines
         for line in lines:
             self.progress(line)
 
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> list[str]:
-        """Stop everything this drill started. Returns messages for the terminal."""
+        """Stop everything this drill started, each step best effort: one that fails is
+        logged (naming the step, secrets redacted) and every other one still runs. Returns
+        messages for the terminal. Calling it again does nothing."""
         messages: list[str] = []
-        if self.staging is not None:
-            if self.settings.keep_staging and self.staging.disposable:
-                connect = self.staging.dsn
-                if mask_url(connect) != connect:  # never print a password: hand it over in a file
-                    fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
-                    with os.fdopen(fd, "w") as fh:
-                        fh.write(connect + "\n")
-                    connect = f"$(cat {path})"
-                messages.append(
-                    f'--supabase-keep-staging: staging left running: psql "{connect}"'
-                    + (f"; S3 at {self.staging.s3.url}" if self.staging.s3 else "")
-                    + ". Stop it with: kill the postgres process and remove its directory, "
-                    "or simply end this machine's session."
+        steps: list[Step] = []
+        staging, self.staging = self.staging, None
+        if staging is not None:
+            if self.settings.keep_staging and staging.disposable:
+                steps.append(
+                    ("hand over the kept staging target", lambda: messages.append(_kept(staging)))
                 )
             else:
-                self.staging.stop()
-        if self.demo is not None:
-            self.demo.stop()
+                steps.append((f"stop the staging target ({staging.label})", staging.stop))
+        demo, self.demo = self.demo, None
+        if demo is not None:
+            steps.append(("stop the demo project", demo.stop))
         for temp in (self._temp_backups, self._decrypted):
             if temp is not None:
-                shutil.rmtree(temp, ignore_errors=True)
-                reaper.forget_path(temp)
+                steps.append((f"remove {temp}", partial(remove_dir, temp)))
+        self._temp_backups = self._decrypted = None
+        failures = run_steps(steps, redactor=self.redactor, logger=log)
+        messages += [f"teardown: could not {line}" for line in failures]
         return messages
 
 
-def snapshot_age(snapshot_time: str | None) -> float | None:
-    if not snapshot_time:
-        return None
-    when = dt.datetime.fromisoformat(snapshot_time)
-    return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+def _kept(staging: StagingTarget) -> str:
+    """What --supabase-keep-staging prints: how to connect to the staging left running."""
+    connect = staging.dsn
+    if mask_url(connect) != connect:  # never print a password: hand it over in a file
+        fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(connect + "\n")
+        connect = f"$(cat {path})"
+    return (
+        f'--supabase-keep-staging: staging left running: psql "{connect}"'
+        + (f"; S3 at {staging.s3.url}" if staging.s3 else "")
+        + ". Stop it with: kill the postgres process and remove its directory, "
+        "or simply end this machine's session."
+    )
 
 
 class DrillTimeout(DrillError):

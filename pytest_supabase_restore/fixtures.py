@@ -14,14 +14,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 
 from .config import Config
 from .results import DrillState
-from .s3server import LOCAL_REGION, S3Endpoint
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .s3server import S3Endpoint
 
 SETTINGS_KEY = pytest.StashKey[Config]()
 STATE_KEY = pytest.StashKey[DrillState]()
@@ -121,6 +124,8 @@ def staging_dsn(drill_state: DrillState) -> str:
 @pytest.fixture
 def staging_db(staging_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A fresh connection to staging for one test; whatever it did is rolled back."""
+    import psycopg  # here, not at the top: the entry point imports this module on every run
+
     conn = psycopg.connect(staging_dsn, connect_timeout=15)
     try:
         yield conn
@@ -136,6 +141,7 @@ def staging_storage(
     drill_state: DrillState, drill_settings: Config, supabase_backup: BackupSet
 ) -> StagingStorage:
     """The restored Storage objects; skipped when the backup holds none."""
+    from .s3server import LOCAL_REGION, S3Endpoint
     from .storage import ObjectRecord, make_client
 
     s3 = drill_state.staging_s3

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cleanup import Step, run_steps
 from ..errors import ConfigError
 from ..s3server import LocalS3Server
 from .base import StagingTarget
@@ -73,10 +74,10 @@ class ContainerStaging(StagingTarget):
         )
 
     def stop(self) -> None:
+        """Stop the S3 server and the container: each step best effort (see cleanup.run_steps)."""
+        steps: list[Step] = []
         if self.s3_server is not None:
-            self.s3_server.stop()
+            steps.append(("stop the staging S3 server", self.s3_server.stop))
         if self.container is not None:
-            try:
-                self.container.stop()
-            except Exception as exc:  # best effort
-                log.warning("stopping the staging container: %s", exc)
+            steps.append(("stop the staging container", self.container.stop))
+        run_steps(steps, logger=log)
