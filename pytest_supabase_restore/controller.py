@@ -69,7 +69,7 @@ class DrillController:
         self.config.stash[RUN_DIR_KEY] = self.run_dir
         # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        self.drill = Drill(self.settings, self.run_dir, self._progress)
+        self.drill = Drill(self.settings, self.run_dir, self._progress, self.redactor)
         state = self.drill.run()
         self.config.stash[STATE_KEY] = state
         state.save(self.run_dir)

@@ -33,9 +33,12 @@ from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState
 from .s3server import S3Endpoint
-from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
+from .staging import resolve_kind
 
 if TYPE_CHECKING:
+    from .pg.binaries import PgBinaries
+    from .restore import RestoreOutcome
+    from .staging.base import StagingTarget
     from .storage import TransferResult
 
 log = logging.getLogger(__name__)
@@ -326,11 +329,17 @@ class Drill:
     def _start_staging(self, major: int, db_url: str | None) -> StagingTarget:
         kind = resolve_kind(self.settings.staging)
         if kind == "ephemeral":
+            from .staging.ephemeral import EphemeralStaging
+
             return EphemeralStaging.start(
                 major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
             )
         if kind == "container":
+            from .staging.container import ContainerStaging
+
             return ContainerStaging.start(major)
+        from .staging.url import UrlStaging
+
         # Compared with every source of this run: the one exported (the demo's, too) and
         # SUPABASE_DB_URL.
         sources = list(dict.fromkeys(u for u in (db_url, self.settings.source.db_url) if u))
@@ -342,11 +351,8 @@ class Drill:
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
-        from .extdeps import dependents_by_extension, not_restorable_line
         from .pg.binaries import find_client_tools
-        from .restore import restore_backup_set, restore_cli_dump
         from .restore_report import error_summary
-        from .staging.url import clear_scope
 
         state = self.state
         major = int(manifest["source"]["server_major"]) if manifest else 15
@@ -356,37 +362,47 @@ class Drill:
         state.staging_kind = staging.kind
         state.staging_label = staging.label
         state.staging_server_version = staging.server_version
-        if staging.kind == "url" and manifest is not None:
-            scope = list(manifest["scope_schemas"])
-            extensions = manifest.get("schema", {}).get("extensions", {})
-            clear_scope(
-                staging.dsn,
-                scope,
-                staging.platform_present,
-                # what the restore installs again into the same schema may be dropped with it
-                recreated_extensions=[n for n, e in extensions.items() if e.get("schema") in scope],
-            )
+        staging.prepare(manifest)
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
         objects = (manifest or {}).get("storage", {}).get("objects", [])
         uploader = self._start_storage_restore(set_dir, objects, staging)
-        if manifest is not None:
-            outcome = restore_backup_set(
-                set_dir,
-                staging.dsn,
-                tools,
-                jobs=self.settings.effective_jobs,
-                platform_present=staging.platform_present,
-                prepare_sql=staging.prepare_sql,
-                progress=self.progress,
-                roles=self._roles,
-                redactor=self.redactor,
-                cron_inert=staging.cron_inert,
-                manifest=manifest,
+        outcome = self._restore_database(set_dir, manifest, staging, tools)
+        staging.after_restore()
+        self._record_outcome(outcome, staging)
+        if uploader is not None:
+            self._finish_storage_restore(uploader, staging)
+        elif objects:
+            state.not_tested.append(
+                "storage restore: no staging object store (STAGING_S3_ENDPOINT)"
             )
-        else:
-            outcome = restore_cli_dump(
+
+        with psycopg.connect(staging.dsn, connect_timeout=15) as conn:
+            conn.execute("SELECT 1")
+        state.rto_seconds = round(time.monotonic() - rto_start, 3)
+        state.staging_dsn = staging.dsn
+        if outcome.unexpected:
+            state.error = error_summary(outcome.unexpected)
+            state.error_phase = "restore"
+        if self.settings.self_test and manifest is not None and state.error is None:
+            self._self_test(staging.dsn, manifest)
+        self.progress(
+            f"restored into {staging.label} in {state.rto_seconds:.1f}s "
+            f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
+        )
+
+    def _restore_database(
+        self,
+        set_dir: Path,
+        manifest: dict[str, Any] | None,
+        staging: StagingTarget,
+        tools: PgBinaries,
+    ) -> RestoreOutcome:
+        from .restore import restore_backup_set, restore_cli_dump
+
+        if manifest is None:
+            return restore_cli_dump(
                 set_dir,
                 staging.dsn,
                 prepare_sql=staging.prepare_cli_sql,
@@ -395,7 +411,26 @@ class Drill:
                 redactor=self.redactor,
                 cron_inert=staging.cron_inert,
             )
-        staging.after_restore()
+        return restore_backup_set(
+            set_dir,
+            staging.dsn,
+            tools,
+            jobs=self.settings.effective_jobs,
+            platform_present=staging.platform_present,
+            prepare_sql=staging.prepare_sql,
+            progress=self.progress,
+            roles=self._roles,
+            redactor=self.redactor,
+            cron_inert=staging.cron_inert,
+            manifest=manifest,
+        )
+
+    def _record_outcome(self, outcome: RestoreOutcome, staging: StagingTarget) -> None:
+        """What the restore did, in the drill state: phases, messages, what it switched off
+        and what the target could not restore."""
+        from .extdeps import dependents_by_extension, not_restorable_line
+
+        state = self.state
         for name, seconds in outcome.phases.items():
             state.add_phase(name, seconds)
         state.restore_issues = outcome.issues
@@ -415,41 +450,16 @@ class Drill:
                 not_restorable_line(item, staging.kind, dependents.get(name, []))
             )
 
-        if uploader is not None:
-            self.current_phase = "storage"
-            uploader.join()
-            state.add_phase("storage", uploader.seconds, ok=uploader.error is None)
-            result = uploader.result()
-            if result.errors:
-                raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
-            state.staging_s3 = {
-                "url": staging.s3.url,
-                "region": staging.s3.region,
-                "kind": staging.kind,
-            }
-            if staging.kind != "url":
-                # The throwaway object store's own random key pair: workers need it to reach
-                # the store; the state file lives in the run's 0700 directory.
-                state.staging_s3["access_key_id"] = staging.s3.access_key_id
-                state.staging_s3["secret_access_key"] = staging.s3.secret_access_key
-        elif objects:
-            state.not_tested.append(
-                "storage restore: no staging object store (STAGING_S3_ENDPOINT)"
-            )
-
-        with psycopg.connect(staging.dsn, connect_timeout=15) as conn:
-            conn.execute("SELECT 1")
-        state.rto_seconds = round(time.monotonic() - rto_start, 3)
-        state.staging_dsn = staging.dsn
-        if outcome.unexpected:
-            state.error = error_summary(outcome.unexpected)
-            state.error_phase = "restore"
-        if self.settings.self_test and manifest is not None and state.error is None:
-            self._self_test(staging.dsn, manifest)
-        self.progress(
-            f"restored into {staging.label} in {state.rto_seconds:.1f}s "
-            f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
-        )
+    def _finish_storage_restore(
+        self, uploader: Background[TransferResult], staging: StagingTarget
+    ) -> None:
+        self.current_phase = "storage"
+        uploader.join()
+        self.state.add_phase("storage", uploader.seconds, ok=uploader.error is None)
+        result = uploader.result()
+        if result.errors:
+            raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
+        self.state.staging_s3 = staging.s3_state()
 
     def _start_storage_restore(
         self, set_dir: Path, objects: list[dict[str, Any]], staging: StagingTarget
@@ -536,7 +546,7 @@ class Drill:
     def teardown(self) -> list[str]:
         """Stop everything this drill started, each step best effort: one that fails is
         logged (naming the step, secrets redacted) and every other one still runs. Returns
-        messages for the terminal. Calling it again does nothing."""
+        messages for the terminal. Safe to call again: nothing is stopped twice."""
         messages: list[str] = []
         steps: list[Step] = []
         staging, self.staging = self.staging, None
@@ -553,7 +563,6 @@ class Drill:
         for temp in (self._temp_backups, self._decrypted):
             if temp is not None:
                 steps.append((f"remove {temp}", partial(remove_dir, temp)))
-        self._temp_backups = self._decrypted = None
         failures = run_steps(steps, redactor=self.redactor, logger=log)
         messages += [f"teardown: could not {line}" for line in failures]
         return messages

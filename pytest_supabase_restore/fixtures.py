@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import Config
-from .results import DrillState
+from .results import STATE_FILE, DrillState
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,7 +56,7 @@ def get_state(config: pytest.Config) -> DrillState | None:
     if state is not None:
         return state
     run_dir = config.stash.get(RUN_DIR_KEY, None)
-    if run_dir is None or not (run_dir / "drill-state.json").is_file():
+    if run_dir is None or not (run_dir / STATE_FILE).is_file():
         return None
     state = DrillState.load(run_dir)
     config.stash[STATE_KEY] = state

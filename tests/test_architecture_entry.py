@@ -3,6 +3,7 @@ hook, and a teardown in which every step runs whatever the others do."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -11,17 +12,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_plugin import _clean_env  # noqa: F401 (autouse: the environment is the user's)
 
-from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.config import OPTIONS, Config
 from pytest_supabase_restore.controller import DrillController
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.redact import Redactor
-from pytest_supabase_restore.staging import EphemeralStaging
+from pytest_supabase_restore.staging import docker_available
+from pytest_supabase_restore.staging.ephemeral import EphemeralStaging
 
 REPO = Path(__file__).resolve().parents[1]
 # What importing the pytest11 module must never load: drivers, S3 clients and servers, the
@@ -285,3 +288,47 @@ def test_the_controller_cleans_up_when_the_drill_teardown_raises(
     assert failures[0].startswith("tear down the drill: RuntimeError: boom"), failures
     assert SECRET not in failures[0]
     assert SECRET not in caplog.text
+
+
+@pytest.fixture
+def _fresh_docker_answer() -> Iterator[None]:
+    """``docker info`` is asked once per process: forget the answer around the test."""
+    docker_available.cache_clear()
+    yield
+    docker_available.cache_clear()
+
+
+@pytest.mark.usefixtures("_fresh_docker_answer")
+def test_container_staging_without_docker_is_a_usage_error_at_start(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(pytester.path))  # no docker client, so no engine
+    result = pytester.runpytest(
+        "--supabase-restore", "--supabase-demo", "--supabase-staging=container"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs a running Docker engine*--supabase-staging=ephemeral*"])
+
+
+@pytest.mark.usefixtures("_fresh_docker_answer")
+def test_container_staging_without_testcontainers_is_a_usage_error_at_start(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "testcontainers", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "testcontainers.postgres", None)
+    result = pytester.runpytest(
+        "--supabase-restore", "--supabase-demo", "--supabase-staging=container"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs testcontainers*pytest-supabase-restore[[]container[]]*"])
+
+
+def test_each_option_is_declared_once_with_its_default() -> None:
+    """The option table is built from Config's fields: a default, help or name is written in
+    one place, and every option is a setting (and no setting is an option twice)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    assert len({opt.name for opt in OPTIONS}) == len(OPTIONS)
+    for opt in OPTIONS:
+        assert defaults[opt.name] == opt.default, opt.name
+    builtin = next(opt for opt in OPTIONS if opt.name == "builtin_tests")
+    assert builtin.kind == "bool" and "yes/no" not in builtin.help

@@ -71,11 +71,6 @@ def load_sql(name: str) -> str:
     )
 
 
-def platform_roles_sql() -> str:
-    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser."""
-    return platform.load("roles.sql")
-
-
 def s3_client(endpoint: S3Endpoint) -> S3Client:
     """A boto3 S3 client for ``endpoint``, path-style as Supabase's S3 protocol requires."""
     import boto3

@@ -29,20 +29,13 @@ class ContainerStaging(StagingTarget):
 
     @classmethod
     def start(cls, major: int) -> ContainerStaging:
-        try:
-            from testcontainers.postgres import PostgresContainer
-        except ImportError as exc:
-            raise ConfigError(
-                "--supabase-staging=container needs testcontainers: "
-                "pip install 'pytest-supabase-restore[container]'."
-            ) from exc
-        from . import docker_available
+        from . import container_problem
 
-        if not docker_available():
-            raise ConfigError(
-                "--supabase-staging=container needs a running Docker engine, and `docker info` "
-                "did not answer. Start Docker, or use --supabase-staging=ephemeral (or auto)."
-            )
+        problem = container_problem()  # checked at start too, unless the kind was auto
+        if problem is not None:
+            raise ConfigError(problem)
+        from testcontainers.postgres import PostgresContainer
+
         image = IMAGES.get(major)
         if image is None:
             raise ConfigError(f"No supabase/postgres image is known for PostgreSQL {major}.")
