@@ -26,6 +26,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by being module 
     supabase_backup,
 )
 
+REGISTERED_KEY = pytest.StashKey[list[object]]()
 MARKER = "supabase_category"
 QUICK_MARKER = "supabase_quick"
 DRILL_FIXTURES = {"supabase_backup", "staging_dsn", "staging_db", "staging_storage", "drill_state"}
@@ -89,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Logs, warnings, test ids and debug traces, on the controller and on every worker;
     # registered first, so that the drill's own logs are covered too.
     scrubber = OutputScrubber(config, Redactor(settings.secrets()))
-    config.pluginmanager.register(scrubber, SCRUBBER_NAME)
+    _register(config, scrubber, SCRUBBER_NAME)
     scrubber.install()
     if settings.builtin_tests:
         _add_builtin_tests(config)  # also on xdist workers: they re-parse the invocation args
@@ -97,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Also on workers: under xdist they collect and deselect, and hand the result over.
     selection = SelectionRecorder()
-    config.pluginmanager.register(selection, SELECTION_PLUGIN_NAME)
+    _register(config, selection, SELECTION_PLUGIN_NAME)
     from . import controller
 
     if _is_worker(config):
@@ -108,15 +109,17 @@ def pytest_configure(config: pytest.Config) -> None:
     from .reporting import PLUGIN_NAME, ReportingPlugin
 
     controller.register(config, settings, scrubber.redactor)
-    config.pluginmanager.register(
-        ReportingPlugin(
-            settings,
-            lambda: get_state(config),
-            scrubber.redactor,
-            selection=selection,
-        ),
-        PLUGIN_NAME,
+    reporting = ReportingPlugin(
+        settings, lambda: get_state(config), scrubber.redactor, selection=selection
     )
+    _register(config, reporting, PLUGIN_NAME)
+
+
+def _register(config: pytest.Config, plugin: object, name: str) -> None:
+    """Register one of the plugin's objects, remembered in ``config.stash`` so that
+    ``pytest_unconfigure`` unregisters it (as pytest's junitxml does with its LogXML)."""
+    config.pluginmanager.register(plugin, name)
+    config.stash.setdefault(REGISTERED_KEY, []).append(plugin)
 
 
 def _add_builtin_tests(config: pytest.Config) -> None:
@@ -180,7 +183,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # whose own unconfigure runs last, still redacts what teardown logs.
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop everything the drill started (best effort) and unregister the controller."""
+    """Stop everything the drill started (best effort) and unregister the plugin's objects.
+    Their own ``pytest_unconfigure`` still runs in this call (pluggy calls the hooks it had
+    when the call began): the scrubber's undoes what it installed."""
     from . import controller
 
-    controller.unregister(config)
+    try:
+        controller.unregister(config)
+    finally:
+        registered: list[object] = config.stash.get(REGISTERED_KEY, [])
+        for plugin in reversed(registered):
+            config.pluginmanager.unregister(plugin)
+        config.stash[REGISTERED_KEY] = []

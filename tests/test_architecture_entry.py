@@ -332,3 +332,28 @@ def test_each_option_is_declared_once_with_its_default() -> None:
         assert defaults[opt.name] == opt.default, opt.name
     builtin = next(opt for opt in OPTIONS if opt.name == "builtin_tests")
     assert builtin.kind == "bool" and "yes/no" not in builtin.help
+
+
+def test_every_plugin_object_is_unregistered_at_unconfigure(pytester: pytest.Pytester) -> None:
+    """As pytest's junitxml does: what configure registered, unconfigure unregisters."""
+    (pytester.path / "empty-set").mkdir()
+    pytester.makeconftest(
+        "import pytest\n"
+        "NAMES = ('supabase-restore-drill', 'supabase-restore-reporting',\n"
+        "         'supabase-restore-selection', 'supabase-restore-scrubber')\n"
+        "@pytest.hookimpl(trylast=True)\n"
+        "def pytest_unconfigure(config):\n"
+        "    left = [n for n in NAMES if config.pluginmanager.get_plugin(n) is not None]\n"
+        "    print('LEFT', left)\n"
+        "def pytest_sessionfinish(session):\n"
+        "    names = [n for n in NAMES if session.config.pluginmanager.get_plugin(n)]\n"
+        "    print('DURING', len(names))\n"
+    )
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest(
+        "-s",
+        "--supabase-restore",
+        "--supabase-from-backup=empty-set",
+        "--no-supabase-builtin-tests",
+    )
+    result.stdout.fnmatch_lines(["*DURING 4", "LEFT []"])
