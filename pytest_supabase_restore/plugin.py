@@ -1,7 +1,10 @@
 """pytest entry point (``pytest11``): options, configuration, the collection gate, the header.
 
-Thin on purpose: the drill, the fixtures and the reporting live in their own modules and are
-imported only when ``--supabase-restore`` is on.
+Thin on purpose, as pytest imports it on every run wherever the plugin is installed: it
+loads no database driver, S3 client or server, cluster module or notifier (a test checks
+it). The fixtures it registers import what they need when they run; the run-once controller
+(``controller.py``), the scrubber and the reporting plugin are imported and registered only
+when ``--supabase-restore`` is on; the plugin's own hooks are in ``hooks.py``.
 """
 
 from __future__ import annotations
