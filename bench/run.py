@@ -40,11 +40,12 @@ import psycopg
 from psycopg import sql
 
 from pytest_supabase_restore.config import OPTIONS
-from pytest_supabase_restore.demo import DemoProject, platform_roles_sql, s3_client
+from pytest_supabase_restore.demo import DemoProject, s3_client
 from pytest_supabase_restore.export import compression_args
 from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.proof.scope import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
+from pytest_supabase_restore.staging.platform import roles_sql
 from pytest_supabase_restore.storage.endpoint import S3Endpoint
 
 MB = 1_000_000
@@ -171,7 +172,7 @@ def baseline_pg(demo: DemoProject, tools: PgBinaries, jobs: int, work: Path) -> 
     try:
         cluster.start()
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute(platform_roles_sql())
+            conn.execute(roles_sql())
             conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
         start_s = time.monotonic() - t0
         args = [

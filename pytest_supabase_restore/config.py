@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,14 @@ DISPOSABLE_MARKER = "pytest-supabase-restore:disposable"
 
 @dataclass(frozen=True)
 class Option:
-    """One plugin option: its flag, environment variable and ini key."""
+    """One plugin option: its flag, environment variable and ini key, derived from the
+    :class:`Config` field that declares it (see :func:`option`)."""
 
     name: str  # attribute on Config
     flag: str
     help: str
-    kind: str = "str"  # "bool" | "int" | "float" | "str" | "path" | "choice"
-    default: Any = None
+    kind: str  # "bool" | "int" | "float" | "str" | "path" | "choice"
+    default: Any
     choices: tuple[str, ...] = ()
     env: str | None = None
     ini: str | None = None
@@ -38,271 +39,56 @@ class Option:
     zero: str | None = None  # for a float: what 0 means, when 0 is allowed at all
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "enabled",
-        "--supabase-restore",
-        "Run the backup-restore drill.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE",
-        ini="supabase_restore",
-    ),
-    Option(
-        "demo",
-        "--supabase-demo",
-        "Use the built-in demo project (a throwaway database and local S3) as the source.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_DEMO",
-        ini="supabase_demo",
-    ),
-    Option(
-        "demo_scale",
-        "--supabase-demo-scale",
-        "Size of the demo project: 1 is a few thousand rows; 1000 is millions.",
-        "int",
-        1,
-        env="SUPABASE_RESTORE_DEMO_SCALE",
-        ini="supabase_demo_scale",
-        metavar="N",
-    ),
-    Option(
-        "staging",
-        "--supabase-staging",
-        "Where to restore: auto (container if Docker answers, else ephemeral), ephemeral, "
-        "container or url (STAGING_DB_URL).",
-        "choice",
-        "auto",
-        STAGING_KINDS,
-        env="SUPABASE_RESTORE_STAGING",
-        ini="supabase_staging",
-    ),
-    Option(
-        "backup_dir",
-        "--supabase-backup-dir",
-        "Directory that keeps backup sets (one per run). Default: a temporary directory "
-        "removed after the run.",
-        "path",
-        None,
-        env="SUPABASE_RESTORE_BACKUP_DIR",
-        ini="supabase_backup_dir",
-        metavar="PATH",
-    ),
-    Option(
-        "retain_count",
-        "--supabase-retain-count",
-        "Keep at most N backup sets in --supabase-backup-dir (older ones are deleted; "
-        "never the one just written).",
-        "int",
-        None,
-        env="SUPABASE_RESTORE_RETAIN_COUNT",
-        ini="supabase_retain_count",
-        metavar="N",
-    ),
-    Option(
-        "retain_days",
-        "--supabase-retain-days",
-        "Delete backup sets in --supabase-backup-dir older than N days (never the one "
-        "just written).",
-        "float",
-        None,
-        env="SUPABASE_RESTORE_RETAIN_DAYS",
-        ini="supabase_retain_days",
-        metavar="DAYS",
-    ),
-    Option(
-        "from_backup",
-        "--supabase-from-backup",
-        "Validate an existing backup set instead of exporting (a directory with "
-        "manifest.json, or the Supabase CLI's roles.sql/schema.sql/data.sql).",
-        "path",
-        None,
-        env="SUPABASE_RESTORE_FROM_BACKUP",
-        ini="supabase_from_backup",
-        metavar="PATH",
-    ),
-    Option(
-        "dry_run",
-        "--supabase-dry-run",
-        "Check configuration and connectivity, list what would be exported and checked, "
-        "write nothing.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_DRY_RUN",
-        ini="supabase_dry_run",
-    ),
-    Option(
-        "compression",
-        "--supabase-compression",
-        "pg_dump compression: none, gzip:N (1-9), lz4[:N] (1-12) or zstd[:N] (1-22) (the "
-        "last two need pg_dump 16+).",
-        "str",
-        "none",
-        env="SUPABASE_RESTORE_COMPRESSION",
-        ini="supabase_compression",
-        metavar="METHOD",
-    ),
-    Option(
-        "jobs",
-        "--supabase-jobs",
-        "Parallel jobs for pg_dump, pg_restore and fingerprints (default: CPU count); the "
-        "export's are capped to half the source's free connection slots.",
-        "int",
-        None,
-        env="SUPABASE_RESTORE_JOBS",
-        ini="supabase_jobs",
-        metavar="N",
-    ),
-    Option(
-        "s3_concurrency",
-        "--supabase-s3-concurrency",
-        "Parallel Storage object transfers.",
-        "int",
-        8,
-        env="SUPABASE_RESTORE_S3_CONCURRENCY",
-        ini="supabase_s3_concurrency",
-        metavar="N",
-    ),
-    Option(
-        "pg_bindir",
-        "--supabase-pg-bindir",
-        "Directory with PostgreSQL binaries to use (default: discovered).",
-        "path",
-        None,
-        env="SUPABASE_RESTORE_PG_BINDIR",
-        ini="supabase_pg_bindir",
-        metavar="DIR",
-    ),
-    Option(
-        "drill_timeout",
-        "--supabase-drill-timeout",
-        "Stop the export and restore and FAIL when they take longer than this many seconds "
-        "(default: pytest-timeout's --session-timeout when set, else no limit).",
-        "float",
-        None,
-        env="SUPABASE_RESTORE_DRILL_TIMEOUT",
-        ini="supabase_drill_timeout",
-        metavar="SECONDS",
-        zero="no limit",
-    ),
-    Option(
-        "rto_budget",
-        "--supabase-rto-budget",
-        "Fail the drill when the restore takes longer than this many seconds.",
-        "float",
-        None,
-        env="SUPABASE_RESTORE_RTO_BUDGET",
-        ini="supabase_rto_budget",
-        metavar="SECONDS",
-    ),
-    Option(
-        "lookup_threshold_ms",
-        "--supabase-lookup-threshold-ms",
-        "Performance check: a primary-key lookup must answer within this many ms.",
-        "float",
-        200.0,
-        env="SUPABASE_RESTORE_LOOKUP_THRESHOLD_MS",
-        ini="supabase_lookup_threshold_ms",
-        metavar="MS",
-    ),
-    Option(
-        "rls_sample",
-        "--supabase-rls-sample",
-        "How many auth users to sample for row-level-security behaviour checks.",
-        "int",
-        5,
-        env="SUPABASE_RESTORE_RLS_SAMPLE",
-        ini="supabase_rls_sample",
-        metavar="N",
-    ),
-    Option(
-        "keep_staging",
-        "--supabase-keep-staging",
-        "Keep a throwaway staging target running after the run, and print how to connect.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_KEEP_STAGING",
-        ini="supabase_keep_staging",
-    ),
-    Option(
-        "self_test",
-        "--supabase-self-test",
-        "After the drill, inject faults into a scratch copy and report that each one was caught.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_SELF_TEST",
-        ini="supabase_self_test",
-    ),
-    Option(
-        "builtin_tests",
-        "--supabase-builtin-tests",
-        "Collect the built-in smoke tests (yes/no).",
-        "bool",
-        True,
-        env="SUPABASE_RESTORE_BUILTIN_TESTS",
-        ini="supabase_builtin_tests",
-    ),
-    Option(
-        "quick",
-        "--supabase-quick",
-        "Quick check: run only the smoke-test categories whose cost does not grow with the "
-        "data (same tests as -m supabase_quick); a PASS is then not a full proof.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_QUICK",
-        ini="supabase_quick",
-    ),
-    Option(
-        "summary_json",
-        "--supabase-summary-json",
-        "Write the drill verdict as JSON to PATH.",
-        "path",
-        None,
-        env="SUPABASE_RESTORE_SUMMARY_JSON",
-        ini="supabase_summary_json",
-        metavar="PATH",
-    ),
-    Option(
-        "github_issue",
-        "--supabase-github-issue",
-        "Post the verdict to the tracking GitHub issue (GITHUB_TOKEN, GITHUB_REPOSITORY, "
-        "GITHUB_API_URL).",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_GITHUB_ISSUE",
-        ini="supabase_github_issue",
-    ),
-    Option(
-        "github_close_on_pass",
-        "--supabase-github-close-on-pass",
-        "Close the tracking issue when the drill passes.",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_GITHUB_CLOSE_ON_PASS",
-        ini="supabase_github_close_on_pass",
-    ),
-    Option(
-        "github_issue_title",
-        "--supabase-github-issue-title",
-        "Title of the tracking issue.",
-        "str",
-        "Backup restore drill",
-        env="SUPABASE_RESTORE_GITHUB_ISSUE_TITLE",
-        ini="supabase_github_issue_title",
-        metavar="TITLE",
-    ),
-    Option(
-        "slack",
-        "--supabase-slack",
-        "Post the verdict to Slack (SLACK_WEBHOOK_URL).",
-        "bool",
-        False,
-        env="SUPABASE_RESTORE_SLACK",
-        ini="supabase_slack",
-    ),
-)
-"""Every option of the plugin. The docs' configuration reference is checked against it."""
+_OPTION = "supabase_restore_option"  # the key of a Config field's metadata
+
+
+def option(
+    help: str,
+    default: Any,
+    *,
+    choices: tuple[str, ...] = (),
+    metavar: str | None = None,
+    zero: str | None = None,
+    flag: str | None = None,
+    env: str | None = None,
+    ini: str | None = None,
+) -> Any:
+    """Declare a :class:`Config` field as an option: its help and default, the one place
+    either is written. The flag, environment variable and ini key follow from the field's
+    name (``demo_scale``: ``--supabase-demo-scale``, ``SUPABASE_RESTORE_DEMO_SCALE``,
+    ``supabase_demo_scale``) unless given; the kind, from its type."""
+    spec = {
+        "help": help,
+        "default": default,
+        "choices": choices,
+        "metavar": metavar,
+        "zero": zero,
+        "flag": flag,
+        "env": env,
+        "ini": ini,
+    }
+    return field(default=default, metadata={_OPTION: spec})
+
+
+_KINDS = {"bool": "bool", "int": "int", "float": "float", "str": "str", "Path": "path"}
+
+
+def _option(f: Field[Any]) -> Option:
+    spec = f.metadata[_OPTION]
+    kind = "choice" if spec["choices"] else _KINDS[str(f.type).removesuffix(" | None")]
+    return Option(
+        name=f.name,
+        flag=spec["flag"] or "--supabase-" + f.name.replace("_", "-"),
+        help=spec["help"],
+        kind=kind,
+        default=spec["default"],
+        choices=spec["choices"],
+        env=spec["env"] or "SUPABASE_RESTORE_" + f.name.upper(),
+        ini=spec["ini"] or "supabase_" + f.name,
+        metavar=spec["metavar"],
+        zero=spec["zero"],
+    )
+
 
 SOURCE_ENV = (
     "SUPABASE_DB_URL",
@@ -455,32 +241,142 @@ class Connection:
 class Config:
     """The plugin's settings for this run, resolved once. Never mutated."""
 
-    enabled: bool = False
-    demo: bool = False
-    demo_scale: int = 1
-    staging: str = "auto"
-    backup_dir: Path | None = None
-    retain_count: int | None = None
-    retain_days: float | None = None
-    from_backup: Path | None = None
-    dry_run: bool = False
-    compression: str = "none"
-    jobs: int | None = None
-    s3_concurrency: int = 8
-    pg_bindir: Path | None = None
-    rto_budget: float | None = None
-    drill_timeout: float | None = None
-    lookup_threshold_ms: float = 200.0
-    rls_sample: int = 5
-    keep_staging: bool = False
-    self_test: bool = False
-    builtin_tests: bool = True
-    quick: bool = False
-    summary_json: Path | None = None
-    github_issue: bool = False
-    github_close_on_pass: bool = False
-    github_issue_title: str = "Backup restore drill"
-    slack: bool = False
+    enabled: bool = option(
+        "Run the backup-restore drill.",
+        False,
+        flag="--supabase-restore",
+        env="SUPABASE_RESTORE",
+        ini="supabase_restore",
+    )
+    demo: bool = option(
+        "Use the built-in demo project (a throwaway database and local S3) as the source.",
+        False,
+    )
+    demo_scale: int = option(
+        "Size of the demo project: 1 is a few thousand rows; 1000 is millions.",
+        1,
+        metavar="N",
+    )
+    staging: str = option(
+        "Where to restore: auto (container if Docker answers, else ephemeral), ephemeral, "
+        "container or url (STAGING_DB_URL).",
+        "auto",
+        choices=STAGING_KINDS,
+    )
+    backup_dir: Path | None = option(
+        "Directory that keeps backup sets (one per run). Default: a temporary directory "
+        "removed after the run.",
+        None,
+        metavar="PATH",
+    )
+    retain_count: int | None = option(
+        "Keep at most N backup sets in --supabase-backup-dir (older ones are deleted; never "
+        "the one just written).",
+        None,
+        metavar="N",
+    )
+    retain_days: float | None = option(
+        "Delete backup sets in --supabase-backup-dir older than N days (never the one just "
+        "written).",
+        None,
+        metavar="DAYS",
+    )
+    from_backup: Path | None = option(
+        "Validate an existing backup set instead of exporting (a directory with "
+        "manifest.json, or the Supabase CLI's roles.sql/schema.sql/data.sql).",
+        None,
+        metavar="PATH",
+    )
+    dry_run: bool = option(
+        "Check configuration and connectivity, list what would be exported and checked, write"
+        " nothing.",
+        False,
+    )
+    compression: str = option(
+        "pg_dump compression: none, gzip:N (1-9), lz4[:N] (1-12) or zstd[:N] (1-22) (the last"
+        " two need pg_dump 16+).",
+        "none",
+        metavar="METHOD",
+    )
+    jobs: int | None = option(
+        "Parallel jobs for pg_dump, pg_restore and fingerprints (default: CPU count); the "
+        "export's are capped to half the source's free connection slots.",
+        None,
+        metavar="N",
+    )
+    s3_concurrency: int = option(
+        "Parallel Storage object transfers.",
+        8,
+        metavar="N",
+    )
+    pg_bindir: Path | None = option(
+        "Directory with PostgreSQL binaries to use (default: discovered).",
+        None,
+        metavar="DIR",
+    )
+    drill_timeout: float | None = option(
+        "Stop the export and restore and FAIL when they take longer than this many seconds "
+        "(default: pytest-timeout's --session-timeout when set, else no limit).",
+        None,
+        metavar="SECONDS",
+        zero="no limit",
+    )
+    rto_budget: float | None = option(
+        "Fail the drill when the restore takes longer than this many seconds.",
+        None,
+        metavar="SECONDS",
+    )
+    lookup_threshold_ms: float = option(
+        "Performance check: a primary-key lookup must answer within this many ms.",
+        200.0,
+        metavar="MS",
+    )
+    rls_sample: int = option(
+        "How many auth users to sample for row-level-security behaviour checks.",
+        5,
+        metavar="N",
+    )
+    keep_staging: bool = option(
+        "Keep a throwaway staging target running after the run, and print how to connect.",
+        False,
+    )
+    self_test: bool = option(
+        "After the drill, inject faults into a scratch copy and report that each one was caught.",
+        False,
+    )
+    builtin_tests: bool = option(
+        "Collect the built-in smoke tests (on by default; --no-supabase-builtin-tests leaves "
+        "them out).",
+        True,
+    )
+    quick: bool = option(
+        "Quick check: run only the smoke-test categories whose cost does not grow with the "
+        "data (same tests as -m supabase_quick); a PASS is then not a full proof.",
+        False,
+    )
+    summary_json: Path | None = option(
+        "Write the drill verdict as JSON to PATH.",
+        None,
+        metavar="PATH",
+    )
+    github_issue: bool = option(
+        "Post the verdict to the tracking GitHub issue (GITHUB_TOKEN, GITHUB_REPOSITORY, "
+        "GITHUB_API_URL).",
+        False,
+    )
+    github_close_on_pass: bool = option(
+        "Close the tracking issue when the drill passes.",
+        False,
+    )
+    github_issue_title: str = option(
+        "Title of the tracking issue.",
+        "Backup restore drill",
+        metavar="TITLE",
+    )
+    slack: bool = option(
+        "Post the verdict to Slack (SLACK_WEBHOOK_URL).",
+        False,
+    )
     source: Connection = field(default_factory=Connection)
     target: Connection = field(default_factory=Connection)
     github_token: str | None = field(default=None, repr=False)
@@ -489,6 +385,8 @@ class Config:
     slack_webhook_url: str | None = field(default=None, repr=False)
     signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
+    # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
+    drill_time_limit: float | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
 
     @property
@@ -521,52 +419,77 @@ class Config:
         return sorted({v for v in values if v}, key=len, reverse=True)
 
 
+OPTIONS: tuple[Option, ...] = tuple(_option(f) for f in fields(Config) if _OPTION in f.metadata)
+"""Every option of the plugin, in the order of :class:`Config`'s fields: the one table the
+command line, the environment, the ini file, ``--help`` and the header are built from. The
+docs' configuration reference is checked against it."""
+
+
+def _to_bool(opt: Option, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+
+
+def _to_int(opt: Option, raw: Any) -> int:
+    value = int(str(raw).strip())
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _to_float(opt: Option, raw: Any) -> float:
+    value = float(str(raw).strip())
+    unit = opt.metavar or "number"
+    # float() accepts nan and inf: a time limit of inf never fires (or overflows the timer),
+    # and nothing compares greater than nan, so a check against either could never fail.
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number of {unit}")
+    if value < 0 or (value == 0 and opt.zero is None):
+        raise ValueError(
+            f"must be {unit} greater than 0"
+            + (f", or 0 for {opt.zero}" if opt.zero is not None else "")
+        )
+    return value
+
+
+def _to_path(opt: Option, raw: Any) -> Path:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("empty path")
+    return Path(text).expanduser()
+
+
+def _to_choice(opt: Option, raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in opt.choices:
+        raise ValueError(f"expected one of {', '.join(opt.choices)}")
+    return text
+
+
+_CONVERTERS: dict[str, Callable[[Option, Any], Any]] = {
+    "bool": _to_bool,
+    "int": _to_int,
+    "float": _to_float,
+    "path": _to_path,
+    "choice": _to_choice,
+    "str": lambda opt, raw: str(raw),
+}
+
+
 def _convert(opt: Option, raw: Any, origin: str) -> Any:
     """Turn a raw value (string from env/ini, or parsed CLI value) into the option's type."""
-    where = {"cli": opt.flag}.get(origin, origin)
     if raw is None:
         return None
     try:
-        if opt.kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
-        if opt.kind == "int":
-            value = int(str(raw).strip())
-            if value < 0:
-                raise ValueError("must not be negative")
-            return value
-        if opt.kind == "float":
-            fvalue = float(str(raw).strip())
-            unit = opt.metavar or "number"
-            # float() accepts nan and inf: a time limit of inf never fires (or overflows the
-            # timer), and nothing compares greater than nan, so a check against either could
-            # never fail.
-            if not math.isfinite(fvalue):
-                raise ValueError(f"must be a finite number of {unit}")
-            if fvalue < 0 or (fvalue == 0 and opt.zero is None):
-                raise ValueError(
-                    f"must be {unit} greater than 0"
-                    + (f", or 0 for {opt.zero}" if opt.zero is not None else "")
-                )
-            return fvalue
-        if opt.kind == "path":
-            text = str(raw).strip()
-            if not text:
-                raise ValueError("empty path")
-            return Path(text).expanduser()
-        if opt.kind == "choice":
-            text = str(raw).strip().lower()
-            if text not in opt.choices:
-                raise ValueError(f"expected one of {', '.join(opt.choices)}")
-            return text
-        return str(raw)
+        return _CONVERTERS[opt.kind](opt, raw)
     except ValueError as exc:
+        where = {"cli": opt.flag}.get(origin, origin)
         raise pytest.UsageError(
             f"{opt.name}: invalid value {str(raw)!r} from {where} ({exc}). "
             f"Fix {opt.flag} / {opt.env} / ini {opt.ini}."
@@ -606,10 +529,42 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
         signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
         encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
+        drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
         origins=origins,
     )
     validate(config)
+    if (
+        config.enabled
+        and config.staging == "container"
+        and not hasattr(pytest_config, "workerinput")
+    ):
+        from .staging import container_problem
+
+        # At start, not after minutes of export; once, on the controller (xdist workers
+        # restore nothing).
+        problem = container_problem()
+        if problem is not None:
+            raise pytest.UsageError(problem)
     return config
+
+
+def _drill_time_limit(pytest_config: pytest.Config, drill_timeout: float | None) -> float | None:
+    """--supabase-drill-timeout (0: no limit), else pytest-timeout's session timeout (which
+    on its own only acts between tests, so it would never stop a drill that hangs)."""
+    if drill_timeout is not None:
+        return drill_timeout or None
+    try:
+        session = pytest_config.getoption("session_timeout", None)
+        if session is None:
+            session = pytest_config.getini("session_timeout")
+    except ValueError:  # pytest-timeout is not installed
+        return None
+    try:
+        seconds = float(session)
+    except (TypeError, ValueError):  # unset ("" from the ini) or not a number
+        return None
+    # inf or nan would overflow the timer (an INTERNALERROR); neither is a limit.
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _ini(pytest_config: pytest.Config, opt: Option) -> str | None:
@@ -628,6 +583,17 @@ def validate(config: Config) -> None:
     """Cross-setting checks, each naming the setting and the fix."""
     if not config.enabled:
         return
+    _check_source(config)
+    _check_staging(config)
+    _check_s3(config)
+    _check_compression(config.compression)
+    if config.jobs == 0 or config.s3_concurrency == 0:
+        raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
+    _check_notifiers(config)
+    _check_keys(config)
+
+
+def _check_source(config: Config) -> None:
     if config.demo and config.from_backup is not None:
         raise pytest.UsageError(
             "--supabase-demo and --supabase-from-backup exclude each other: the demo exports "
@@ -651,6 +617,9 @@ def validate(config: Config) -> None:
             f"--supabase-from-backup: {config.from_backup} does not exist. Give the directory of "
             "a backup set (it holds manifest.json) or of the Supabase CLI's dump files."
         )
+
+
+def _check_staging(config: Config) -> None:
     if config.staging == "url" and not config.target.db_url:
         raise pytest.UsageError(
             "--supabase-staging=url needs STAGING_DB_URL: the database URL of a disposable "
@@ -662,6 +631,9 @@ def validate(config: Config) -> None:
         raise pytest.UsageError(
             f"STAGING_DB_URL must be a postgresql:// URL (got {mask_url(config.target.db_url)!r})."
         )
+
+
+def _check_s3(config: Config) -> None:
     partial = [
         name
         for name, conn, prefix in (
@@ -678,14 +650,22 @@ def validate(config: Config) -> None:
             f"{prefix}_S3_ACCESS_KEY_ID and {prefix}_S3_SECRET_ACCESS_KEY (Supabase dashboard > "
             "Storage > S3 Connection), or none of them."
         )
-    _check_compression(config.compression)
-    if config.jobs == 0 or config.s3_concurrency == 0:
-        raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
+
+
+def _check_notifiers(config: Config) -> None:
     if config.github_issue and not (config.github_token and config.github_repository):
         raise pytest.UsageError(
             "--supabase-github-issue needs GITHUB_TOKEN and GITHUB_REPOSITORY in the environment "
             "(GitHub Actions sets GITHUB_REPOSITORY; pass secrets.GITHUB_TOKEN as GITHUB_TOKEN)."
         )
+    if config.slack and not config.slack_webhook_url:
+        raise pytest.UsageError(
+            "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "
+            "webhook; keep it in a repository secret)."
+        )
+
+
+def _check_keys(config: Config) -> None:
     if config.signing_key is not None:
         from .signing import key_problem
 
@@ -699,11 +679,6 @@ def validate(config: Config) -> None:
             parse_key(config.encryption_key)
         except ValueError as exc:
             raise pytest.UsageError(f"{exc}.") from None
-    if config.slack and not config.slack_webhook_url:
-        raise pytest.UsageError(
-            "--supabase-slack needs SLACK_WEBHOOK_URL in the environment (a Slack incoming "
-            "webhook; keep it in a repository secret)."
-        )
 
 
 # pg_dump's compression levels (PostgreSQL's compression specification): gzip 1-9,

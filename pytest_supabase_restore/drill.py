@@ -9,32 +9,36 @@ read from the run directory.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
-import shutil
 import signal
 import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from . import CATEGORIES
 from . import manifest as mf
 from .background import Background
+from .cleanup import Step, remove_dir, run_steps
 from .config import Config, mask_url
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState
-from .staging import ContainerStaging, EphemeralStaging, StagingTarget, UrlStaging, resolve_kind
+from .staging import resolve_kind
 from .storage.endpoint import S3Endpoint, connection_endpoint
 
 if TYPE_CHECKING:
+    from .pg.binaries import PgBinaries
+    from .restore import RestoreOutcome
+    from .staging.base import StagingTarget
     from .storage.records import TransferResult
 
 log = logging.getLogger(__name__)
@@ -66,12 +70,18 @@ def source_s3(settings: Config) -> S3Endpoint | None:
 class Drill:
     """Runs the drill and owns everything it starts until :meth:`teardown`."""
 
-    def __init__(self, settings: Config, run_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        settings: Config,
+        run_dir: Path,
+        progress: Progress,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.settings = settings
         self.run_dir = run_dir
         self.progress = progress
         # Messages the drill stores are shortened; they are redacted with this first.
-        self.redactor = Redactor(settings.secrets())
+        self.redactor = redactor if redactor is not None else Redactor(settings.secrets())
         self.state = DrillState(enabled=True, keep_staging=settings.keep_staging)
         self.state.rto_budget_seconds = settings.rto_budget
         self.demo: Any = None
@@ -95,9 +105,9 @@ class Drill:
         self.state.add_phase(name, time.monotonic() - t0)
         return result
 
-    def run(self, time_limit: float | None = None) -> DrillState:
-        """Run every phase; with ``time_limit`` (seconds), stop and FAIL when it is exceeded."""
-        with _deadline(time_limit, self):
+    def run(self) -> DrillState:
+        """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
+        with _deadline(self.settings.drill_time_limit, self):
             return self._run()
 
     def _run(self) -> DrillState:
@@ -312,11 +322,17 @@ class Drill:
     def _start_staging(self, major: int, db_url: str | None) -> StagingTarget:
         kind = resolve_kind(self.settings.staging)
         if kind == "ephemeral":
+            from .staging.ephemeral import EphemeralStaging
+
             return EphemeralStaging.start(
                 major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
             )
         if kind == "container":
+            from .staging.container import ContainerStaging
+
             return ContainerStaging.start(major)
+        from .staging.url import UrlStaging
+
         # Compared with every source of this run: the one exported (the demo's, too) and
         # SUPABASE_DB_URL.
         sources = list(dict.fromkeys(u for u in (db_url, self.settings.source.db_url) if u))
@@ -328,11 +344,8 @@ class Drill:
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
-        from .extdeps import dependents_by_extension, not_restorable_line
         from .pg.binaries import find_client_tools
-        from .restore import restore_backup_set, restore_cli_dump
         from .restore_report import error_summary
-        from .staging.url import clear_scope
 
         state = self.state
         major = int(manifest["source"]["server_major"]) if manifest else 15
@@ -342,37 +355,47 @@ class Drill:
         state.staging_kind = staging.kind
         state.staging_label = staging.label
         state.staging_server_version = staging.server_version
-        if staging.kind == "url" and manifest is not None:
-            scope = list(manifest["scope_schemas"])
-            extensions = manifest.get("schema", {}).get("extensions", {})
-            clear_scope(
-                staging.dsn,
-                scope,
-                staging.platform_present,
-                # what the restore installs again into the same schema may be dropped with it
-                recreated_extensions=[n for n, e in extensions.items() if e.get("schema") in scope],
-            )
+        staging.prepare(manifest)
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
         objects = (manifest or {}).get("storage", {}).get("objects", [])
         uploader = self._start_storage_restore(set_dir, objects, staging)
-        if manifest is not None:
-            outcome = restore_backup_set(
-                set_dir,
-                staging.dsn,
-                tools,
-                jobs=self.settings.effective_jobs,
-                platform_present=staging.platform_present,
-                prepare_sql=staging.prepare_sql,
-                progress=self.progress,
-                roles=self._roles,
-                redactor=self.redactor,
-                cron_inert=staging.cron_inert,
-                manifest=manifest,
+        outcome = self._restore_database(set_dir, manifest, staging, tools)
+        staging.after_restore()
+        self._record_outcome(outcome, staging)
+        if uploader is not None:
+            self._finish_storage_restore(uploader, staging)
+        elif objects:
+            state.not_tested.append(
+                "storage restore: no staging object store (STAGING_S3_ENDPOINT)"
             )
-        else:
-            outcome = restore_cli_dump(
+
+        with psycopg.connect(staging.dsn, connect_timeout=15) as conn:
+            conn.execute("SELECT 1")
+        state.rto_seconds = round(time.monotonic() - rto_start, 3)
+        state.staging_dsn = staging.dsn
+        if outcome.unexpected:
+            state.error = error_summary(outcome.unexpected)
+            state.error_phase = "restore"
+        if self.settings.self_test and manifest is not None and state.error is None:
+            self._self_test(staging.dsn, manifest)
+        self.progress(
+            f"restored into {staging.label} in {state.rto_seconds:.1f}s "
+            f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
+        )
+
+    def _restore_database(
+        self,
+        set_dir: Path,
+        manifest: dict[str, Any] | None,
+        staging: StagingTarget,
+        tools: PgBinaries,
+    ) -> RestoreOutcome:
+        from .restore import restore_backup_set, restore_cli_dump
+
+        if manifest is None:
+            return restore_cli_dump(
                 set_dir,
                 staging.dsn,
                 prepare_sql=staging.prepare_cli_sql,
@@ -381,7 +404,26 @@ class Drill:
                 redactor=self.redactor,
                 cron_inert=staging.cron_inert,
             )
-        staging.after_restore()
+        return restore_backup_set(
+            set_dir,
+            staging.dsn,
+            tools,
+            jobs=self.settings.effective_jobs,
+            platform_present=staging.platform_present,
+            prepare_sql=staging.prepare_sql,
+            progress=self.progress,
+            roles=self._roles,
+            redactor=self.redactor,
+            cron_inert=staging.cron_inert,
+            manifest=manifest,
+        )
+
+    def _record_outcome(self, outcome: RestoreOutcome, staging: StagingTarget) -> None:
+        """What the restore did, in the drill state: phases, messages, what it switched off
+        and what the target could not restore."""
+        from .extdeps import dependents_by_extension, not_restorable_line
+
+        state = self.state
         for name, seconds in outcome.phases.items():
             state.add_phase(name, seconds)
         state.restore_issues = outcome.issues
@@ -401,41 +443,16 @@ class Drill:
                 not_restorable_line(item, staging.kind, dependents.get(name, []))
             )
 
-        if uploader is not None:
-            self.current_phase = "storage"
-            uploader.join()
-            state.add_phase("storage", uploader.seconds, ok=uploader.error is None)
-            result = uploader.result()
-            if result.errors:
-                raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
-            state.staging_s3 = {
-                "url": staging.s3.url,
-                "region": staging.s3.region,
-                "kind": staging.kind,
-            }
-            if staging.kind != "url":
-                # The throwaway object store's own random key pair: workers need it to reach
-                # the store; the state file lives in the run's 0700 directory.
-                state.staging_s3["access_key_id"] = staging.s3.access_key_id
-                state.staging_s3["secret_access_key"] = staging.s3.secret_access_key
-        elif objects:
-            state.not_tested.append(
-                "storage restore: no staging object store (STAGING_S3_ENDPOINT)"
-            )
-
-        with psycopg.connect(staging.dsn, connect_timeout=15) as conn:
-            conn.execute("SELECT 1")
-        state.rto_seconds = round(time.monotonic() - rto_start, 3)
-        state.staging_dsn = staging.dsn
-        if outcome.unexpected:
-            state.error = error_summary(outcome.unexpected)
-            state.error_phase = "restore"
-        if self.settings.self_test and manifest is not None and state.error is None:
-            self._self_test(staging.dsn, manifest)
-        self.progress(
-            f"restored into {staging.label} in {state.rto_seconds:.1f}s "
-            f"({len(outcome.issues)} restore message(s), {len(outcome.unexpected)} unexpected)"
-        )
+    def _finish_storage_restore(
+        self, uploader: Background[TransferResult], staging: StagingTarget
+    ) -> None:
+        self.current_phase = "storage"
+        uploader.join()
+        self.state.add_phase("storage", uploader.seconds, ok=uploader.error is None)
+        result = uploader.result()
+        if result.errors:
+            raise DrillError("Storage restore failed: " + "; ".join(result.errors[:5]))
+        self.state.staging_s3 = staging.s3_state()
 
     def _start_storage_restore(
         self, set_dir: Path, objects: list[dict[str, Any]], staging: StagingTarget
@@ -514,48 +531,51 @@ class Drill:
         else:
             lines.append("storage: no S3 settings; objects would not be backed up")
         lines.append(f"staging target: {resolve_kind(self.settings.staging)}")
-        lines.append(
-            "checks: api_connectivity, database_schema, data_integrity, crud_operations, "
-            "authentication, storage, performance, data_consistency"
-        )
+        lines.append(f"checks: {', '.join(CATEGORIES)}")
         self.state.extra["dry_run"] = lines
         for line in lines:
             self.progress(line)
 
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> list[str]:
-        """Stop everything this drill started. Returns messages for the terminal."""
+        """Stop everything this drill started, each step best effort: one that fails is
+        logged (naming the step, secrets redacted) and every other one still runs. Returns
+        messages for the terminal. Safe to call again: nothing is stopped twice."""
         messages: list[str] = []
-        if self.staging is not None:
-            if self.settings.keep_staging and self.staging.disposable:
-                connect = self.staging.dsn
-                if mask_url(connect) != connect:  # never print a password: hand it over in a file
-                    fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
-                    with os.fdopen(fd, "w") as fh:
-                        fh.write(connect + "\n")
-                    connect = f"$(cat {path})"
-                messages.append(
-                    f'--supabase-keep-staging: staging left running: psql "{connect}"'
-                    + (f"; S3 at {self.staging.s3.url}" if self.staging.s3 else "")
-                    + ". Stop it with: kill the postgres process and remove its directory, "
-                    "or simply end this machine's session."
+        steps: list[Step] = []
+        staging, self.staging = self.staging, None
+        if staging is not None:
+            if self.settings.keep_staging and staging.disposable:
+                steps.append(
+                    ("hand over the kept staging target", lambda: messages.append(_kept(staging)))
                 )
             else:
-                self.staging.stop()
-        if self.demo is not None:
-            self.demo.stop()
+                steps.append((f"stop the staging target ({staging.label})", staging.stop))
+        demo, self.demo = self.demo, None
+        if demo is not None:
+            steps.append(("stop the demo project", demo.stop))
         for temp in (self._temp_backups, self._decrypted):
             if temp is not None:
-                shutil.rmtree(temp, ignore_errors=True)
-                reaper.forget_path(temp)
+                steps.append((f"remove {temp}", partial(remove_dir, temp)))
+        failures = run_steps(steps, redactor=self.redactor, logger=log)
+        messages += [f"teardown: could not {line}" for line in failures]
         return messages
 
 
-def snapshot_age(snapshot_time: str | None) -> float | None:
-    if not snapshot_time:
-        return None
-    when = dt.datetime.fromisoformat(snapshot_time)
-    return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+def _kept(staging: StagingTarget) -> str:
+    """What --supabase-keep-staging prints: how to connect to the staging left running."""
+    connect = staging.dsn
+    if mask_url(connect) != connect:  # never print a password: hand it over in a file
+        fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(connect + "\n")
+        connect = f"$(cat {path})"
+    return (
+        f'--supabase-keep-staging: staging left running: psql "{connect}"'
+        + (f"; S3 at {staging.s3.url}" if staging.s3 else "")
+        + ". Stop it with: kill the postgres process and remove its directory, "
+        "or simply end this machine's session."
+    )
 
 
 class DrillTimeout(DrillError):

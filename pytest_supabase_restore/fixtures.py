@@ -14,14 +14,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 
 from .config import Config
-from .results import DrillState
+from .results import STATE_FILE, DrillState
 from .storage.endpoint import LOCAL_REGION, S3Endpoint, connection_endpoint
+
+if TYPE_CHECKING:
+    import psycopg
 
 SETTINGS_KEY = pytest.StashKey[Config]()
 STATE_KEY = pytest.StashKey[DrillState]()
@@ -53,7 +55,7 @@ def get_state(config: pytest.Config) -> DrillState | None:
     if state is not None:
         return state
     run_dir = config.stash.get(RUN_DIR_KEY, None)
-    if run_dir is None or not (run_dir / "drill-state.json").is_file():
+    if run_dir is None or not (run_dir / STATE_FILE).is_file():
         return None
     state = DrillState.load(run_dir)
     config.stash[STATE_KEY] = state
@@ -121,6 +123,8 @@ def staging_dsn(drill_state: DrillState) -> str:
 @pytest.fixture
 def staging_db(staging_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A fresh connection to staging for one test; whatever it did is rolled back."""
+    import psycopg  # here, not at the top: the entry point imports this module on every run
+
     conn = psycopg.connect(staging_dsn, connect_timeout=15)
     try:
         yield conn

@@ -1,27 +1,25 @@
 """pytest entry point (``pytest11``): options, configuration, the collection gate, the header.
 
-Thin on purpose: the drill, the fixtures and the reporting live in their own modules and are
-imported only when ``--supabase-restore`` is on.
+Thin on purpose, as pytest imports it on every run wherever the plugin is installed: it
+loads no database driver, S3 client or server, cluster module or notifier (a test checks
+it). The fixtures it registers import what they need when they run; the run-once controller
+(``controller.py``), the scrubber and the reporting plugin are imported and registered only
+when ``--supabase-restore`` is on; the plugin's own hooks are in ``hooks.py``.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import signal
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from . import CATEGORIES, QUICK_CATEGORIES
-from .config import OPTIONS, Config, header_lines, resolve
+from .config import OPTIONS, header_lines, resolve
 from .fixtures import (  # noqa: F401 - fixtures are registered by being module attributes
     FLAG_REASON,
     RUN_DIR_KEY,
     SETTINGS_KEY,
-    STATE_KEY,
     drill_settings,
     drill_state,
     get_state,
@@ -31,14 +29,17 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by being module 
     supabase_backup,
 )
 
-if TYPE_CHECKING:
-    from .redact import Redactor
-
+REGISTERED_KEY = pytest.StashKey[list[object]]()
 MARKER = "supabase_category"
 QUICK_MARKER = "supabase_quick"
 DRILL_FIXTURES = {"supabase_backup", "staging_dsn", "staging_db", "staging_storage", "drill_state"}
-CONTROLLER_NAME = "supabase-restore-drill"
 SCRUBBER_NAME = "supabase-restore-scrubber"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Logs, warnings, test ids and debug traces, on the controller and on every worker;
     # registered first, so that the drill's own logs are covered too.
     scrubber = OutputScrubber(config, Redactor(settings.secrets()))
-    config.pluginmanager.register(scrubber, SCRUBBER_NAME)
+    _register(config, scrubber, SCRUBBER_NAME)
     scrubber.install()
     if settings.builtin_tests:
         _add_builtin_tests(config)  # also on xdist workers: they re-parse the invocation args
@@ -100,25 +101,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Also on workers: under xdist they collect and deselect, and hand the result over.
     selection = SelectionRecorder()
-    config.pluginmanager.register(selection, SELECTION_PLUGIN_NAME)
+    _register(config, selection, SELECTION_PLUGIN_NAME)
+    from . import controller
+
     if _is_worker(config):
-        run_dir = config.workerinput.get("supabase_run_dir")  # type: ignore[attr-defined]
+        run_dir = config.workerinput.get(controller.RUN_DIR_INPUT)  # type: ignore[attr-defined]
         if run_dir:
             config.stash[RUN_DIR_KEY] = Path(run_dir)
         return
     from .reporting import PLUGIN_NAME, ReportingPlugin
 
-    controller = DrillController(config, settings, scrubber.redactor)
-    config.pluginmanager.register(controller, CONTROLLER_NAME)
-    config.pluginmanager.register(
-        ReportingPlugin(
-            settings,
-            lambda: get_state(config),
-            scrubber.redactor,
-            selection=selection,
-        ),
-        PLUGIN_NAME,
+    controller.register(config, settings, scrubber.redactor)
+    reporting = ReportingPlugin(
+        settings, lambda: get_state(config), scrubber.redactor, selection=selection
     )
+    _register(config, reporting, PLUGIN_NAME)
+
+
+def _register(config: pytest.Config, plugin: object, name: str) -> None:
+    """Register one of the plugin's objects, remembered in ``config.stash`` so that
+    ``pytest_unconfigure`` unregisters it (as pytest's junitxml does with its LogXML)."""
+    config.pluginmanager.register(plugin, name)
+    config.stash.setdefault(REGISTERED_KEY, []).append(plugin)
 
 
 def _add_builtin_tests(config: pytest.Config) -> None:
@@ -177,78 +181,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if id(item) not in dropped]
 
 
-class DrillController:
-    """Controller-side: runs the drill once before collection, owns its teardown."""
+# First among the unconfigure hooks (as the controller's own hook used to be, registered
+# after pytest's plugins): teardown messages still reach the terminal, and the scrubber,
+# whose own unconfigure runs last, still redacts what teardown logs.
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop everything the drill started (best effort) and unregister the plugin's objects.
+    Their own ``pytest_unconfigure`` still runs in this call (pluggy calls the hooks it had
+    when the call began): the scrubber's undoes what it installed."""
+    from . import controller
 
-    def __init__(self, config: pytest.Config, settings: Config, redactor: Redactor) -> None:
-        self.config = config
-        self.settings = settings
-        self.redactor = redactor
-        self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
-        os.chmod(self.run_dir, 0o700)
-        from .reaper import reaper
-
-        reaper.watch_path(self.run_dir)  # removed even if this process is killed
-        config.stash[RUN_DIR_KEY] = self.run_dir
-        self.drill: Any = None
-        self._previous_sigterm: Any = None
-
-    def _progress(self, message: str) -> None:
-        text = self.redactor.redact(message)
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"[supabase-restore] {text}")
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from .drill import Drill
-
-        if self.config.option.collectonly and not self.settings.dry_run:
-            pass  # collecting still needs the manifest to parametrize; run the drill anyway
-        # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
-        self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        self.drill = Drill(self.settings, self.run_dir, self._progress)
-        state = self.drill.run(time_limit=self._time_limit())
-        self.config.stash[STATE_KEY] = state
-        state.save(self.run_dir)
-
-    def _time_limit(self) -> float | None:
-        """--supabase-drill-timeout, else pytest-timeout's session timeout (which on its own
-        only acts between tests, so it would never stop a drill that hangs)."""
-        if self.settings.drill_timeout is not None:
-            return self.settings.drill_timeout or None
-        try:
-            session = self.config.getoption("session_timeout", None)
-            if session is None:
-                session = self.config.getini("session_timeout")
-        except ValueError:  # pytest-timeout is not installed
-            return None
-        try:
-            seconds = float(session)
-        except (TypeError, ValueError):  # unset ("" from the ini) or not a number
-            return None
-        # inf or nan would overflow the timer (an INTERNALERROR); neither is a limit.
-        return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        """xdist: tell each worker where the drill state is."""
-        node.workerinput["supabase_run_dir"] = str(self.run_dir)
-
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        import shutil
-
-        if self.drill is not None:
-            for message in self.drill.teardown():
-                self._progress(message)
-            self.drill = None
-        from .reaper import reaper
-
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        reaper.forget_path(self.run_dir)
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-
-
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        controller.unregister(config)
+    finally:
+        registered: list[object] = config.stash.get(REGISTERED_KEY, [])
+        for plugin in reversed(registered):
+            config.pluginmanager.unregister(plugin)
+        config.stash[REGISTERED_KEY] = []

@@ -93,10 +93,6 @@ class Reaper:
     def forget_path(self, path: str | os.PathLike[str]) -> None:
         self._send(f"d\t{os.fspath(path)}")
 
-    @property
-    def watchdog_pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._pid == os.getpid() else None
-
 
 reaper = Reaper()
 

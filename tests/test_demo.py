@@ -15,10 +15,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_supabase_restore.demo import DemoProject, platform_roles_sql, s3_client
+from pytest_supabase_restore.demo import DemoProject, s3_client
 from pytest_supabase_restore.demo.seed import MIB, default_object_count
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
+from pytest_supabase_restore.staging.platform import roles_sql
 
 # Supabase's role attributes (supabase/postgres init scripts and demote-postgres migration),
 # as the set of pg_roles flags that are true.
@@ -169,12 +170,12 @@ def test_platform_roles_sql_is_idempotent_on_a_fresh_cluster(bootstrap: str) -> 
         start_cluster(superuser=bootstrap, name="roles") as cluster,
         psycopg.connect(cluster.dsn(), autocommit=True) as conn,
     ):
-        conn.execute(platform_roles_sql())
-        conn.execute(platform_roles_sql())
+        conn.execute(roles_sql())
+        conn.execute(roles_sql())
         # A third run repairs drift instead of skipping roles that already exist.
         conn.execute("ALTER ROLE anon LOGIN BYPASSRLS")
         conn.execute("REVOKE authenticated FROM authenticator")
-        conn.execute(platform_roles_sql())
+        conn.execute(roles_sql())
         flags = _role_flags(conn)
         memberships = _memberships(conn)
     expected = dict(EXPECTED_ROLES)

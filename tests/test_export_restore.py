@@ -26,7 +26,7 @@ from pytest_supabase_restore.proof.inventory import diff_inventory, schema_inven
 from pytest_supabase_restore.proof.rls import rls_visibility
 from pytest_supabase_restore.proof.scope import list_tables, pin_session
 from pytest_supabase_restore.restore import restore_backup_set
-from pytest_supabase_restore.staging import EphemeralStaging
+from pytest_supabase_restore.staging.ephemeral import EphemeralStaging
 from pytest_supabase_restore.staging.url import UrlStaging, check_safe
 
 
@@ -342,7 +342,8 @@ def test_passwords_go_through_the_environment_not_argv() -> None:
 
 def test_container_target_without_docker_is_a_clear_error() -> None:
     from pytest_supabase_restore.errors import ConfigError
-    from pytest_supabase_restore.staging import ContainerStaging, docker_available
+    from pytest_supabase_restore.staging import docker_available
+    from pytest_supabase_restore.staging.container import ContainerStaging
 
     if docker_available():
         pytest.skip("a Docker engine answers here; this test covers machines without one")
@@ -356,7 +357,7 @@ def test_container_target_without_docker_is_a_clear_error() -> None:
     "(supabase/postgres via testcontainers) cannot run on this machine",
 )
 def test_round_trip_into_a_supabase_postgres_container(backup: Path) -> None:
-    from pytest_supabase_restore.staging import ContainerStaging
+    from pytest_supabase_restore.staging.container import ContainerStaging
 
     target = ContainerStaging.start(15)
     try:

@@ -44,7 +44,7 @@ from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.restore import restore_backup_set
-from pytest_supabase_restore.staging import EphemeralStaging
+from pytest_supabase_restore.staging.ephemeral import EphemeralStaging
 
 PREFIX = "supabase-restore-"
 

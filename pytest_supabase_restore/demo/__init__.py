@@ -10,7 +10,7 @@ generators live in ``demo.seed``.
 
 from __future__ import annotations
 
-from .project import DemoProject, load_sql, platform_roles_sql, s3_client
+from .project import DemoProject, load_sql, s3_client
 from .seed import DEMO_PASSWORD
 
-__all__ = ["DEMO_PASSWORD", "DemoProject", "load_sql", "platform_roles_sql", "s3_client"]
+__all__ = ["DEMO_PASSWORD", "DemoProject", "load_sql", "s3_client"]

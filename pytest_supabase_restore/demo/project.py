@@ -72,11 +72,6 @@ def load_sql(name: str) -> str:
     )
 
 
-def platform_roles_sql() -> str:
-    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser."""
-    return platform.load("roles.sql")
-
-
 def s3_client(endpoint: S3Endpoint) -> S3Client:
     """A boto3 S3 client for ``endpoint``: the drill's own, path-style as Supabase's S3
     protocol requires, and blind to the machine's ``AWS_*`` variables and ``~/.aws``."""

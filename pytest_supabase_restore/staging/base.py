@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..storage.endpoint import S3Endpoint
 
@@ -23,6 +24,24 @@ class StagingTarget:
     # pg_cron's scheduler of this target can never run a job (pg.cron): jobs are restored as
     # backed up instead of being deactivated.
     cron_inert: bool = False
+
+    def prepare(self, manifest: dict[str, Any] | None) -> None:
+        """Make the target ready for the backup set's restore (default: nothing; a fresh
+        target holds nothing to clear). ``manifest`` is None for a Supabase CLI dump."""
+
+    def s3_state(self) -> dict[str, str] | None:
+        """How xdist workers reach the restored objects, kept in the drill state (in the
+        run's 0700 directory): by default with the throwaway object store's own random key
+        pair, since it accepts no other."""
+        if self.s3 is None:
+            return None
+        return {
+            "url": self.s3.url,
+            "region": self.s3.region,
+            "kind": self.kind,
+            "access_key_id": self.s3.access_key_id,
+            "secret_access_key": self.s3.secret_access_key,
+        }
 
     def after_restore(self) -> None:
         """Anything the target must do once the restore is in (default: nothing)."""

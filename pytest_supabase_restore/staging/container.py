@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cleanup import Step, run_steps
 from ..errors import ConfigError
 from ..storage.server import LocalS3Server
 from .base import StagingTarget
@@ -28,20 +29,13 @@ class ContainerStaging(StagingTarget):
 
     @classmethod
     def start(cls, major: int) -> ContainerStaging:
-        try:
-            from testcontainers.postgres import PostgresContainer
-        except ImportError as exc:
-            raise ConfigError(
-                "--supabase-staging=container needs testcontainers: "
-                "pip install 'pytest-supabase-restore[container]'."
-            ) from exc
-        from . import docker_available
+        from . import container_problem
 
-        if not docker_available():
-            raise ConfigError(
-                "--supabase-staging=container needs a running Docker engine, and `docker info` "
-                "did not answer. Start Docker, or use --supabase-staging=ephemeral (or auto)."
-            )
+        problem = container_problem()  # checked at start too, unless the kind was auto
+        if problem is not None:
+            raise ConfigError(problem)
+        from testcontainers.postgres import PostgresContainer
+
         image = IMAGES.get(major)
         if image is None:
             raise ConfigError(f"No supabase/postgres image is known for PostgreSQL {major}.")
@@ -73,10 +67,10 @@ class ContainerStaging(StagingTarget):
         )
 
     def stop(self) -> None:
+        """Stop the S3 server and the container: each step best effort (see cleanup.run_steps)."""
+        steps: list[Step] = []
         if self.s3_server is not None:
-            self.s3_server.stop()
+            steps.append(("stop the staging S3 server", self.s3_server.stop))
         if self.container is not None:
-            try:
-                self.container.stop()
-            except Exception as exc:  # best effort
-                log.warning("stopping the staging container: %s", exc)
+            steps.append(("stop the staging container", self.container.stop))
+        run_steps(steps, logger=log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..cleanup import Step, run_steps
 from ..pg import cron
 from ..pg.binaries import find_server_tools
 from ..pg.cluster import Cluster
@@ -65,7 +66,10 @@ class EphemeralStaging(StagingTarget):
             self.cluster.set_password("authenticator")
 
     def stop(self) -> None:
+        """Stop the S3 server and the cluster: each step best effort (see cleanup.run_steps)."""
+        steps: list[Step] = []
         if self.s3_server is not None:
-            self.s3_server.stop()
+            steps.append(("stop the staging S3 server", self.s3_server.stop))
         if self.cluster is not None:
-            self.cluster.stop()
+            steps.append(("stop the staging cluster", self.cluster.stop))
+        run_steps(steps, logger=log)

@@ -601,5 +601,27 @@ class UrlStaging(StagingTarget):
             disposable=False,
         )
 
+    def prepare(self, manifest: dict[str, Any] | None) -> None:
+        """Drop the backup's own schemas (:func:`clear_scope`), so that the restore meets
+        nothing of a previous one; a CLI dump names no schemas, so nothing is dropped."""
+        if manifest is None:
+            return
+        scope = list(manifest["scope_schemas"])
+        extensions = manifest.get("schema", {}).get("extensions", {})
+        clear_scope(
+            self.dsn,
+            scope,
+            self.platform_present,
+            # what the restore installs again into the same schema may be dropped with it
+            recreated_extensions=[n for n, e in extensions.items() if e.get("schema") in scope],
+        )
+
+    def s3_state(self) -> dict[str, str] | None:
+        """Without the key pair: it is the user's (STAGING_S3_*), which workers read from
+        their own environment."""
+        if self.s3 is None:
+            return None
+        return {"url": self.s3.url, "region": self.s3.region, "kind": self.kind}
+
     def stop(self) -> None:
         """Left restored on purpose: a url target is a long-lived project."""

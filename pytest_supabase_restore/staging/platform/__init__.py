@@ -30,9 +30,14 @@ def load(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def roles_sql() -> str:
+    """Idempotent SQL that creates Supabase's reserved roles; run it as a superuser."""
+    return load("roles.sql")
+
+
 def for_backup_set() -> str:
     """Run as the bootstrap superuser before restoring a backup set: roles and base."""
-    return load("roles.sql") + "\n" + load("base.sql")
+    return roles_sql() + "\n" + load("base.sql")
 
 
 def for_cli_dump() -> str:
