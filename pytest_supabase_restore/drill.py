@@ -546,8 +546,9 @@ class Drill:
         staging, self.staging = self.staging, None
         if staging is not None:
             if self.settings.keep_staging and staging.disposable:
+                steps.append(("hand over the kept staging target", staging.release))
                 steps.append(
-                    ("hand over the kept staging target", lambda: messages.append(_kept(staging)))
+                    ("say how to reach the kept staging", lambda: messages.append(_kept(staging)))
                 )
             else:
                 steps.append((f"stop the staging target ({staging.label})", staging.stop))
@@ -562,19 +563,33 @@ class Drill:
         return messages
 
 
+def _private_file(suffix: str, text: str) -> str:
+    """A new 0600 file holding ``text``; its path."""
+    fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=suffix)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
 def _kept(staging: StagingTarget) -> str:
-    """What --supabase-keep-staging prints: how to connect to the staging left running."""
+    """What --supabase-keep-staging prints: how to connect to the staging left running.
+    No password or key is printed: those are handed over in 0600 files."""
     connect = staging.dsn
-    if mask_url(connect) != connect:  # never print a password: hand it over in a file
-        fd, path = tempfile.mkstemp(prefix="supabase-restore-staging-", suffix=".dsn")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(connect + "\n")
-        connect = f"$(cat {path})"
+    if mask_url(connect) != connect:
+        connect = f"$(cat {_private_file('.dsn', connect + chr(10))})"
+    s3 = ""
+    if staging.s3 is not None:
+        env = _private_file(
+            ".env",
+            f"STAGING_S3_ENDPOINT={staging.s3.url}\nSTAGING_S3_REGION={staging.s3.region}\n"
+            f"STAGING_S3_ACCESS_KEY_ID={staging.s3.access_key_id}\n"
+            f"STAGING_S3_SECRET_ACCESS_KEY={staging.s3.secret_access_key}\n",
+        )
+        s3 = f"; S3 at {staging.s3.url} (its keys: {env})"
     return (
-        f'--supabase-keep-staging: staging left running: psql "{connect}"'
-        + (f"; S3 at {staging.s3.url}" if staging.s3 else "")
-        + ". Stop it with: kill the postgres process and remove its directory, "
-        "or simply end this machine's session."
+        f'--supabase-keep-staging: staging left running: psql "{connect}"{s3}. Stop it with: '
+        "kill the postgres process and remove its directory, or simply end this machine's "
+        "session."
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,67 @@ def test_a_cli_dump_made_with_the_clis_own_flags_validates_pass(
     assert any("no manifest" in item for item in verdict["not_tested"])
     assert verdict["categories"]["crud_operations"]["passed"] > 0
     assert "nothing to check in database_schema, data_integrity, storage" in verdict["reason"]
+
+
+def test_kept_staging_outlives_the_run_and_its_keys_are_handed_over_privately(
+    tmp_path: Path,
+) -> None:
+    """--supabase-keep-staging: once pytest has exited (its exit handlers and watchdog
+    done), the staging cluster and its S3 server still answer, with the connection and
+    the S3 keys handed over in 0600 files, never printed."""
+    import os
+    import re
+    import shutil
+    import signal
+    import stat
+    import sys
+
+    import psycopg
+
+    from pytest_supabase_restore.storage.client import make_client
+    from pytest_supabase_restore.storage.endpoint import S3Endpoint
+
+    (tmp_path / "test_nothing.py").write_text(
+        "import pytest\n\n@pytest.mark.supabase_category('custom')\n"
+        "def test_staging(staging_dsn):\n    assert staging_dsn\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--supabase-restore", "--supabase-demo",
+         "--no-supabase-builtin-tests", "--supabase-keep-staging", "-p", "no:cacheprovider",
+         "test_nothing.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    kept = re.search(r'staging left running: psql "(?P<dsn>[^"]+)"; S3 at (?P<url>\S+) '
+                     r"\(its keys: (?P<env>[^)]+)\)", out)  # fmt: skip
+    assert kept, out[-3000:]
+    env = dict(line.split("=", 1) for line in Path(kept["env"]).read_text().splitlines() if line)
+    assert stat.S_IMODE(os.stat(kept["env"]).st_mode) == 0o600
+    assert env["STAGING_S3_SECRET_ACCESS_KEY"] not in out
+    data_dir = None
+    try:
+        with psycopg.connect(kept["dsn"], connect_timeout=5) as conn:
+            row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+        assert row is not None
+        data_dir = Path(row[0])
+        client = make_client(
+            S3Endpoint(
+                url=env["STAGING_S3_ENDPOINT"],
+                region=env["STAGING_S3_REGION"],
+                access_key_id=env["STAGING_S3_ACCESS_KEY_ID"],
+                secret_access_key=env["STAGING_S3_SECRET_ACCESS_KEY"],
+            )
+        )
+        assert client.list_buckets()["Buckets"], "the kept S3 server holds the restored buckets"
+    finally:  # the test, not the plugin, ends what it kept
+        port = kept["url"].rsplit(":", 1)[1]
+        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        for line in ps.splitlines():
+            if "_server_main" in line and f" {port} " in line:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+        if data_dir is not None:
+            pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+            time.sleep(1)
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
+        Path(kept["env"]).unlink()

@@ -361,6 +361,16 @@ class Cluster:
         with _LIVE_LOCK:
             _LIVE.discard(self)
 
+    def release(self) -> None:
+        """Leave the server running for someone else: it is no longer stopped (or its
+        directory removed) when this process ends, by ``stop_all`` or the watchdog."""
+        if self.process is not None:
+            reaper.forget_process(self.process.pid)
+        if self.base_dir is not None:
+            reaper.forget_path(self.base_dir)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

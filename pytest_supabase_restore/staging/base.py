@@ -46,5 +46,9 @@ class StagingTarget:
     def after_restore(self) -> None:
         """Anything the target must do once the restore is in (default: nothing)."""
 
+    def release(self) -> None:
+        """Hand the target over (--supabase-keep-staging): nothing this process set up to
+        stop it at exit may do so (default: nothing to hand over)."""
+
     def stop(self) -> None:  # pragma: no cover - overridden where there is something to stop
         """Tear the target down (best effort, never raises)."""

@@ -65,6 +65,13 @@ class EphemeralStaging(StagingTarget):
         if row is not None and row[0]:
             self.cluster.set_password("authenticator")
 
+    def release(self) -> None:
+        """Kept after the run: the cluster and the S3 server outlive this process."""
+        if self.s3_server is not None:
+            self.s3_server.release()
+        if self.cluster is not None:
+            self.cluster.release()
+
     def stop(self) -> None:
         """Stop the S3 server and the cluster: each step best effort (see cleanup.run_steps)."""
         steps: list[Step] = []

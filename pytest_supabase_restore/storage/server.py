@@ -131,6 +131,14 @@ class LocalS3Server:
             except Exception as exc:
                 log.warning("the local S3 server (%s): removing its log: %s", self.name, exc)
 
+    def release(self) -> None:
+        """Leave the server running for someone else: the watchdog no longer stops it, nor
+        removes its log, when this process ends."""
+        if self.process is not None:
+            reaper.forget_process(self.process.pid)
+        if self._log is not None:
+            reaper.forget_path(self._log)
+
     def _end(self, proc: subprocess.Popen[bytes]) -> bool:
         """Terminate, then kill; whether the process is gone."""
         for stop in (proc.terminate, proc.kill):
