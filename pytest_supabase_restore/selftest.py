@@ -34,6 +34,31 @@ class FaultResult:
     evidence: str
 
 
+# A template must have no other session. On a staging target that loads pg_cron, its
+# launcher (a background worker) stays connected to the database pg_cron lives in, the
+# restored one; it is ended just before the copy and the postmaster starts it again a
+# second later, by when the copy holds the template's lock and the launcher waits for it.
+_END_CRON_LAUNCHER = """
+SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+WHERE datname = %s AND backend_type = 'pg_cron launcher'
+"""
+
+
+def _copy_database(conn: psycopg.Connection[Any], source_db: str, attempts: int = 5) -> None:
+    for attempt in range(1, attempts + 1):
+        conn.execute(_END_CRON_LAUNCHER, (source_db,))
+        try:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(SCRATCH_DB), sql.Identifier(source_db)
+                )
+            )
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts:
+                raise
+
+
 @contextlib.contextmanager
 def scratch_copy(dsn: str) -> Iterator[str]:
     """A copy of the staging database, dropped afterwards."""
@@ -42,11 +67,7 @@ def scratch_copy(dsn: str) -> Iterator[str]:
     admin = make_conninfo(dsn, dbname="template1")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(SCRATCH_DB)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(SCRATCH_DB), sql.Identifier(source_db)
-            )
-        )
+        _copy_database(conn, source_db)
     try:
         yield make_conninfo(dsn, dbname=SCRATCH_DB)
     finally:

@@ -257,3 +257,26 @@ def test_kept_staging_outlives_the_run_and_its_keys_are_handed_over_privately(
             time.sleep(1)
             shutil.rmtree(data_dir.parent, ignore_errors=True)
         Path(kept["env"]).unlink()
+
+
+def test_self_test_on_a_staging_that_loads_pg_cron_injects_every_fault(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """--supabase-self-test copies the restored database once per fault. On a staging
+    target that loads pg_cron, the cron launcher stays connected to that database, and a
+    template must have no other session: every copy used to fail, and the self-test was
+    reported as not run."""
+    from pytest_supabase_restore.pg import cron
+    from pytest_supabase_restore.pg.binaries import find_server_tools
+
+    if not cron.available(find_server_tools(15)):
+        pytest.skip("this PostgreSQL installation has no pg_cron (Debian: postgresql-15-cron)")
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore", "--supabase-demo", "--supabase-self-test", "-p",
+        "no:cacheprovider", "--supabase-summary-json", str(summary),
+    )  # fmt: skip
+    data = json.loads(summary.read_text())
+    assert data["status"] == "PASS", (data.get("reason"), result.stdout.str()[-3000:])
+    faults = data["self_test"]
+    assert len(faults) >= 5 and all(f["caught"] for f in faults), faults
