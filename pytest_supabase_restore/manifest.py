@@ -181,13 +181,8 @@ def _validate_extensions(section: Any, need: Callable[[bool, str, str], None]) -
             )
 
 
-def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
-    """Check the type of every field the plugin reads. Raises BackupError naming the field."""
-
-    def need(cond: bool, where: str, what: str) -> None:
-        if not cond:
-            raise _malformed(path, where, what)
-
+def _check_header(data: Any, path: Path, need: Callable[[bool, str, str], None]) -> int:
+    """The format, the version (returned) and the fields every set has."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BackupError(f"{path}: not a pytest-supabase-restore manifest (format field).")
     version = data.get("version")
@@ -213,7 +208,11 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     except ValueError:
         when = None
     need(when is not None and when.tzinfo is not None, "snapshot_time", "not an ISO time with zone")
+    return version
 
+
+def _check_source(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """Where the set came from, how it was dumped, and its scope."""
     source = data["source"]
     need(isinstance(source, dict), "source", "must be an object")
     major = source.get("server_major")
@@ -242,6 +241,9 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         "must be a list of schema names",
     )
 
+
+def _check_tables(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """The table fingerprints and the schema inventory."""
     tables = data["tables"]
     need(isinstance(tables, dict), "tables", "must be an object")
     for name, table in tables.items():
@@ -257,6 +259,10 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         "schema",
         "must be an object of objects",
     )
+
+
+def _check_rls(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """The row-level security identities, counts and session."""
     rls = data.get("rls", {"users": [], "visibility": {}})
     need(isinstance(rls, dict), "rls", "must be an object")
     users = rls.get("users", [])
@@ -281,8 +287,11 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         where, _, what = str(exc).partition(": ")
         need(False, where, what)
 
-    _validate_extensions(data.get("extensions", {}), need)
 
+def _check_encryption(
+    data: dict[str, Any], version: int, need: Callable[[bool, str, str], None]
+) -> Any:
+    """The encryption section, when the set is encrypted; returns it."""
     encryption = data.get("encryption")
     if encryption is not None:
         need(
@@ -305,6 +314,13 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
             "not 16 hex digits",
         )
 
+    return encryption
+
+
+def _check_files(
+    data: dict[str, Any], encrypted: bool, need: Callable[[bool, str, str], None]
+) -> None:
+    """Every file's path, size and hash (and encrypted size and hash)."""
     files = data["files"]
     need(isinstance(files, dict), "files", "must be an object")
     for rel, meta in files.items():
@@ -314,7 +330,7 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
         need(isinstance(meta, dict), where, "must be an object")
         need(_is_count(meta.get("size")), f"{where}.size", "not a byte count")
         need(_is_sha256(meta.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
-        if encryption is not None:
+        if encrypted:
             need(_is_count(meta.get("enc_size")), f"{where}.enc_size", "not a byte count")
             need(
                 _is_sha256(meta.get("enc_sha256")),
@@ -323,6 +339,36 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
             )
     need("db/toc.dat" in files, "files", "no db/toc.dat, so the set holds no database dump")
 
+
+def _check_objects(
+    storage: dict[str, Any], files: dict[str, Any], need: Callable[[bool, str, str], None]
+) -> None:
+    """Each Storage object's fields, and its bytes listed with that size and SHA-256."""
+    objects = storage.get("objects", [])
+    need(isinstance(objects, list), "storage.objects", "must be a list")
+    for i, obj in enumerate(objects):
+        where = f"storage.objects[{i}]"
+        need(isinstance(obj, dict), where, "must be an object")
+        for key in ("bucket", "key", "etag"):
+            need(isinstance(obj.get(key), str), f"{where}.{key}", "not a string")
+        for key in ("content_type", "cache_control", "last_modified"):
+            need(
+                obj.get(key) is None or isinstance(obj[key], str), f"{where}.{key}", "not a string"
+            )
+        need(_is_count(obj.get("size")), f"{where}.size", "not a byte count")
+        sha = obj.get("sha256")
+        need(_is_sha256(sha), f"{where}.sha256", "not a SHA-256 hex digest")
+        rel = f"storage/objects/{sha[:2]}/{sha}"
+        listed = files.get(rel)
+        need(
+            isinstance(listed, dict) and listed["sha256"] == sha and listed["size"] == obj["size"],
+            f"{where} (Storage object {obj['bucket']!r}/{obj['key'][:200]!r})",
+            "its bytes are not in the backup set's file list with that size and SHA-256",
+        )
+
+
+def _check_storage(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """The buckets, the object lists, and each object's bytes in the file list."""
     storage = data["storage"]
     need(isinstance(storage, dict), "storage", "must be an object")
     need(
@@ -351,28 +397,26 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
             f"storage.{section}",
             "must be a list of bucket and key",
         )
-    objects = storage.get("objects", [])
-    need(isinstance(objects, list), "storage.objects", "must be a list")
-    for i, obj in enumerate(objects):
-        where = f"storage.objects[{i}]"
-        need(isinstance(obj, dict), where, "must be an object")
-        for key in ("bucket", "key", "etag"):
-            need(isinstance(obj.get(key), str), f"{where}.{key}", "not a string")
-        for key in ("content_type", "cache_control", "last_modified"):
-            need(
-                obj.get(key) is None or isinstance(obj[key], str), f"{where}.{key}", "not a string"
-            )
-        need(_is_count(obj.get("size")), f"{where}.size", "not a byte count")
-        sha = obj.get("sha256")
-        need(_is_sha256(sha), f"{where}.sha256", "not a SHA-256 hex digest")
-        rel = f"storage/objects/{sha[:2]}/{sha}"
-        listed = files.get(rel)
-        need(
-            isinstance(listed, dict) and listed["sha256"] == sha and listed["size"] == obj["size"],
-            f"{where} (Storage object {obj['bucket']!r}/{obj['key'][:200]!r})",
-            "its bytes are not in the backup set's file list with that size and SHA-256",
-        )
-    return data
+    _check_objects(storage, data["files"], need)
+
+
+def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
+    """Check the type of every field the plugin reads. Raises BackupError naming the field."""
+
+    def need(cond: bool, where: str, what: str) -> None:
+        if not cond:
+            raise _malformed(path, where, what)
+
+    version = _check_header(data, path, need)
+    _check_source(data, need)
+    _check_tables(data, need)
+    _check_rls(data, need)
+    _validate_extensions(data.get("extensions", {}), need)
+    encryption = _check_encryption(data, version, need)
+    _check_files(data, encryption is not None, need)
+    _check_storage(data, need)
+    checked: dict[str, Any] = data
+    return checked
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

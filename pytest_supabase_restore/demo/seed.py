@@ -679,6 +679,27 @@ _BUCKET_CYCLE = (
 )  # fmt: skip
 
 
+def _document_name(i: int, variant: int) -> tuple[str, str]:
+    """(path below the owner's folder, MIME type) of the i-th object when it is a document."""
+    kinds = (
+        (f"reports/{2024 + i % 2}/Q{1 + i % 4} report {i}.pdf", "application/pdf"),
+        (f"notes/Résumé {i}.txt", "text/plain"),
+        (f"exports/data-{i}.csv", "text/csv"),
+        (f"archive/2025/deep/nested/blob-{i}.bin", "application/octet-stream"),
+    )
+    return kinds[variant % len(kinds)]
+
+
+def _image_name(i: int, variant: int) -> tuple[str, str]:
+    """(key, MIME type) of the i-th object when it is an image."""
+    kinds = (
+        (f"gallery/{2024 + i % 2}/{1 + i % 12:02d}/photo-{i}.jpg", "image/jpeg"),
+        (f"gallery/東京/夜景 {i}.webp", "image/webp"),
+        (f"products/{i}/main.png", "image/png"),
+    )
+    return kinds[variant % len(kinds)]
+
+
 def plan_objects(count: int, owners: Sequence[str], seed: int = 42) -> list[PlannedObject]:
     """The objects to upload: 30% avatars, 40% documents, 30% images, deterministic.
 
@@ -704,28 +725,11 @@ def plan_objects(count: int, owners: Sequence[str], seed: int = 42) -> list[Plan
                 )
             )
         elif bucket == "documents":
-            kind = variant % 4
-            if kind == 0:
-                path, mime = (
-                    f"reports/{2024 + i % 2}/Q{1 + i % 4} report {i}.pdf",
-                    "application/pdf",
-                )
-            elif kind == 1:
-                path, mime = f"notes/Résumé {i}.txt", "text/plain"
-            elif kind == 2:
-                path, mime = f"exports/data-{i}.csv", "text/csv"
-            else:
-                path, mime = f"archive/2025/deep/nested/blob-{i}.bin", "application/octet-stream"
+            path, mime = _document_name(i, variant)
             size = _log_uniform(fraction, 3, MIB)
             planned.append(PlannedObject("documents", f"{owner}/{path}", mime, size, owner))
         else:
-            kind = variant % 3
-            if kind == 0:
-                name, mime = f"gallery/{2024 + i % 2}/{1 + i % 12:02d}/photo-{i}.jpg", "image/jpeg"
-            elif kind == 1:
-                name, mime = f"gallery/東京/夜景 {i}.webp", "image/webp"
-            else:
-                name, mime = f"products/{i}/main.png", "image/png"
+            name, mime = _image_name(i, variant)
             planned.append(
                 PlannedObject("images", name, mime, _log_uniform(fraction, 100, MIB), owner)
             )
@@ -754,6 +758,30 @@ def _iso_millis(moment: datetime) -> str:
     """``2025-01-02T03:04:05.000Z``: how Storage writes lastModified into metadata."""
     utc = moment.astimezone(timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _create_buckets(s3_client: S3Client) -> None:
+    region = s3_client.meta.region_name
+    for bucket in BUCKETS:
+        if region in (None, "us-east-1"):
+            # us-east-1 is the one region S3 refuses an explicit LocationConstraint for.
+            s3_client.create_bucket(Bucket=bucket.id)
+        else:
+            s3_client.create_bucket(
+                Bucket=bucket.id,
+                CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+            )
+
+
+def _last_modified(s3_client: S3Client) -> dict[tuple[str, str], datetime]:
+    """LastModified as the S3 server recorded it, for the metadata and the row timestamps."""
+    modified: dict[tuple[str, str], datetime] = {}
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for bucket in BUCKETS:
+        for page in paginator.paginate(Bucket=bucket.id):
+            for item in page.get("Contents", []):
+                modified[(bucket.id, item["Key"])] = item["LastModified"]
+    return modified
 
 
 def seed_storage(
@@ -785,16 +813,7 @@ def seed_storage(
     planned = plan_objects(count, owners, seed) if count else []
 
     bucket_created = datetime(2024, 10, 1, 12, 0, tzinfo=timezone.utc)
-    region = s3_client.meta.region_name
-    for bucket in BUCKETS:
-        if region in (None, "us-east-1"):
-            # us-east-1 is the one region S3 refuses an explicit LocationConstraint for.
-            s3_client.create_bucket(Bucket=bucket.id)
-        else:
-            s3_client.create_bucket(
-                Bucket=bucket.id,
-                CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
-            )
+    _create_buckets(s3_client)
 
     uploaded: list[tuple[PlannedObject, str, bytes]] = []
     for obj in planned:
@@ -808,13 +827,7 @@ def seed_storage(
         )
         uploaded.append((obj, response["ETag"], hashlib.sha256(data).digest()))
 
-    # LastModified as the S3 server recorded it, for the metadata and the row timestamps.
-    modified: dict[tuple[str, str], datetime] = {}
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for bucket in BUCKETS:
-        for page in paginator.paginate(Bucket=bucket.id):
-            for item in page.get("Contents", []):
-                modified[(bucket.id, item["Key"])] = item["LastModified"]
+    modified = _last_modified(s3_client)
 
     with conn.transaction():
         with conn.cursor() as cur:
