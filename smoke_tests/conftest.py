@@ -10,6 +10,7 @@ drill fixtures fail it with the drill's error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
 from pytest_supabase_restore.manifest import identity_label
 from pytest_supabase_restore.results import DrillState
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
     AUTH_TABLES,
     EXPOSED_SCHEMAS,
@@ -34,6 +35,7 @@ from smoke_tests import (
 )
 
 _FACTS_KEY = pytest.StashKey[Facts | str]()
+_HERE = Path(__file__).parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,6 +281,8 @@ def _param(name: str, value: str, facts: Facts, unloadable: Unloadable) -> Any:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize each smoke test from the backup: one case per object, named after it."""
+    if metafunc.definition.path.parent != _HERE:
+        return  # registered for the whole run (builtin_tests.py): only the smoke tests here
     if "api_role" in metafunc.fixturenames:
         metafunc.parametrize("api_role", list(API_ROLES))
     wanted = [name for name in _PARAMS if name in metafunc.fixturenames]

@@ -22,7 +22,14 @@ from pytest_supabase_restore import fingerprint
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.errors import DrillError
 from pytest_supabase_restore.manifest import identity_label
-from smoke_tests import Facts, Unloadable, describe_error, resolve_relation, shorten, table_ref
+from pytest_supabase_restore.smoke_tests._support import (
+    Facts,
+    Unloadable,
+    describe_error,
+    resolve_relation,
+    shorten,
+    table_ref,
+)
 
 pytestmark = pytest.mark.supabase_category("authentication")
 

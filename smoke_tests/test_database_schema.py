@@ -15,7 +15,14 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import fingerprint
-from smoke_tests import TABLE_SCOPED_KINDS, Facts, Unloadable, object_key, owner_table, shorten
+from pytest_supabase_restore.smoke_tests._support import (
+    TABLE_SCOPED_KINDS,
+    Facts,
+    Unloadable,
+    object_key,
+    owner_table,
+    shorten,
+)
 
 pytestmark = pytest.mark.supabase_category("database_schema")
 

@@ -44,8 +44,7 @@ from pytest_supabase_restore.export import export
 from pytest_supabase_restore.fixtures import StagingStorage
 from pytest_supabase_restore.manifest import read_manifest
 from pytest_supabase_restore.s3server import S3Endpoint
-from pytest_supabase_restore.storage import make_client
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     DefinitionError,
     Facts,
     check_expression,
@@ -57,6 +56,7 @@ from smoke_tests import (
     parse_foreign_key,
     relation_grants,
 )
+from pytest_supabase_restore.storage import make_client
 
 MARKER = "FAULT-MARKER-3f9c"  # written into rows by the faults: must never be echoed
 
