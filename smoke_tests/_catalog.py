@@ -89,14 +89,8 @@ def _type_info(conn: Conn, type_oid: int, typmod: int) -> tuple[str, str, str, l
     raise CannotBuild(f"type {type_oid}: domains nested too deep")
 
 
-def load_table(conn: Conn, oid: int) -> TableInfo:
-    """Everything the row builder needs to know about one table, from the catalog."""
-    rel_row = conn.execute(
-        "SELECT %s::oid::pg_catalog.regclass::text, relkind::text FROM pg_catalog.pg_class"
-        " WHERE oid = %s",
-        (oid, oid),
-    ).fetchone()
-    assert rel_row is not None
+def _columns(conn: Conn, oid: int) -> tuple[dict[str, Column], dict[int, str]]:
+    """The table's columns by name, and their names by attribute number."""
     columns: dict[str, Column] = {}
     attnames: dict[int, str] = {}
     for (
@@ -138,6 +132,10 @@ def load_table(conn: Conn, oid: int) -> TableInfo:
             labels=labels,
             length=length,
         )
+    return columns, attnames
+
+
+def _foreign_keys(conn: Conn, oid: int, attnames: dict[int, str]) -> list[ForeignKeyInfo]:
     fks: list[ForeignKeyInfo] = []
     for name, conkey, parent_oid, parent_rel, parent_cols in conn.execute(
         """
@@ -163,6 +161,13 @@ def load_table(conn: Conn, oid: int) -> TableInfo:
                 parent_columns=list(parent_cols),
             )
         )
+    return fks
+
+
+def _unique_sets(
+    conn: Conn, oid: int, columns: dict[str, Column], attnames: dict[int, str]
+) -> dict[str, list[str]]:
+    """Per unique index, the columns it covers."""
     unique_sets: dict[str, list[str]] = {}
     for index_name, indkey, exprs in conn.execute(
         """
@@ -177,22 +182,34 @@ def load_table(conn: Conn, oid: int) -> TableInfo:
         # Columns used inside an expression key (lower(email)) count as unique too.
         cols += [c for c in columns if exprs and c in exprs and c not in cols]
         unique_sets[str(index_name)] = cols
-    partition_key: list[str] = []
-    if rel_row[1] == "p":
-        row = conn.execute(
-            "SELECT partattrs::int2[] FROM pg_catalog.pg_partitioned_table WHERE partrelid = %s",
-            (oid,),
-        ).fetchone()
-        if row is not None:
-            partition_key = [attnames[int(n)] for n in row[0] if int(n) in attnames]
+    return unique_sets
+
+
+def _partition_key(conn: Conn, oid: int, attnames: dict[int, str]) -> list[str]:
+    row = conn.execute(
+        "SELECT partattrs::int2[] FROM pg_catalog.pg_partitioned_table WHERE partrelid = %s",
+        (oid,),
+    ).fetchone()
+    return [] if row is None else [attnames[int(n)] for n in row[0] if int(n) in attnames]
+
+
+def load_table(conn: Conn, oid: int) -> TableInfo:
+    """Everything the row builder needs to know about one table, from the catalog."""
+    rel_row = conn.execute(
+        "SELECT %s::oid::pg_catalog.regclass::text, relkind::text FROM pg_catalog.pg_class"
+        " WHERE oid = %s",
+        (oid, oid),
+    ).fetchone()
+    assert rel_row is not None
+    columns, attnames = _columns(conn, oid)
     return TableInfo(
         oid=oid,
         rel=str(rel_row[0]),
         kind=str(rel_row[1]),
         columns=columns,
-        fks=fks,
-        unique_sets=unique_sets,
-        partition_key=partition_key,
+        fks=_foreign_keys(conn, oid, attnames),
+        unique_sets=_unique_sets(conn, oid, columns, attnames),
+        partition_key=_partition_key(conn, oid, attnames) if rel_row[1] == "p" else [],
     )
 
 
