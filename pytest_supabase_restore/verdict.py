@@ -471,17 +471,15 @@ def build_verdict(
     deselected = set(not_selected)
     left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
     vacant = state.not_applicable if state is not None else {}
-    restore_errors = group_restore_errors(
-        state.restore_issues if state is not None else [], redactor
-    )
+    restore_errors = group_restore_errors(state.restore_issues if state else [], redactor)
 
+    rto, budget = _rto(state, settings)
     reasons = _drill_reasons(state, redactor, restore_errors)
     if interrupted:
         reasons.append("the run was interrupted before the drill finished")
     reasons += _test_reasons(tally, state, dry_run)
     if not dry_run and tally.ran:
         reasons += _category_reasons(categories, left_out, vacant)
-    rto, budget = _rto(state, settings)
     if rto is not None and budget is not None and rto > budget:
         reasons.append(f"RTO {rto:.1f} s exceeded the budget of {budget:.1f} s")
     missed = _self_test_reason(state)
@@ -492,7 +490,6 @@ def build_verdict(
     reason = "; ".join(reasons) if reasons else passed
 
     self_test = state.extra.get("self_test") if state is not None else None
-    failures = tally.failures
     return Verdict(
         status=status,
         reason=redactor.line(reason, 500),
@@ -501,8 +498,8 @@ def build_verdict(
         categories={
             n: categories[n] for n in [*CATEGORIES, *sorted(set(categories) - set(CATEGORIES))]
         },
-        failures=failures[:FAILURES_LIMIT],
-        failures_omitted=max(0, len(failures) - FAILURES_LIMIT),
+        failures=tally.failures[:FAILURES_LIMIT],
+        failures_omitted=max(0, len(tally.failures) - FAILURES_LIMIT),
         rto_seconds=rto,
         rto_budget_seconds=budget,
         phases=state.phase_seconds() if state is not None else {},
