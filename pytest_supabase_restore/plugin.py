@@ -128,9 +128,9 @@ def _register(config: pytest.Config, plugin: object, name: str) -> None:
 def _add_builtin_tests(config: pytest.Config) -> None:
     """Collect the built-in smoke tests: instead of the default test paths, or beside
     explicitly given paths (so ``pytest --supabase-restore`` alone runs the drill)."""
-    import smoke_tests
+    from .builtin_tests import add_builtin_tests
 
-    builtin = str(Path(next(iter(smoke_tests.__path__))))
+    builtin = str(add_builtin_tests(config))
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     args = list(config.args) if explicit else []
     if builtin not in args:

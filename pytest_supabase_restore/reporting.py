@@ -428,63 +428,26 @@ class ReportingPlugin:
             return
         red = not verdict.passed
         tr.write_sep("=", f"supabase restore drill: {verdict.status}", red=red, green=not red)
-
-        def write(line: str) -> None:
-            tr.write_line(self.redactor.redact(line))
-
         tr.write_line(
             self.redactor.redact(f"{verdict.status}: {verdict.reason}"),
             red=red,
             green=not red,
             bold=True,
         )
-        write(f"  {'category':<20} {'result':<8} passed failed skipped errors")
-        for name, c in verdict.categories.items():
-            status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
-            write(
-                f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
-                f"{c.skipped + c.xfail:>7} {c.errors:>6}"
-            )
-        rto = f"RTO {format_seconds(verdict.rto_seconds)}"
-        if verdict.rto_budget_seconds is not None:
-            rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
-        if verdict.phases:
-            rto += "; " + ", ".join(f"{k} {format_seconds(v)}" for k, v in verdict.phases.items())
-        write(f"  {rto}")
-        write(f"  RPO {rpo_line(verdict)}")
-        write(f"  backup: {backup_line(verdict)}")
-        write(f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}")
-        write(f"  scope: {scope_line(verdict)}")
-        if verdict.restore_errors:
-            from .restore_report import heading, text_lines
-
-            write(f"  {heading(verdict.restore_errors)} (every statement: the JSON summary):")
-            for line in text_lines(verdict.restore_errors):
-                write(f"    {line}")
-        if verdict.failures:
-            write("  failures:")
-            for failure in verdict.failures[:20]:
-                write(f"    {failure.test} ({failure.category}): {failure.message}")
-            hidden = len(verdict.failures) + verdict.failures_omitted - 20
-            if hidden > 0:
-                write(f"    ... and {hidden} more (see the JSON summary)")
-        if verdict.not_tested or verdict.not_restorable:
-            write("  not tested:")
-            for item in verdict.not_tested:
-                write(f"    - {item}")
-            for item in verdict.not_restorable:
-                write(f"    - not restorable here: {item}")
-        if verdict.side_effects_off:
-            write("  switched off in staging (it must never call out):")
-            for item in verdict.side_effects_off:
-                write(f"    - {item}")
-        for name, what in self.notifications.items():
-            if what != "FAILED":
-                write(f"  {name}: {what}")
-        for note in self.notes:
-            write(f"  {note}")
+        lines = [
+            *_category_table(verdict),
+            *_measures(verdict),
+            *_what_went_wrong(verdict),
+            *_what_was_left_out(verdict),
+        ]
+        lines += [
+            f"  {name}: {what}" for name, what in self.notifications.items() if what != "FAILED"
+        ]
+        lines += [f"  {note}" for note in self.notes]
         if verdict.run_url:
-            write(f"  run: {verdict.run_url}")
+            lines.append(f"  run: {verdict.run_url}")
+        for line in lines:
+            tr.write_line(self.redactor.redact(line))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(
@@ -500,3 +463,62 @@ class ReportingPlugin:
         except Exception as exc:
             self._problem("could not add the drill summary to the HTML report", exc)
             self._fix_exitstatus()
+
+
+# -- the terminal summary's sections (each line redacted by the caller) -----------------------
+def _category_table(verdict: Verdict) -> list[str]:
+    lines = [f"  {'category':<20} {'result':<8} passed failed skipped errors"]
+    for name, c in verdict.categories.items():
+        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        lines.append(
+            f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
+            f"{c.skipped + c.xfail:>7} {c.errors:>6}"
+        )
+    return lines
+
+
+def _measures(verdict: Verdict) -> list[str]:
+    """RTO (with its budget and phases), RPO, the backup, staging and the scope."""
+    rto = f"RTO {format_seconds(verdict.rto_seconds)}"
+    if verdict.rto_budget_seconds is not None:
+        rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
+    if verdict.phases:
+        rto += "; " + ", ".join(f"{k} {format_seconds(v)}" for k, v in verdict.phases.items())
+    return [
+        f"  {rto}",
+        f"  RPO {rpo_line(verdict)}",
+        f"  backup: {backup_line(verdict)}",
+        f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}",
+        f"  scope: {scope_line(verdict)}",
+    ]
+
+
+def _what_went_wrong(verdict: Verdict) -> list[str]:
+    """Restore errors by cause, then the first 20 failures."""
+    lines: list[str] = []
+    if verdict.restore_errors:
+        from .restore_report import heading, text_lines
+
+        lines.append(f"  {heading(verdict.restore_errors)} (every statement: the JSON summary):")
+        lines += [f"    {line}" for line in text_lines(verdict.restore_errors)]
+    if verdict.failures:
+        lines.append("  failures:")
+        for failure in verdict.failures[:20]:
+            lines.append(f"    {failure.test} ({failure.category}): {failure.message}")
+        hidden = len(verdict.failures) + verdict.failures_omitted - 20
+        if hidden > 0:
+            lines.append(f"    ... and {hidden} more (see the JSON summary)")
+    return lines
+
+
+def _what_was_left_out(verdict: Verdict) -> list[str]:
+    """What was not tested or not restorable, and what staging switched off."""
+    lines: list[str] = []
+    if verdict.not_tested or verdict.not_restorable:
+        lines.append("  not tested:")
+        lines += [f"    - {item}" for item in verdict.not_tested]
+        lines += [f"    - not restorable here: {item}" for item in verdict.not_restorable]
+    if verdict.side_effects_off:
+        lines.append("  switched off in staging (it must never call out):")
+        lines += [f"    - {item}" for item in verdict.side_effects_off]
+    return lines

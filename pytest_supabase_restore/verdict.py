@@ -236,6 +236,213 @@ def _dedupe(items: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+@dataclass
+class _Tally:
+    """The drill tests' outcomes, counted per category, with their failures (redacted)."""
+
+    categories: dict[str, CategoryCounts]
+    failures: list[Failure] = field(default_factory=list)
+    skipped_reasons: list[str] = field(default_factory=list)
+    collection_errors: int = 0
+    tests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+
+    @property
+    def ran(self) -> int:
+        return self.tests["passed"] + self.tests["failed"] + self.tests["error"]
+
+    def add(self, item: CheckOutcome, redactor: Redactor) -> None:
+        msgs = [redactor.line(m) for m in item.failures] or ["failed"]
+        # A test id can carry a parametrized value (a URL, a key): never in a report.
+        test = redactor.redact(item.nodeid)
+        if item.category == COLLECTION_CATEGORY:
+            self.collection_errors += 1
+            self.failures.extend(Failure(test, item.category, m) for m in msgs)
+            return
+        counts = self.categories.setdefault(item.category, CategoryCounts())
+        self.tests[item.outcome] = self.tests.get(item.outcome, 0) + 1
+        reason = redactor.line(item.skip_reason) if item.skip_reason else ""
+        if item.outcome == "passed":
+            counts.passed += 1
+        elif item.outcome in ("failed", "error"):
+            if item.outcome == "failed":
+                counts.failed += 1
+            else:
+                counts.errors += 1
+            self.failures.extend(Failure(test, item.category, m) for m in msgs)
+        elif item.outcome == "skipped":
+            counts.skipped += 1
+            self.skipped_reasons.append(f"{item.category}: {reason or 'skipped without a reason'}")
+        elif item.outcome in ("xfailed", "xpassed"):
+            counts.xfail += 1
+            what = "expected failure" if item.outcome == "xfailed" else "unexpectedly passing"
+            self.skipped_reasons.append(
+                f"{item.category}: {what}" + (f" ({reason})" if reason else "")
+            )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _drill_reasons(
+    state: DrillState | None, redactor: Redactor, restore_errors: list[RestoreErrorGroup]
+) -> list[str]:
+    """What went wrong in the drill itself: its error, the backup's integrity, the restore."""
+    reasons: list[str] = []
+    if state is None:
+        reasons.append("the drill did not run (no drill state)")
+    elif state.error:
+        phase = f" in {state.error_phase}" if state.error_phase else ""
+        reasons.append(f"the drill failed{phase}: {redactor.line(state.error)}")
+    if state is not None and state.integrity_problems:
+        n = len(state.integrity_problems)
+        first = redactor.line(state.integrity_problems[0])
+        reasons.append(f"backup integrity check found {_plural(n, 'problem')}: {first}")
+    # The drill's own error already is this summary when nothing else went wrong first.
+    summarised = state is not None and (state.error or "").startswith(RESTORE_ERRORS_PREFIX)
+    if restore_errors and not summarised:
+        n, k = sum(g.count for g in restore_errors), len(restore_errors)
+        reasons.append(
+            f"restore reported {_plural(n, 'unexpected error')}"
+            + (f" of {k} causes" if k > 1 else "")
+            + f": {causes_line(restore_errors)}"
+        )
+    return reasons
+
+
+def _test_reasons(tally: _Tally, state: DrillState | None, dry_run: bool) -> list[str]:
+    """What went wrong in the tests: collection errors, none run, failures and errors."""
+    reasons: list[str] = []
+    if tally.collection_errors:
+        reasons.append(_plural(tally.collection_errors, "collection error"))
+    if not dry_run and tally.ran == 0 and state is not None and not state.error:
+        reasons.append("no smoke tests ran")
+    if tally.tests["failed"]:
+        reasons.append(f"{_plural(tally.tests['failed'], 'test')} failed")
+    if tally.tests["error"]:
+        reasons.append(f"{_plural(tally.tests['error'], 'test')} errored")
+    return reasons
+
+
+def _vacant(counts: CategoryCounts) -> bool:
+    """Every test of the category was skipped (or xfailed), none failed."""
+    return counts.failed + counts.errors == 0 and counts.skipped + counts.xfail == counts.total
+
+
+def _category_reasons(
+    categories: Mapping[str, CategoryCounts], left_out: list[str], vacant: Mapping[str, str]
+) -> list[str]:
+    """The categories that needed a passing test and had none."""
+    reasons: list[str] = []
+    if len(left_out) == len(CATEGORIES):
+        reasons.append(f"none of the {len(CATEGORIES)} categories was selected")
+    # A category with nothing to prove for this backup (a CLI dump has no manifest to
+    # compare the schema and rows with, and no Storage objects) needs no passing test
+    # when none of its tests ran: it is listed under not tested with the reason.
+    for name in CATEGORIES:
+        c = categories[name]
+        if c.passed or name in left_out or (name in vacant and _vacant(c)):
+            continue
+        if c.total == 0:
+            why = "no tests"
+        elif c.skipped + c.xfail == c.total:
+            why = f"all {c.total} skipped"
+        else:
+            why = "none passed"
+        reasons.append(f"category {name} did not run ({why})")
+    return reasons
+
+
+def _rto(state: DrillState | None, settings: Config) -> tuple[float | None, float | None]:
+    """The measured RTO and the budget it is held to (the drill's, else the setting)."""
+    rto = state.rto_seconds if state is not None else None
+    budget = state.rto_budget_seconds if state and state.rto_budget_seconds else None
+    return rto, budget if budget is not None else settings.rto_budget
+
+
+def _self_test_reason(state: DrillState | None) -> str | None:
+    results = state.extra.get("self_test") if state is not None else None
+    missed = [
+        f"{r.get('fault')} ({r.get('category')})"
+        for r in (results if isinstance(results, list) else [])
+        if isinstance(r, dict) and not r.get("caught")
+    ]
+    if not missed:
+        return None
+    return f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}"
+
+
+def _pass_reason(
+    categories: Mapping[str, CategoryCounts],
+    dry_run: bool,
+    left_out: list[str],
+    vacant: Mapping[str, str],
+) -> str:
+    """The one-line reason of a PASS: what was proven, and what was not part of it."""
+    checks = sum(c.passed for c in categories.values())
+    total = len(CATEGORIES)
+    if dry_run:
+        return "dry run: configuration and connectivity checked"
+    if left_out:
+        return (
+            f"quick check: {checks} checks passed in {total - len(left_out)} of "
+            f"{total} categories; not a full proof of the backup"
+        )
+    vacant_now = [n for n in CATEGORIES if categories[n].passed == 0 and n in vacant]
+    if vacant_now:
+        return (
+            f"restored and verified: {checks} checks passed in "
+            f"{total - len(vacant_now)} of {total} categories; "
+            f"nothing to check in {', '.join(vacant_now)} for this backup "
+            "(see not tested)"
+        )
+    return f"restored and verified: {checks} checks passed in all {total} categories"
+
+
+def _not_tested(
+    state: DrillState | None,
+    redactor: Redactor,
+    tally: _Tally,
+    left_out: list[str],
+    dry_run: bool,
+) -> list[str]:
+    not_tested = _dedupe(
+        [f"{name}: not selected in this run (quick check)" for name in left_out]
+        + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
+        + tally.skipped_reasons
+    )
+    if dry_run:
+        not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
+    return not_tested
+
+
+def _rpo(state: DrillState | None, now: datetime) -> dict[str, Any]:
+    snapshot = state.snapshot_time if state is not None else None
+    snapshot_at = _parse_time(snapshot)
+    return {
+        "snapshot_time": snapshot,
+        "age_seconds": round((now - snapshot_at).total_seconds(), 1) if snapshot_at else None,
+    }
+
+
+def _side_effects_off(state: DrillState | None, redactor: Redactor) -> list[str]:
+    return [
+        redactor.line(str(t), 500)
+        for t in (state.extra.get("neutralised") or [] if state else [])
+        if not str(t).split(": ", 1)[-1].startswith("0 ")
+    ]
+
+
+def _versions(state: DrillState | None) -> dict[str, str | None]:
+    return {
+        "server": state.server_version if state else None,
+        "staging_server": state.staging_server_version if state else None,
+        "tools": state.tool_version if state else None,
+        "plugin": __version__,
+        "python": platform.python_version(),
+    }
+
+
 def build_verdict(
     outcomes: Iterable[CheckOutcome],
     state: DrillState | None,
@@ -256,195 +463,60 @@ def build_verdict(
     redactor = Redactor(settings.secrets())
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
     dry_run = settings.dry_run or (state is not None and state.mode == "dry-run")
-
-    categories: dict[str, CategoryCounts] = {name: CategoryCounts() for name in CATEGORIES}
-    failures: list[Failure] = []
-    skipped_reasons: list[str] = []
-    collection_errors = 0
-    tests = dict.fromkeys(OUTCOMES, 0)
+    tally = _Tally({name: CategoryCounts() for name in CATEGORIES})
     for item in outcomes:
-        msgs = [redactor.line(m) for m in item.failures] or ["failed"]
-        # A test id can carry a parametrized value (a URL, a key): never in a report.
-        test = redactor.redact(item.nodeid)
-        if item.category == COLLECTION_CATEGORY:
-            collection_errors += 1
-            failures.extend(Failure(test, item.category, m) for m in msgs)
-            continue
-        counts = categories.setdefault(item.category, CategoryCounts())
-        tests[item.outcome] = tests.get(item.outcome, 0) + 1
-        reason = redactor.line(item.skip_reason) if item.skip_reason else ""
-        if item.outcome == "passed":
-            counts.passed += 1
-        elif item.outcome in ("failed", "error"):
-            if item.outcome == "failed":
-                counts.failed += 1
-            else:
-                counts.errors += 1
-            failures.extend(Failure(test, item.category, m) for m in msgs)
-        elif item.outcome == "skipped":
-            counts.skipped += 1
-            skipped_reasons.append(f"{item.category}: {reason or 'skipped without a reason'}")
-        elif item.outcome in ("xfailed", "xpassed"):
-            counts.xfail += 1
-            what = "expected failure" if item.outcome == "xfailed" else "unexpectedly passing"
-            skipped_reasons.append(f"{item.category}: {what}" + (f" ({reason})" if reason else ""))
-
-    reasons: list[str] = []
-    if state is None:
-        reasons.append("the drill did not run (no drill state)")
-    elif state.error:
-        phase = f" in {state.error_phase}" if state.error_phase else ""
-        reasons.append(f"the drill failed{phase}: {redactor.line(state.error)}")
-    if state is not None and state.integrity_problems:
-        n = len(state.integrity_problems)
-        first = redactor.line(state.integrity_problems[0])
-        reasons.append(f"backup integrity check found {n} problem{'s' * (n != 1)}: {first}")
-    restore_errors = group_restore_errors(
-        state.restore_issues if state is not None else [], redactor
-    )
-    # The drill's own error already is this summary when nothing else went wrong first.
-    summarised = state is not None and (state.error or "").startswith(RESTORE_ERRORS_PREFIX)
-    if restore_errors and not summarised:
-        n, k = sum(g.count for g in restore_errors), len(restore_errors)
-        reasons.append(
-            f"restore reported {n} unexpected error{'s' * (n != 1)}"
-            + (f" of {k} causes" if k > 1 else "")
-            + f": {causes_line(restore_errors)}"
-        )
-    if interrupted:
-        reasons.append("the run was interrupted before the drill finished")
-    if collection_errors:
-        n = collection_errors
-        reasons.append(f"{n} collection error{'s' * (n != 1)}")
-    ran = tests["passed"] + tests["failed"] + tests["error"]
-    if not dry_run and ran == 0 and state is not None and not state.error:
-        reasons.append("no smoke tests ran")
-    n_failed, n_errors = tests["failed"], tests["error"]
-    if n_failed:
-        reasons.append(f"{n_failed} test{'s' * (n_failed != 1)} failed")
-    if n_errors:
-        reasons.append(f"{n_errors} test{'s' * (n_errors != 1)} errored")
+        tally.add(item, redactor)
+    categories = tally.categories
     # A category that ran anything was selected, whatever the caller says.
     deselected = set(not_selected)
     left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
     vacant = state.not_applicable if state is not None else {}
-    if not dry_run and ran:
-        if len(left_out) == len(CATEGORIES):
-            reasons.append(f"none of the {len(CATEGORIES)} categories was selected")
-        # A category with nothing to prove for this backup (a CLI dump has no manifest to
-        # compare the schema and rows with, and no Storage objects) needs no passing test
-        # when none of its tests ran: it is listed under not tested with the reason.
-        missing = [
-            n
-            for n in CATEGORIES
-            if categories[n].passed == 0
-            and n not in left_out
-            and not (
-                n in vacant
-                and categories[n].failed + categories[n].errors == 0
-                and categories[n].skipped + categories[n].xfail == categories[n].total
-            )
-        ]
-        for name in missing:
-            c = categories[name]
-            if c.total == 0:
-                why = "no tests"
-            elif c.skipped + c.xfail == c.total:
-                why = f"all {c.total} skipped"
-            else:
-                why = "none passed"
-            reasons.append(f"category {name} did not run ({why})")
-    rto = state.rto_seconds if state is not None else None
-    budget = state.rto_budget_seconds if state and state.rto_budget_seconds else None
-    budget = budget if budget is not None else settings.rto_budget
+    restore_errors = group_restore_errors(state.restore_issues if state else [], redactor)
+
+    rto, budget = _rto(state, settings)
+    reasons = _drill_reasons(state, redactor, restore_errors)
+    if interrupted:
+        reasons.append("the run was interrupted before the drill finished")
+    reasons += _test_reasons(tally, state, dry_run)
+    if not dry_run and tally.ran:
+        reasons += _category_reasons(categories, left_out, vacant)
     if rto is not None and budget is not None and rto > budget:
         reasons.append(f"RTO {rto:.1f} s exceeded the budget of {budget:.1f} s")
-
-    snapshot = state.snapshot_time if state is not None else None
-    snapshot_at = _parse_time(snapshot)
-    rpo = {
-        "snapshot_time": snapshot,
-        "age_seconds": round((now - snapshot_at).total_seconds(), 1) if snapshot_at else None,
-    }
-    not_tested = _dedupe(
-        [f"{name}: not selected in this run (quick check)" for name in left_out]
-        + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
-        + skipped_reasons
-    )
-    if dry_run:
-        not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
-
-    results = state.extra.get("self_test") if state is not None else None
-    missed = [
-        f"{r.get('fault')} ({r.get('category')})"
-        for r in (results if isinstance(results, list) else [])
-        if isinstance(r, dict) and not r.get("caught")
-    ]
+    missed = _self_test_reason(state)
     if missed:
-        reasons.append(f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}")
+        reasons.append(missed)
     status = "FAIL" if reasons else "PASS"
-    if status == "PASS":
-        checks = sum(c.passed for c in categories.values())
-        if dry_run:
-            reason = "dry run: configuration and connectivity checked"
-        elif left_out:
-            reason = (
-                f"quick check: {checks} checks passed in {len(CATEGORIES) - len(left_out)} of "
-                f"{len(CATEGORIES)} categories; not a full proof of the backup"
-            )
-        else:
-            vacant_now = [n for n in CATEGORIES if categories[n].passed == 0 and n in vacant]
-            if vacant_now:
-                reason = (
-                    f"restored and verified: {checks} checks passed in "
-                    f"{len(CATEGORIES) - len(vacant_now)} of {len(CATEGORIES)} categories; "
-                    f"nothing to check in {', '.join(vacant_now)} for this backup "
-                    "(see not tested)"
-                )
-            else:
-                reason = (
-                    f"restored and verified: {checks} checks passed in all "
-                    f"{len(CATEGORIES)} categories"
-                )
-    else:
-        reason = "; ".join(reasons)
+    passed = _pass_reason(categories, dry_run, left_out, vacant)
+    reason = "; ".join(reasons) if reasons else passed
+
     self_test = state.extra.get("self_test") if state is not None else None
-    ordered = {name: categories[name] for name in CATEGORIES}
-    ordered.update({k: v for k, v in sorted(categories.items()) if k not in ordered})
     return Verdict(
         status=status,
         reason=redactor.line(reason, 500),
         reasons=reasons,
-        categories=ordered,
-        failures=failures[:FAILURES_LIMIT],
-        failures_omitted=max(0, len(failures) - FAILURES_LIMIT),
+        # The eight categories in their order, then the custom ones by name.
+        categories={
+            n: categories[n] for n in [*CATEGORIES, *sorted(set(categories) - set(CATEGORIES))]
+        },
+        failures=tally.failures[:FAILURES_LIMIT],
+        failures_omitted=max(0, len(tally.failures) - FAILURES_LIMIT),
         rto_seconds=rto,
         rto_budget_seconds=budget,
         phases=state.phase_seconds() if state is not None else {},
         backup=_backup_sizes(state),
-        rpo=rpo,
+        rpo=_rpo(state, now),
         staging=state.staging_kind if state is not None else None,
         staging_label=_label(redactor, state.staging_label if state else None),
         source=_label(redactor, state.source_label if state else None),
         mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
         dry_run=dry_run,
-        not_tested=not_tested,
+        not_tested=_not_tested(state, redactor, tally, left_out, dry_run),
         not_restorable=[redactor.line(t, 500) for t in state.not_restorable] if state else [],
-        side_effects_off=[
-            redactor.line(str(t), 500)
-            for t in (state.extra.get("neutralised") or [] if state else [])
-            if not str(t).split(": ", 1)[-1].startswith("0 ")
-        ],
-        versions={
-            "server": state.server_version if state else None,
-            "staging_server": state.staging_server_version if state else None,
-            "tools": state.tool_version if state else None,
-            "plugin": __version__,
-            "python": platform.python_version(),
-        },
+        side_effects_off=_side_effects_off(state, redactor),
+        versions=_versions(state),
         run_url=run_url(env),
         generated_at=now.isoformat(timespec="seconds"),
-        tests=tests,
+        tests=tally.tests,
         self_test=redactor.redact_obj(self_test) if self_test is not None else None,
         project=settings.github_repository,
         scope=QUICK if left_out else FULL,

@@ -10,6 +10,7 @@ drill fixtures fail it with the drill's error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, schema_inve
 from pytest_supabase_restore.proof.postgrest import ANON
 from pytest_supabase_restore.proof.scope import pin_session
 from pytest_supabase_restore.results import DrillState
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
     AUTH_TABLES,
     EXPOSED_SCHEMAS,
@@ -37,6 +38,7 @@ from smoke_tests import (
 )
 
 _FACTS_KEY = pytest.StashKey[Facts | str]()
+_HERE = Path(__file__).parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +284,8 @@ def _param(name: str, value: str, facts: Facts, unloadable: Unloadable) -> Any:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize each smoke test from the backup: one case per object, named after it."""
+    if metafunc.definition.path.parent != _HERE:
+        return  # registered for the whole run (builtin_tests.py): only the smoke tests here
     if "api_role" in metafunc.fixturenames:
         metafunc.parametrize("api_role", list(API_ROLES))
     wanted = [name for name in _PARAMS if name in metafunc.fixturenames]

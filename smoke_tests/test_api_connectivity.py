@@ -19,7 +19,7 @@ from psycopg import sql
 
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.results import DrillState
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
     EXPOSED_SCHEMAS,
     Facts,

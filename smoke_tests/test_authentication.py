@@ -24,7 +24,14 @@ from pytest_supabase_restore.manifest import identity_label
 from pytest_supabase_restore.proof.fingerprint import compare_table
 from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED, RlsSession
 from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility
-from smoke_tests import Facts, Unloadable, describe_error, resolve_relation, shorten, table_ref
+from pytest_supabase_restore.smoke_tests._support import (
+    Facts,
+    Unloadable,
+    describe_error,
+    resolve_relation,
+    shorten,
+    table_ref,
+)
 
 pytestmark = pytest.mark.supabase_category("authentication")
 

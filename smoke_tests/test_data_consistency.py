@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     DefinitionError,
     Facts,
     RunAsSuperuser,

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_supabase_restore.proof.fingerprint import compare_table
 from pytest_supabase_restore.results import DrillState
-from smoke_tests import Facts, resolve_relation, table_ref
+from pytest_supabase_restore.smoke_tests._support import Facts, resolve_relation, table_ref
 
 pytestmark = pytest.mark.supabase_category("data_integrity")
 

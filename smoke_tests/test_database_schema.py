@@ -16,7 +16,14 @@ import pytest
 
 from pytest_supabase_restore.proof.inventory import InventoryDiff, diff_inventory
 from pytest_supabase_restore.proof.scope import schemas_in_scope
-from smoke_tests import TABLE_SCOPED_KINDS, Facts, Unloadable, object_key, owner_table, shorten
+from pytest_supabase_restore.smoke_tests._support import (
+    TABLE_SCOPED_KINDS,
+    Facts,
+    Unloadable,
+    object_key,
+    owner_table,
+    shorten,
+)
 
 pytestmark = pytest.mark.supabase_category("database_schema")
 

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.results import DrillState
-from smoke_tests import Facts, resolve_relation
+from pytest_supabase_restore.smoke_tests._support import Facts, resolve_relation
 
 pytestmark = pytest.mark.supabase_category("performance")
 
@@ -107,6 +107,83 @@ def _scans(conn: psycopg.Connection[Any], query: sql.Composable, relations: set[
     ]
 
 
+def _lookup(
+    conn: psycopg.Connection[Any], table: str, oid: int, rel: str, pk: list[str]
+) -> sql.Composed:
+    """``SELECT *`` of one existing row of the table by its primary key (never shown)."""
+    cols = [sql.Identifier(c) for c in pk]
+    types = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)"
+            " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS k(name, ord)"
+            " JOIN pg_catalog.pg_attribute a ON a.attrelid = %s AND a.attname = k.name"
+            " ORDER BY k.ord",
+            (pk, oid),
+        )
+    ]
+    if len(types) != len(pk):
+        pytest.fail(f"{table}: primary-key column(s) missing: {', '.join(pk)}", pytrace=False)
+    # The key of some row (never shown): the lookup must find exactly that row.
+    key_row = conn.execute(
+        sql.SQL("SELECT ARRAY[{}]::text[] FROM {} LIMIT 1").format(
+            sql.SQL(", ").join(sql.SQL("{}::text").format(c) for c in cols), sql.SQL(rel)
+        )
+    ).fetchone()
+    if key_row is None:
+        pytest.skip(
+            f"not tested: {table} is empty in the restored copy (data_integrity reports it)"
+        )
+    # Literals, not parameters: EXPLAIN cannot take bind parameters, and the planner should
+    # see the same constant an application's query would carry.
+    return sql.SQL("SELECT * FROM {t} WHERE {cond}").format(
+        t=sql.SQL(rel),
+        cond=sql.SQL(" AND ").join(
+            sql.SQL("{} = {}::{}").format(c, sql.Literal(v), sql.SQL(ty))
+            for c, v, ty in zip(cols, key_row[0], types, strict=True)
+        ),
+    )
+
+
+def _index_plan(conn: psycopg.Connection[Any], table: str, oid: int, lookup: sql.Composed) -> str:
+    """How the lookup is planned; fails when no index can serve it (on a table big enough
+    for the planner to want one)."""
+    names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
+            " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
+            {"oid": oid},
+        )
+    }
+    scans = _scans(conn, lookup, names)
+    if _INDEX_NODES & set(scans):
+        return "planner's choice"
+    pages_row = conn.execute(
+        "SELECT coalesce(sum(c.relpages), 0) FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
+        " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
+        {"oid": oid},
+    ).fetchone()
+    pages = int(pages_row[0]) if pages_row else 0
+    if pages >= SMALL_TABLE_PAGES:
+        pytest.fail(
+            f"{table}: a primary-key lookup does not use an index "
+            f"({', '.join(scans) or 'no scan node'} over {pages} pages): the index or the "
+            "statistics did not survive the restore",
+            pytrace=False,
+        )
+    with conn.transaction(force_rollback=True):
+        conn.execute("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)")
+        scans = _scans(conn, lookup, names)
+    if not _INDEX_NODES & set(scans):
+        pytest.fail(
+            f"{table}: no index can serve a primary-key lookup ({', '.join(scans)}"
+            ", even with sequential scans disabled)",
+            pytrace=False,
+        )
+    return f"index usable; a {pages}-page table is scanned sequentially by choice"
+
+
 def test_primary_key_lookup(
     lookup_table: str,
     facts: Facts,
@@ -120,75 +197,8 @@ def test_primary_key_lookup(
     if found is None:
         pytest.fail(f"{lookup_table}: missing from the restored copy", pytrace=False)
     oid, rel, _kind, _schema = found
-    pk: list[str] = list(entry["pk"])
-    cols = [sql.Identifier(c) for c in pk]
-    types = [
-        str(r[0])
-        for r in pinned_db.execute(
-            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)"
-            " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS k(name, ord)"
-            " JOIN pg_catalog.pg_attribute a ON a.attrelid = %s AND a.attname = k.name"
-            " ORDER BY k.ord",
-            (pk, oid),
-        )
-    ]
-    if len(types) != len(pk):
-        pytest.fail(
-            f"{lookup_table}: primary-key column(s) missing: {', '.join(pk)}", pytrace=False
-        )
-    # The key of some row (never shown): the lookup must find exactly that row.
-    key_row = pinned_db.execute(
-        sql.SQL("SELECT ARRAY[{}]::text[] FROM {} LIMIT 1").format(
-            sql.SQL(", ").join(sql.SQL("{}::text").format(c) for c in cols), sql.SQL(rel)
-        )
-    ).fetchone()
-    if key_row is None:
-        pytest.skip(
-            f"not tested: {lookup_table} is empty in the restored copy (data_integrity reports it)"
-        )
-    # Literals, not parameters: EXPLAIN cannot take bind parameters, and the planner should
-    # see the same constant an application's query would carry.
-    lookup = sql.SQL("SELECT * FROM {t} WHERE {cond}").format(
-        t=sql.SQL(rel),
-        cond=sql.SQL(" AND ").join(
-            sql.SQL("{} = {}::{}").format(c, sql.Literal(v), sql.SQL(ty))
-            for c, v, ty in zip(cols, key_row[0], types, strict=True)
-        ),
-    )
-    names = {
-        r[0]
-        for r in pinned_db.execute(
-            "SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
-            " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
-            {"oid": oid},
-        )
-    }
-    scans = _scans(pinned_db, lookup, names)
-    how = "planner's choice"
-    if not _INDEX_NODES & set(scans):
-        pages_row = pinned_db.execute(
-            "SELECT coalesce(sum(c.relpages), 0) FROM pg_catalog.pg_class c WHERE c.oid = %(oid)s"
-            " OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(%(oid)s))",
-            {"oid": oid},
-        ).fetchone()
-        pages = int(pages_row[0]) if pages_row else 0
-        if pages >= SMALL_TABLE_PAGES:
-            pytest.fail(
-                f"{lookup_table}: a primary-key lookup does not use an index "
-                f"({', '.join(scans) or 'no scan node'} over {pages} pages): the index or the "
-                "statistics did not survive the restore",
-                pytrace=False,
-            )
-        with pinned_db.transaction(force_rollback=True):
-            pinned_db.execute("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)")
-            scans = _scans(pinned_db, lookup, names)
-        if not _INDEX_NODES & set(scans):
-            pytest.fail(
-                f"{lookup_table}: no index can serve a primary-key lookup ({', '.join(scans)}"
-                ", even with sequential scans disabled)",
-                pytrace=False,
-            )
-        how = f"index usable; a {pages}-page table is scanned sequentially by choice"
+    lookup = _lookup(pinned_db, lookup_table, oid, rel, list(entry["pk"]))
+    how = _index_plan(pinned_db, lookup_table, oid, lookup)
     timings: list[float] = []
     for _ in range(LOOKUP_RUNS):
         started = time.perf_counter()

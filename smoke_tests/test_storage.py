@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore.fixtures import StagingStorage
+from pytest_supabase_restore.smoke_tests._support import shorten
 from pytest_supabase_restore.storage.verify import verify_all
-from smoke_tests import shorten
 
 pytestmark = pytest.mark.supabase_category("storage")
 

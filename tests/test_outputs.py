@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from pathlib import Path
 
 import pytest
 
-import smoke_tests
+from pytest_supabase_restore.builtin_tests import builtin_dir
 
-SMOKE_DIR = Path(next(iter(smoke_tests.__path__)))
+SMOKE_DIR = builtin_dir()
 
 SECRETS = {
     "SUPABASE_DB_URL": "postgresql://postgres.ref:Pa?ss#W0rd-4711@db.example.supabase.co:5432/postgres",

@@ -190,12 +190,15 @@ def test_mask_url(url: str | None, masked: str) -> None:
 
 
 def test_builtin_smoke_tests_are_importable_as_a_package() -> None:
-    """Users who pip-install the plugin run `pytest --supabase-restore --pyargs smoke_tests`."""
-    import smoke_tests
+    """Users who pip-install the plugin run
+    `pytest --supabase-restore --pyargs pytest_supabase_restore.smoke_tests`."""
+    import pytest_supabase_restore.smoke_tests
 
     names = {
         p.name
-        for p in __import__("pathlib").Path(next(iter(smoke_tests.__path__))).glob("test_*.py")
+        for p in __import__("pathlib")
+        .Path(next(iter(pytest_supabase_restore.smoke_tests.__path__)))
+        .glob("test_*.py")
     }
     assert {f"test_{c}.py" for c in __import__("pytest_supabase_restore").CATEGORIES} <= names
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from test_plugin import SMOKE, _clean_env  # noqa: F401 (_clean_env: autouse, env is the user's)
 
-import smoke_tests
 from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
+from pytest_supabase_restore.builtin_tests import builtin_dir
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.notify.html import summary_html
 from pytest_supabase_restore.notify.job_summary import markdown
@@ -28,7 +28,7 @@ from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.verdict import CheckOutcome, build_verdict
 
 EXPENSIVE = [c for c in CATEGORIES if c not in QUICK_CATEGORIES]
-SMOKE_DIR = str(Path(next(iter(smoke_tests.__path__))))
+SMOKE_DIR = str(builtin_dir())
 NOT_SELECTED = [f"{c}: not selected in this run (quick check)" for c in EXPENSIVE]
 
 ONE_PER_CATEGORY = (

@@ -33,9 +33,9 @@ from pytest_supabase_restore.restore_report import (
     text_lines,
 )
 from pytest_supabase_restore.results import DrillState, RestoreIssue
+from pytest_supabase_restore.smoke_tests._support import Unloadable
 from pytest_supabase_restore.toc import ObjectIndex, parse_toc
 from pytest_supabase_restore.verdict import CheckOutcome, build_verdict
-from smoke_tests import Unloadable
 
 TOC = """;
 ; Archive created at 2026-12-01 21:41:22 UTC

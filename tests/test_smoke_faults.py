@@ -43,9 +43,7 @@ from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.fixtures import StagingStorage
 from pytest_supabase_restore.manifest import read_manifest
-from pytest_supabase_restore.storage.client import make_client
-from pytest_supabase_restore.storage.endpoint import S3Endpoint
-from smoke_tests import (
+from pytest_supabase_restore.smoke_tests._support import (
     DefinitionError,
     Facts,
     check_expression,
@@ -57,6 +55,8 @@ from smoke_tests import (
     parse_foreign_key,
     relation_grants,
 )
+from pytest_supabase_restore.storage.client import make_client
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
 
 MARKER = "FAULT-MARKER-3f9c"  # written into rows by the faults: must never be echoed
 
