@@ -218,20 +218,47 @@ def unprivileged_role(
     )
 
 
+# The search_path a session of the role starts with: ALTER ROLE ... IN DATABASE, then
+# ALTER ROLE, then ALTER DATABASE (PostgreSQL's own order), else the server's default.
+_ROLE_SEARCH_PATH = """
+SELECT coalesce((
+    SELECT pg_catalog.substr(c, 13)
+    FROM pg_catalog.pg_db_role_setting s
+    CROSS JOIN LATERAL pg_catalog.unnest(s.setconfig) AS c
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+    WHERE c LIKE 'search_path=%%'
+      AND ((r.rolname = %(role)s AND s.setdatabase IN (0, d.oid))
+           OR (s.setrole = 0 AND s.setdatabase = d.oid))
+    ORDER BY s.setrole = 0, s.setdatabase = 0
+    LIMIT 1
+), (SELECT boot_val FROM pg_catalog.pg_settings WHERE name = 'search_path'))
+FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()
+"""
+
+
 @contextlib.contextmanager
 def acting_as(conn: Conn, role: str | None) -> Iterator[None]:
-    """``SET LOCAL ROLE role`` for the block (inside the caller's transaction); a no-op for
-    None. The previous role is restored afterwards."""
+    """For the block (inside the caller's transaction), act as a session of ``role`` would:
+    ``SET LOCAL ROLE`` and that role's own ``search_path`` (restored code such as a column
+    default may name a function without its schema: ``gen_random_bytes`` lives in
+    ``extensions``, which a Supabase role's search_path holds). A no-op for None; the role
+    and search_path are restored afterwards."""
     if role is None:
         yield
         return
-    row = conn.execute("SELECT pg_catalog.current_setting('role')").fetchone()
-    previous = str(row[0]) if row else "none"
+    row = conn.execute(
+        "SELECT pg_catalog.current_setting('role'), pg_catalog.current_setting('search_path')"
+    ).fetchone()
+    previous, path = (str(row[0]), str(row[1])) if row else ("none", "pg_catalog")
+    found = conn.execute(_ROLE_SEARCH_PATH, {"role": role}).fetchone()
     conn.execute("SELECT pg_catalog.set_config('role', %s, true)", (role,))
+    if found is not None and found[0] is not None:
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (str(found[0]),))
     try:
         yield
     finally:
         conn.execute("SELECT pg_catalog.set_config('role', %s, true)", (previous,))
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
 
 
 def quote_ident(name: str) -> str:
