@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from pytest_supabase_restore.demo import DemoProject, s3_client
-from pytest_supabase_restore.demo.seed import MIB, default_object_count
+from pytest_supabase_restore.demo.seed_storage import MIB, default_object_count
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
 from pytest_supabase_restore.staging.platform import roles_sql

@@ -5,7 +5,8 @@ starts from what a fresh Supabase project has (``staging.platform``: the reserve
 extensions, the platform's event triggers, today's auth and storage schemas; the same SQL
 staging uses), then adds ``platform.sql`` (the demo's Storage policies, Database Webhooks,
 the CLI's migration history) and ``app.sql`` (the application in ``public``). The data
-generators live in ``demo.seed``.
+generators live in ``demo.seed`` (the entry), ``demo.seed_users``, ``demo.seed_app`` and
+``demo.seed_storage``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from ..pg.cluster import Cluster
 from ..staging import platform
 from ..storage.endpoint import S3Endpoint
 from ..storage.server import LocalS3Server
-from .seed import seed, seed_storage, table_counts
+from .seed import seed, table_counts
+from .seed_storage import seed_storage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
