@@ -38,113 +38,146 @@ def fallback_text(verdict: Verdict) -> str:
     )
 
 
-def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_FAILURES) -> Any:
-    """The webhook payload: header, reason, category fields, RTO/RPO, failures, run link.
+def _esc(redactor: Redactor, text: object) -> str:
+    """Redacted, then escaped (escaping first could hide a secret from the redactor)."""
+    return escape(redactor.redact(str(text)))
 
-    Every text is redacted before it is escaped (escaping ``&`` or ``<`` inside a secret
-    would hide it from the redactor) and before it is cut to Slack's limits (a cut
-    through a secret would leave a prefix no rule matches)."""
+
+def _mrkdwn_section(redactor: Redactor, text: str) -> dict[str, Any]:
+    """A section of one mrkdwn text, cut to Slack's limit."""
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": redactor.shorten(text, _TEXT_LIMIT)},
+    }
+
+
+def _heading_blocks(verdict: Verdict, redactor: Redactor) -> list[dict[str, Any]]:
+    """The header and the reason."""
     icon = _ICONS.get(verdict.status, "")
-
-    def esc(text: object) -> str:
-        return escape(redactor.redact(str(text)))
-
-    def cut(text: str, limit: int) -> str:
-        return redactor.shorten(text, limit)
-
-    blocks: list[dict[str, Any]] = [
+    return [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": cut(f"{verdict.status}: Supabase backup restore drill", 150),
+                "text": redactor.shorten(f"{verdict.status}: Supabase backup restore drill", 150),
             },
         },
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": cut(f"{icon} *{verdict.status}*: {esc(verdict.reason)}", _TEXT_LIMIT),
-            },
-        },
+        _mrkdwn_section(redactor, f"{icon} *{verdict.status}*: {_esc(redactor, verdict.reason)}"),
     ]
+
+
+def _category_blocks(verdict: Verdict, redactor: Redactor) -> list[dict[str, Any]]:
+    """A field per category, in as many sections as Slack's field limit asks for."""
     fields = []
     for name, c in verdict.categories.items():
         status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
         fields.append(
             {
                 "type": "mrkdwn",
-                "text": f"*{esc(name)}*\n{_ICONS.get(status, '')} {status}: {c.passed} passed"
+                "text": f"*{_esc(redactor, name)}*\n{_ICONS.get(status, '')} {status}: "
+                f"{c.passed} passed"
                 + (f", {c.failed} failed" if c.failed else "")
                 + (f", {c.errors} errors" if c.errors else "")
                 + (f", {c.skipped + c.xfail} skipped" if c.skipped + c.xfail else ""),
             }
         )
-    for start in range(0, len(fields), _FIELDS_PER_SECTION):
-        blocks.append({"type": "section", "fields": fields[start : start + _FIELDS_PER_SECTION]})
+    return [
+        {"type": "section", "fields": fields[start : start + _FIELDS_PER_SECTION]}
+        for start in range(0, len(fields), _FIELDS_PER_SECTION)
+    ]
+
+
+def _figures_block(verdict: Verdict, redactor: Redactor) -> dict[str, Any]:
+    """RTO, RPO, backup, staging and scope."""
     rto = format_seconds(verdict.rto_seconds)
     if verdict.rto_budget_seconds is not None:
         rto += f" (budget {format_seconds(verdict.rto_budget_seconds)})"
-    blocks.append(
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*RTO*\n{esc(rto)}"},
-                {"type": "mrkdwn", "text": f"*RPO*\n{esc(rpo_line(verdict))}"},
-                {"type": "mrkdwn", "text": f"*Backup*\n{esc(backup_line(verdict))}"},
-                {
-                    "type": "mrkdwn",
-                    "text": f"*Staging*\n{esc(verdict.staging or 'n/a')} ({esc(verdict.mode)})",
-                },
-                {"type": "mrkdwn", "text": f"*Scope*\n{esc(scope_line(verdict))}"},
-            ],
-        }
-    )
-    if verdict.restore_errors:
-        from ..restore_report import heading
+    staging = f"{_esc(redactor, verdict.staging or 'n/a')} ({_esc(redactor, verdict.mode)})"
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": f"*RTO*\n{_esc(redactor, rto)}"},
+            {"type": "mrkdwn", "text": f"*RPO*\n{_esc(redactor, rpo_line(verdict))}"},
+            {"type": "mrkdwn", "text": f"*Backup*\n{_esc(redactor, backup_line(verdict))}"},
+            {"type": "mrkdwn", "text": f"*Staging*\n{staging}"},
+            {"type": "mrkdwn", "text": f"*Scope*\n{_esc(redactor, scope_line(verdict))}"},
+        ],
+    }
 
-        lines = []
-        for group in verdict.restore_errors:
-            lines.append(f"• {esc(group.cause)}: {group.count} statement{'s' * (group.count != 1)}")
-            if group.statements:  # the first, shortened in the middle (after redaction)
-                first = redactor.shorten(group.statements[0], 200, middle=True)
-                lines.append(f"    `{_code(first)}`")
-        text = f"*{esc(heading(verdict.restore_errors))}*\n" + "\n".join(lines)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}}
-        )
-    if verdict.failures:
-        total = len(verdict.failures) + verdict.failures_omitted
-        shown = verdict.failures[:max_failures]
-        lines = [
-            f"• `{_code(redactor.redact(f.test))}` ({esc(f.category)}): {esc(f.message)}"
-            for f in shown
-        ]
-        if total > len(shown):
-            lines.append(f"… and {total - len(shown)} more")
-        text = f"*{total} failure{'s' * (total != 1)}*\n" + "\n".join(lines)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}}
-        )
-    if verdict.not_tested:
-        text = "*Not tested:* " + "; ".join(esc(t) for t in verdict.not_tested)
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, _TEXT_LIMIT)}]}
-        )
-    if verdict.run_url:
-        blocks.append(
+
+def _restore_errors_block(verdict: Verdict, redactor: Redactor) -> dict[str, Any]:
+    """The unexpected restore errors by cause, each with its first statement."""
+    from ..restore_report import heading
+
+    lines = []
+    for group in verdict.restore_errors:
+        cause = _esc(redactor, group.cause)
+        lines.append(f"• {cause}: {group.count} statement{'s' * (group.count != 1)}")
+        if group.statements:  # the first, shortened in the middle (after redaction)
+            first = redactor.shorten(group.statements[0], 200, middle=True)
+            lines.append(f"    `{_code(first)}`")
+    text = f"*{_esc(redactor, heading(verdict.restore_errors))}*\n" + "\n".join(lines)
+    return _mrkdwn_section(redactor, text)
+
+
+def _failures_block(verdict: Verdict, redactor: Redactor, max_failures: int) -> dict[str, Any]:
+    """The first failures, and how many more there are."""
+    total = len(verdict.failures) + verdict.failures_omitted
+    shown = verdict.failures[:max_failures]
+    lines = [
+        f"• `{_code(redactor.redact(f.test))}` ({_esc(redactor, f.category)}): "
+        f"{_esc(redactor, f.message)}"
+        for f in shown
+    ]
+    if total > len(shown):
+        lines.append(f"… and {total - len(shown)} more")
+    text = f"*{total} failure{'s' * (total != 1)}*\n" + "\n".join(lines)
+    return _mrkdwn_section(redactor, text)
+
+
+def _not_tested_block(verdict: Verdict, redactor: Redactor) -> dict[str, Any]:
+    """What the drill cannot test, as a context line."""
+    text = "*Not tested:* " + "; ".join(_esc(redactor, t) for t in verdict.not_tested)
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": redactor.shorten(text, _TEXT_LIMIT)}],
+    }
+
+
+def _run_link_block(run_url: str) -> dict[str, Any]:
+    """A button to the CI run."""
+    return {
+        "type": "actions",
+        "elements": [
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "View run"},
-                        "url": verdict.run_url,
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "View run"},
+                "url": run_url,
             }
-        )
-    payload = {"text": cut(fallback_text(verdict), _TEXT_LIMIT), "blocks": blocks}
+        ],
+    }
+
+
+def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_FAILURES) -> Any:
+    """The webhook payload: header, reason, category fields, RTO/RPO, failures, run link.
+
+    Every text is redacted before it is escaped (escaping ``&`` or ``<`` inside a secret
+    would hide it from the redactor) and before it is cut to Slack's limits (a cut
+    through a secret would leave a prefix no rule matches)."""
+    blocks = [
+        *_heading_blocks(verdict, redactor),
+        *_category_blocks(verdict, redactor),
+        _figures_block(verdict, redactor),
+    ]
+    if verdict.restore_errors:
+        blocks.append(_restore_errors_block(verdict, redactor))
+    if verdict.failures:
+        blocks.append(_failures_block(verdict, redactor, max_failures))
+    if verdict.not_tested:
+        blocks.append(_not_tested_block(verdict, redactor))
+    if verdict.run_url:
+        blocks.append(_run_link_block(verdict.run_url))
+    payload = {"text": redactor.shorten(fallback_text(verdict), _TEXT_LIMIT), "blocks": blocks}
     # Everything above is redacted already; once more over the whole, for what was not.
     return redactor.redact_obj(payload)
 
