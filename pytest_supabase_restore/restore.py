@@ -4,7 +4,7 @@ Order: roles, schema (pre-data), data with triggers off (``session_replication_r
 replica``), post-data (indexes, constraints, triggers) with parallel jobs, side effects
 neutralised, ``ANALYZE``. Known Supabase restore hazards are handled on purpose; every error
 pg_restore reports is kept and classified as expected for the target (with the reason) or as
-a real failure that fails the drill.
+a real failure that fails the drill (:mod:`.restore_messages`).
 """
 
 from __future__ import annotations
@@ -22,91 +22,23 @@ import psycopg
 from psycopg import sql
 
 from .errors import RestoreError, first_line
-from .extdeps import mark_extension_dependents
 from .pg.binaries import PgBinaries
-from .pgtools import CONNECTION_LOST, NO_SPACE, first_error, run_tool
+from .pgtools import first_error, run_tool
 from .proof.scope import schema_excluded
-from .redact import Redactor, shorten
+from .redact import Redactor
+from .restore_messages import (
+    _record,
+    excerpt,
+    fatal_restore_error,
+    parse_pg_restore_errors,
+)
 from .results import RestoreIssue
 from .rolesql import read_roles
 from .source import RESERVED_ROLES
-from .toc import ObjectIndex, TocEntry, read_toc
+from .toc import read_toc
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-# Characters of a failed statement kept with its error: the whole statement, unless it is
-# very long (a function body); the reports shorten it further (restore_report).
-STATEMENT_LIMIT = 4000
-
-
-def _excerpt(redactor: Redactor | None, statement: str, limit: int = STATEMENT_LIMIT) -> str:
-    """A failed statement as kept with its error: redacted, then shortened in the middle.
-
-    Redacted first because a cut through a secret (a connection string in a function body,
-    a user mapping's password) would leave a prefix that no rule matches any more. Without
-    the run's redactor, the URL, ``password=`` and token rules still apply."""
-    redacted = (redactor or Redactor()).redact(statement)
-    return shorten(" ".join(redacted.split()), limit, middle=True)
-
-
-_ERROR_BLOCK = re.compile(
-    r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore:|\Z)",
-    re.S,
-)
-_MISSING_EXTENSION = re.compile(
-    r'(could not open extension control file ".*?/(?P<a>[^/]+)\.control"|extension "(?P<b>[^"]+)" is not available)'
-)
-# pg_dump and pg_restore 17+ start every session with ``SET transaction_timeout = 0;``. A
-# PostgreSQL 15 or 16 target (a newer client restoring into the source's own older major)
-# has no such setting: the statement fails, and there is no timeout to turn off.
-_OLDER_SERVER_SETTING = re.compile(r'unrecognized configuration parameter "transaction_timeout"')
-_OLDER_SERVER_SET = re.compile(r"\s*SET transaction_timeout = 0;?\s*$")
-
-
-# What the platform SQL of a fresh Supabase project (staging.platform) creates before the
-# restore and a backup's dump creates again: the same object, so "already exists" is the
-# platform's doing, on every target.
-_PLATFORM_EVENT_TRIGGERS = (
-    r"(?:issue_pg_cron_access|issue_pg_net_access|issue_pg_graphql_access|"
-    r"issue_graphql_placeholder|pgrst_ddl_watch|pgrst_drop_watch)"
-)
-_PLATFORM_CREATED = re.compile(
-    rf'(publication "supabase_realtime"|event trigger "{_PLATFORM_EVENT_TRIGGERS}"|'
-    r'schema "(?:extensions|graphql_public|realtime|pgbouncer)") already exists'
-)
-# Projects created before supabase/postgres 20250402065937 have issue_pg_net_access owned by
-# postgres (post-setup ran while postgres was still a superuser; the demotion left the
-# owner). An event trigger's owner must be a superuser, which postgres no longer is, so
-# staging keeps the platform's trigger with a superuser, as the platform itself now does.
-_PLATFORM_TRIGGER_OWNER = re.compile(
-    rf'permission denied to change owner of event trigger "{_PLATFORM_EVENT_TRIGGERS}"'
-)
-
-
-def fatal_restore_error(phase: str, message: str) -> RestoreError | None:
-    """A RestoreError when the target itself failed (full disk, server gone), else None.
-
-    Those end the restore at once: every later statement would fail the same way, and the
-    cause, not a thousand consequences, is what the report must name.
-    """
-    first = first_error(message).strip()
-    for line in message.splitlines():
-        if NO_SPACE in line or CONNECTION_LOST.search(line):
-            first = line.strip()
-            break
-    if NO_SPACE in message:
-        return RestoreError(
-            f"The staging target ran out of disk space during the restore ({phase}): {first}. "
-            "Fix: give the staging database more disk (ephemeral target: point TMPDIR at a "
-            "larger disk)."
-        )
-    if CONNECTION_LOST.search(message):
-        return RestoreError(
-            f"The staging server stopped answering during the restore ({phase}): {first}. "
-            "It crashed, was stopped or ran out of resources; nothing after this point was "
-            "restored."
-        )
-    return None
 
 
 @dataclass
@@ -126,87 +58,6 @@ class RestoreOutcome:
         return [i for i in self.issues if not i.expected]
 
 
-def classify(
-    message: str, statement: str, *, platform_present: bool
-) -> tuple[bool, str, str | None]:
-    """(expected?, reason, not-restorable item) for one restore error."""
-    if _OLDER_SERVER_SETTING.search(message) and _OLDER_SERVER_SET.match(statement):
-        return True, "pg_restore 17+ turns off a timeout this older server does not have", None
-    missing = _MISSING_EXTENSION.search(message)
-    if missing:
-        name = missing.group("a") or missing.group("b")
-        return True, f"extension {name} is not installed in this target", f"extension {name}"
-    if _PLATFORM_CREATED.search(message):
-        return True, "a fresh Supabase project already has it (the platform creates it)", None
-    if _PLATFORM_TRIGGER_OWNER.search(message):
-        return (
-            True,
-            "a platform event trigger's owner must be a superuser; staging keeps it with "
-            "supabase_admin, as Supabase does since 2025-04",
-            None,
-        )
-    if "COMMENT ON EXTENSION" in statement and "must be owner" in message:
-        return True, "extension comments belong to the platform", None
-    if platform_present and "already exists" in message:
-        return True, "the platform already created this object in the target", None
-    if platform_present and re.search(r"supabase_admin|must be owner", message):
-        return True, "owned by a platform role the restore may not act as", None
-    return False, "", None
-
-
-def _record(
-    out: RestoreOutcome,
-    raw: list[tuple[str, str]],
-    platform_present: bool,
-    *,
-    toc: Sequence[TocEntry] = (),
-    extensions: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-) -> None:
-    """Classify every (message, statement) the restore produced into ``out``.
-
-    Each error is tied to the object its statement is about (with the archive's ``toc``
-    where there is one). Then, for every extension the target could not create, the errors
-    it caused are expected too: those naming what it provides (``extensions``: the
-    manifest's member lists, see :func:`.extdeps.members_from_manifest`) and, in cascade,
-    those on objects that need an object which already failed that way."""
-    index = ObjectIndex(toc)
-    objects = []
-    for message, statement in raw:
-        expected, reason, item = classify(message, statement, platform_present=platform_present)
-        obj = index.object_of(statement)
-        objects.append(obj)
-        out.issues.append(
-            RestoreIssue(
-                statement=statement,
-                message=message,
-                expected=expected,
-                reason=reason,
-                object=obj.label if obj is not None else "",
-                extension=item.removeprefix("extension ") if item else "",
-            )
-        )
-        if item and item not in out.not_restorable:
-            out.not_restorable.append(item)
-    out.extension_dependents = mark_extension_dependents(
-        out.issues, objects, out.not_restorable, extensions or {}
-    )
-
-
-def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> list[tuple[str, str]]:
-    """(message, statement) pairs from pg_restore's stderr."""
-    # Parallel workers share stderr: one's line may begin in the middle of another's
-    # ("...= 0;pg_restore:pg_restore: error: ..."). Every "pg_restore:" starts a line.
-    stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)
-    stderr = re.sub(r"^pg_restore:\s*$\n?", "", stderr, flags=re.M)  # a prefix cut short
-    pairs = []
-    for m in _ERROR_BLOCK.finditer(stderr):
-        msg = " ".join(m.group("msg").split())
-        if msg.startswith("errors ignored on restore"):
-            continue
-        pairs.append((msg, _excerpt(redactor, m.group("cmd") or "")))
-    return pairs
-
-
 def run_script(
     dsn: str, script: str, label: str, redactor: Redactor | None = None
 ) -> list[tuple[str, str]]:
@@ -215,7 +66,7 @@ def run_script(
         try:
             conn.execute(script.encode())
         except psycopg.Error as exc:
-            return [(f"{label}: {first_line(exc, type(exc).__name__)}", _excerpt(redactor, script))]
+            return [(f"{label}: {first_line(exc, type(exc).__name__)}", excerpt(redactor, script))]
     return []
 
 
@@ -243,7 +94,7 @@ def run_role_statements(
                 conn.execute(stmt)
             except psycopg.Error as exc:
                 message = f"roles: {first_line(exc, type(exc).__name__)}"
-                errors.append((message, _excerpt(redactor, stmt)))
+                errors.append((message, excerpt(redactor, stmt)))
     return errors
 
 
@@ -680,7 +531,7 @@ def _run_with_copy(
                         copy.write(("\n".join(data) + "\n").encode() if data else b"")
                 except psycopg.Error as exc:
                     message = f"{label}: {first_line(exc, type(exc).__name__)}"
-                    errors.append((message, _excerpt(redactor, line)))
+                    errors.append((message, excerpt(redactor, line)))
                 i += 1
                 continue
             if line.startswith("--") or (not buf and not line.strip()):
@@ -694,7 +545,7 @@ def _run_with_copy(
                     conn.execute(stmt.encode())
                 except psycopg.Error as exc:
                     message = f"{label}: {first_line(exc, type(exc).__name__)}"
-                    errors.append((message, _excerpt(redactor, stmt)))
+                    errors.append((message, excerpt(redactor, stmt)))
             i += 1
     return errors
 

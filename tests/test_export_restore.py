@@ -409,7 +409,7 @@ def test_calling_out_follows_wrapper_functions() -> None:
 
 def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
     """pg_restore --jobs workers share stderr; a line can start inside another's."""
-    from pytest_supabase_restore.restore import parse_pg_restore_errors
+    from pytest_supabase_restore.restore_messages import parse_pg_restore_errors
 
     missing = 'ERROR:  unrecognized configuration parameter "transaction_timeout"'
     stderr = (

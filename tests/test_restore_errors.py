@@ -25,7 +25,8 @@ from pytest_supabase_restore.notify.html import summary_html
 from pytest_supabase_restore.notify.job_summary import markdown
 from pytest_supabase_restore.notify.slack import slack_payload
 from pytest_supabase_restore.redact import Redactor
-from pytest_supabase_restore.restore import RestoreOutcome, _record, parse_pg_restore_errors
+from pytest_supabase_restore.restore import RestoreOutcome
+from pytest_supabase_restore.restore_messages import _record, parse_pg_restore_errors
 from pytest_supabase_restore.restore_report import (
     group_restore_errors,
     message_cause,
@@ -656,7 +657,7 @@ def test_a_platform_event_trigger_owned_by_the_demoted_postgres_is_expected(
     """Projects older than supabase/postgres 20250402065937 have issue_pg_net_access owned
     by postgres, which is no longer a superuser: no restore can give it that owner. Only the
     platform's six triggers are excused."""
-    from pytest_supabase_restore.restore import classify
+    from pytest_supabase_restore.restore_messages import classify
 
     message = f'permission denied to change owner of event trigger "{trigger}"'
     statement = f"ALTER EVENT TRIGGER {trigger} OWNER TO postgres;"

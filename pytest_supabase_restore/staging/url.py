@@ -460,6 +460,87 @@ def _shorten(items: list[str]) -> str:
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
+def _schemas_to_drop(
+    conn: psycopg.Connection[Any], schemas: list[str], keep: set[str]
+) -> list[str]:
+    """The schemas of ``schemas`` that exist here and are dropped: not in ``keep``, not an
+    extension's. Refused (:class:`SafetyError`) when this role may not drop one of them."""
+    rows = conn.execute(
+        "SELECT n.nspname::text, pg_catalog.pg_has_role(n.nspowner, 'USAGE'), "
+        "pg_catalog.pg_get_userbyid(n.nspowner)::text, EXISTS (SELECT 1 FROM "
+        "pg_catalog.pg_depend d WHERE d.classid = 'pg_namespace'::regclass "
+        "AND d.objid = n.oid AND d.deptype = 'e') "
+        "FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY(%s::text[]) ORDER BY 1",
+        [list(schemas)],
+    ).fetchall()
+    drop = [name for name, _, _, member in rows if name not in keep and not member]
+    role = conn.execute("SELECT current_user::text").fetchone()
+    denied = [
+        f"{name} (owned by {owner})" for name, may, owner, _ in rows if name in drop and not may
+    ]
+    if denied:
+        raise SafetyError(
+            f"Refusing to clear the staging database: the role {role[0] if role else '?'} "
+            f"of STAGING_DB_URL may not drop the schema(s) {', '.join(denied)}; nothing "
+            "was changed. Fix: connect STAGING_DB_URL as the schemas' owner (on Supabase: "
+            "the postgres user), or give the schemas to this role (ALTER SCHEMA ... OWNER "
+            "TO ...)."
+        )
+    return drop
+
+
+def _require_create(conn: psycopg.Connection[Any]) -> None:
+    """Refused (:class:`SafetyError`) when this role may not create schemas in the database."""
+    allowed = conn.execute(
+        "SELECT pg_catalog.has_database_privilege(current_database(), 'CREATE')"
+    ).fetchone()
+    if not allowed or not allowed[0]:
+        raise SafetyError(
+            "Refusing to clear the staging database: the role of STAGING_DB_URL may not "
+            "create schemas in it (no CREATE privilege on the database), so the restore "
+            "could not recreate what would be dropped; nothing was changed. Fix: "
+            "connect as the database owner (on Supabase: the postgres user)."
+        )
+
+
+def _drop_schemas(conn: psycopg.Connection[Any], drop: list[str], recreated: list[str]) -> None:
+    """``DROP SCHEMA ... CASCADE`` each of ``drop`` in a savepoint, rolled back and refused
+    (:class:`SafetyError`) when the cascade reached any object outside them."""
+    before = _outside(conn, drop, recreated)
+    conn.execute("SAVEPOINT clear_scope")
+    try:
+        for schema in drop:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+        raise RestoreError(
+            f"Clearing the staging database was stopped while waiting for another "
+            f"session's lock ({_first_line(exc)}); nothing was changed. Fix: end the other "
+            "sessions on the staging database, then run the drill again."
+        ) from exc
+    except psycopg.Error as exc:
+        raise SafetyError(
+            f"Refusing to clear the staging database: DROP SCHEMA failed "
+            f"({_first_line(exc)}); nothing was changed."
+        ) from exc
+    reached = before - _outside(conn, drop, recreated)
+    if reached:
+        conn.execute("ROLLBACK TO SAVEPOINT clear_scope")
+        names = sorted(
+            str(r[0])
+            for r in conn.execute(
+                _DESCRIBE,
+                [[r[0] for r in reached], [r[1] for r in reached], [r[2] for r in reached]],
+            ).fetchall()
+        )
+        raise SafetyError(
+            f"Refusing to clear the staging database: dropping the backup's schemas "
+            f"({', '.join(drop)}) would also drop {len(names)} object(s) outside them: "
+            f"{_shorten(names)}; nothing was changed. Fix: remove those objects, or their "
+            "dependency on the backup's schemas, from the staging database (or use a "
+            "staging database that holds nothing else)."
+        )
+
+
 def clear_scope(
     dsn: str,
     schemas: list[str],
@@ -489,73 +570,11 @@ def clear_scope(
     keep = set(PLATFORM_SCHEMAS) if platform_present else set()
     with psycopg.connect(dsn, connect_timeout=15) as conn:  # one transaction, committed last
         conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}s'")
-        rows = conn.execute(
-            "SELECT n.nspname::text, pg_catalog.pg_has_role(n.nspowner, 'USAGE'), "
-            "pg_catalog.pg_get_userbyid(n.nspowner)::text, EXISTS (SELECT 1 FROM "
-            "pg_catalog.pg_depend d WHERE d.classid = 'pg_namespace'::regclass "
-            "AND d.objid = n.oid AND d.deptype = 'e') "
-            "FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY(%s::text[]) ORDER BY 1",
-            [list(schemas)],
-        ).fetchall()
-        drop = [name for name, _, _, member in rows if name not in keep and not member]
-        role = conn.execute("SELECT current_user::text").fetchone()
-        denied = [
-            f"{name} (owned by {owner})" for name, may, owner, _ in rows if name in drop and not may
-        ]
-        if denied:
-            raise SafetyError(
-                f"Refusing to clear the staging database: the role {role[0] if role else '?'} "
-                f"of STAGING_DB_URL may not drop the schema(s) {', '.join(denied)}; nothing "
-                "was changed. Fix: connect STAGING_DB_URL as the schemas' owner (on Supabase: "
-                "the postgres user), or give the schemas to this role (ALTER SCHEMA ... OWNER "
-                "TO ...)."
-            )
+        drop = _schemas_to_drop(conn, schemas, keep)
         if not drop:
             return []
-        allowed = conn.execute(
-            "SELECT pg_catalog.has_database_privilege(current_database(), 'CREATE')"
-        ).fetchone()
-        if not allowed or not allowed[0]:
-            raise SafetyError(
-                "Refusing to clear the staging database: the role of STAGING_DB_URL may not "
-                "create schemas in it (no CREATE privilege on the database), so the restore "
-                "could not recreate what would be dropped; nothing was changed. Fix: "
-                "connect as the database owner (on Supabase: the postgres user)."
-            )
-        recreated = sorted(recreated_extensions)
-        before = _outside(conn, drop, recreated)
-        conn.execute("SAVEPOINT clear_scope")
-        try:
-            for schema in drop:
-                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
-            raise RestoreError(
-                f"Clearing the staging database was stopped while waiting for another "
-                f"session's lock ({_first_line(exc)}); nothing was changed. Fix: end the other "
-                "sessions on the staging database, then run the drill again."
-            ) from exc
-        except psycopg.Error as exc:
-            raise SafetyError(
-                f"Refusing to clear the staging database: DROP SCHEMA failed "
-                f"({_first_line(exc)}); nothing was changed."
-            ) from exc
-        reached = before - _outside(conn, drop, recreated)
-        if reached:
-            conn.execute("ROLLBACK TO SAVEPOINT clear_scope")
-            names = sorted(
-                str(r[0])
-                for r in conn.execute(
-                    _DESCRIBE,
-                    [[r[0] for r in reached], [r[1] for r in reached], [r[2] for r in reached]],
-                ).fetchall()
-            )
-            raise SafetyError(
-                f"Refusing to clear the staging database: dropping the backup's schemas "
-                f"({', '.join(drop)}) would also drop {len(names)} object(s) outside them: "
-                f"{_shorten(names)}; nothing was changed. Fix: remove those objects, or their "
-                "dependency on the backup's schemas, from the staging database (or use a "
-                "staging database that holds nothing else)."
-            )
+        _require_create(conn)
+        _drop_schemas(conn, drop, sorted(recreated_extensions))
         if "public" in schemas:
             conn.execute("CREATE SCHEMA IF NOT EXISTS public")
         conn.commit()
