@@ -27,7 +27,8 @@ from . import CATEGORIES
 from . import manifest as mf
 from .background import Background
 from .cleanup import Step, remove_dir, run_steps
-from .config import Config, mask_url
+from .config import Config
+from .connections import mask_url
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
