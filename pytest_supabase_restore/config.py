@@ -11,84 +11,17 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import Field, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .connections import Connection, mask_url, url_passwords
+from .options import Option, convert, declared_options, option
+
 STAGING_KINDS = ("auto", "ephemeral", "container", "url")
-DISPOSABLE_MARKER = "pytest-supabase-restore:disposable"
-
-
-@dataclass(frozen=True)
-class Option:
-    """One plugin option: its flag, environment variable and ini key, derived from the
-    :class:`Config` field that declares it (see :func:`option`)."""
-
-    name: str  # attribute on Config
-    flag: str
-    help: str
-    kind: str  # "bool" | "int" | "float" | "str" | "path" | "choice"
-    default: Any
-    choices: tuple[str, ...] = ()
-    env: str | None = None
-    ini: str | None = None
-    metavar: str | None = None
-    zero: str | None = None  # for a float: what 0 means, when 0 is allowed at all
-
-
-_OPTION = "supabase_restore_option"  # the key of a Config field's metadata
-
-
-def option(
-    help: str,
-    default: Any,
-    *,
-    choices: tuple[str, ...] = (),
-    metavar: str | None = None,
-    zero: str | None = None,
-    flag: str | None = None,
-    env: str | None = None,
-    ini: str | None = None,
-) -> Any:
-    """Declare a :class:`Config` field as an option: its help and default, the one place
-    either is written. The flag, environment variable and ini key follow from the field's
-    name (``demo_scale``: ``--supabase-demo-scale``, ``SUPABASE_RESTORE_DEMO_SCALE``,
-    ``supabase_demo_scale``) unless given; the kind, from its type."""
-    spec = {
-        "help": help,
-        "default": default,
-        "choices": choices,
-        "metavar": metavar,
-        "zero": zero,
-        "flag": flag,
-        "env": env,
-        "ini": ini,
-    }
-    return field(default=default, metadata={_OPTION: spec})
-
-
-_KINDS = {"bool": "bool", "int": "int", "float": "float", "str": "str", "Path": "path"}
-
-
-def _option(f: Field[Any]) -> Option:
-    spec = f.metadata[_OPTION]
-    kind = "choice" if spec["choices"] else _KINDS[str(f.type).removesuffix(" | None")]
-    return Option(
-        name=f.name,
-        flag=spec["flag"] or "--supabase-" + f.name.replace("_", "-"),
-        help=spec["help"],
-        kind=kind,
-        default=spec["default"],
-        choices=spec["choices"],
-        env=spec["env"] or "SUPABASE_RESTORE_" + f.name.upper(),
-        ini=spec["ini"] or "supabase_" + f.name,
-        metavar=spec["metavar"],
-        zero=spec["zero"],
-    )
-
 
 SOURCE_ENV = (
     "SUPABASE_DB_URL",
@@ -125,116 +58,6 @@ SECRET_ENV = (
     *BACKUP_ENV,
 )
 """Environment variables whose values are secrets (URLs: the password, or the whole URL)."""
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-# A ``password=`` value in a libpq key=value string (or a URL query, a log line, an env
-# dump such as ``PGPASSWORD=...``): quoted with libpq's backslash escapes, or bare up to
-# whitespace or a separator. The key may carry a prefix (``PGPASSWORD``, ``sslpassword``).
-DSN_PASSWORD = re.compile(
-    r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;'\"]+)",
-    re.IGNORECASE,
-)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
-
-
-def _userinfo_end(rest: str) -> int:
-    """Where the userinfo of a URL's remainder (after ``scheme://``) ends: the index of the
-    ``@`` that closes it, or -1 when the URL has none.
-
-    libpq takes everything up to the first ``@`` before any ``/`` as ``user[:password]``,
-    unencoded ``?``, ``#``, ``:``, quotes and brackets included (Python's ``urlsplit`` would
-    stop at ``?`` or ``#`` and show the rest of the password as query or fragment). The last
-    ``@`` before the first ``/`` is used, so a password with an unencoded ``@`` (which libpq
-    cuts short, but Python's parsers keep whole) is masked whole too."""
-    slash = rest.find("/")
-    return (rest if slash < 0 else rest[:slash]).rfind("@")
-
-
-def mask_url(url: str | None) -> str:
-    """The URL with any password replaced by ``***`` (also for ``key=value`` DSNs).
-
-    The whole password of the userinfo is masked, whatever characters it holds (see
-    :func:`_userinfo_end`), and so is a ``password=`` query parameter, up to the next ``&``
-    (libpq gives ``#`` no meaning there either)."""
-    if not url:
-        return ""
-    if "://" not in url:
-        return DSN_PASSWORD.sub(lambda m: m.group(1) + "***", url)
-    scheme, rest = url.split("://", 1)
-    at = _userinfo_end(rest)
-    if at >= 0:
-        user, colon, _password = rest[:at].partition(":")
-        rest = f"{user}:***{rest[at:]}" if colon else rest
-    return f"{scheme}://{_QUERY_PASSWORD.sub(lambda m: m.group(1) + '***', rest)}"
-
-
-def url_passwords(url: str) -> list[str]:
-    """Every password a database URL or DSN carries, as written and as libpq reads it: the
-    userinfo password and a ``password=`` query parameter (or key=value pair)."""
-    found: list[str] = []
-    if "://" in url:
-        rest = url.split("://", 1)[1]
-        at = _userinfo_end(rest)
-        if at >= 0 and ":" in rest[:at]:
-            found.append(rest[:at].split(":", 1)[1])
-        found += [m.group(0)[len(m.group(1)) :] for m in _QUERY_PASSWORD.finditer(rest)]
-    else:
-        found += [m.group(2) for m in DSN_PASSWORD.finditer(url)]
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        parsed = conninfo_to_dict(url).get("password")
-    except Exception:  # not parseable by libpq: what was found textually is all there is
-        parsed = None
-    if parsed:
-        found.append(str(parsed))
-    return [p for p in dict.fromkeys(found) if p]
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How to reach one Supabase project (source or staging). Values are secrets."""
-
-    db_url: str | None = field(default=None, repr=False)
-    api_url: str | None = None
-    service_role_key: str | None = field(default=None, repr=False)
-    s3_endpoint: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = field(default=None, repr=False)
-    s3_secret_access_key: str | None = field(default=None, repr=False)
-
-    @property
-    def has_s3(self) -> bool:
-        return bool(self.s3_endpoint and self.s3_access_key_id and self.s3_secret_access_key)
-
-    @property
-    def has_api(self) -> bool:
-        return bool(self.api_url and self.service_role_key)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], prefix: str) -> Connection:
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value if value else None
-
-        api = "SUPABASE_URL" if prefix == "SUPABASE" else "STAGING_SUPABASE_URL"
-        key = (
-            "SUPABASE_SERVICE_ROLE_KEY"
-            if prefix == "SUPABASE"
-            else "STAGING_SUPABASE_SERVICE_ROLE_KEY"
-        )
-        return cls(
-            db_url=get(f"{prefix}_DB_URL"),
-            api_url=get(api),
-            service_role_key=get(key),
-            s3_endpoint=get(f"{prefix}_S3_ENDPOINT"),
-            s3_region=get(f"{prefix}_S3_REGION"),
-            s3_access_key_id=get(f"{prefix}_S3_ACCESS_KEY_ID"),
-            s3_secret_access_key=get(f"{prefix}_S3_SECRET_ACCESS_KEY"),
-        )
 
 
 @dataclass(frozen=True)
@@ -419,81 +242,10 @@ class Config:
         return sorted({v for v in values if v}, key=len, reverse=True)
 
 
-OPTIONS: tuple[Option, ...] = tuple(_option(f) for f in fields(Config) if _OPTION in f.metadata)
+OPTIONS: tuple[Option, ...] = declared_options(Config)
 """Every option of the plugin, in the order of :class:`Config`'s fields: the one table the
 command line, the environment, the ini file, ``--help`` and the header are built from. The
 docs' configuration reference is checked against it."""
-
-
-def _to_bool(opt: Option, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
-
-
-def _to_int(opt: Option, raw: Any) -> int:
-    value = int(str(raw).strip())
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _to_float(opt: Option, raw: Any) -> float:
-    value = float(str(raw).strip())
-    unit = opt.metavar or "number"
-    # float() accepts nan and inf: a time limit of inf never fires (or overflows the timer),
-    # and nothing compares greater than nan, so a check against either could never fail.
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number of {unit}")
-    if value < 0 or (value == 0 and opt.zero is None):
-        raise ValueError(
-            f"must be {unit} greater than 0"
-            + (f", or 0 for {opt.zero}" if opt.zero is not None else "")
-        )
-    return value
-
-
-def _to_path(opt: Option, raw: Any) -> Path:
-    text = str(raw).strip()
-    if not text:
-        raise ValueError("empty path")
-    return Path(text).expanduser()
-
-
-def _to_choice(opt: Option, raw: Any) -> str:
-    text = str(raw).strip().lower()
-    if text not in opt.choices:
-        raise ValueError(f"expected one of {', '.join(opt.choices)}")
-    return text
-
-
-_CONVERTERS: dict[str, Callable[[Option, Any], Any]] = {
-    "bool": _to_bool,
-    "int": _to_int,
-    "float": _to_float,
-    "path": _to_path,
-    "choice": _to_choice,
-    "str": lambda opt, raw: str(raw),
-}
-
-
-def _convert(opt: Option, raw: Any, origin: str) -> Any:
-    """Turn a raw value (string from env/ini, or parsed CLI value) into the option's type."""
-    if raw is None:
-        return None
-    try:
-        return _CONVERTERS[opt.kind](opt, raw)
-    except ValueError as exc:
-        where = {"cli": opt.flag}.get(origin, origin)
-        raise pytest.UsageError(
-            f"{opt.name}: invalid value {str(raw)!r} from {where} ({exc}). "
-            f"Fix {opt.flag} / {opt.env} / ini {opt.ini}."
-        ) from exc
 
 
 def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) -> Config:
@@ -504,15 +256,15 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
     for opt in OPTIONS:
         cli = pytest_config.getoption(opt.name, default=None)
         if cli is not None:
-            values[opt.name], origins[opt.name] = _convert(opt, cli, "cli"), "command line"
+            values[opt.name], origins[opt.name] = convert(opt, cli, "cli"), "command line"
             continue
         if opt.env and env.get(opt.env) not in (None, ""):
-            values[opt.name] = _convert(opt, env[opt.env], f"env {opt.env}")
+            values[opt.name] = convert(opt, env[opt.env], f"env {opt.env}")
             origins[opt.name] = f"env {opt.env}"
             continue
         ini_raw = _ini(pytest_config, opt)
         if ini_raw is not None:
-            values[opt.name] = _convert(opt, ini_raw, f"ini {opt.ini}")
+            values[opt.name] = convert(opt, ini_raw, f"ini {opt.ini}")
             origins[opt.name] = f"ini {opt.ini}"
             continue
         values[opt.name], origins[opt.name] = opt.default, "default"

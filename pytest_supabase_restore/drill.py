@@ -8,32 +8,30 @@ read from the run directory.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import stat
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from . import CATEGORIES
 from . import manifest as mf
 from .background import Background
 from .cleanup import Step, remove_dir, run_steps
-from .config import Config, mask_url
+from .config import Config
+from .connections import mask_url
+from .deadline import deadline
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState
 from .staging import resolve_kind
 from .storage.endpoint import S3Endpoint, connection_endpoint
+from .supabase_cli import accept_cli_dump, is_cli_dump
 
 if TYPE_CHECKING:
     from .pg.binaries import PgBinaries
@@ -47,20 +45,6 @@ Progress = Callable[[str], None]
 # A connection lost during the export is retried this many times in all, with a new snapshot.
 EXPORT_ATTEMPTS = 2
 EXPORT_RETRY_DELAY = 5.0
-
-CLI_FILES = ("roles.sql", "schema.sql", "data.sql")
-CLI_NOT_TESTED = [
-    "data_integrity: the Supabase CLI dump has no manifest, so row counts and fingerprints "
-    "of the source are unknown (only that the data restores)",
-    "storage: the Supabase CLI dump holds no Storage objects",
-    "authentication: RLS visibility at backup time was not recorded",
-]
-# What a CLI dump cannot be checked against at all (no recorded reference, no objects).
-CLI_NOT_APPLICABLE = {
-    "data_integrity": "a Supabase CLI dump records no row counts or fingerprints to compare",
-    "database_schema": "a Supabase CLI dump records no schema inventory to compare",
-    "storage": "a Supabase CLI dump holds no Storage objects",
-}
 
 
 def source_s3(settings: Config) -> S3Endpoint | None:
@@ -107,7 +91,7 @@ class Drill:
 
     def run(self) -> DrillState:
         """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
-        with _deadline(self.settings.drill_time_limit, self):
+        with deadline(self.settings.drill_time_limit, lambda: self.current_phase):
             return self._run()
 
     def _run(self) -> DrillState:
@@ -237,20 +221,8 @@ class Drill:
 
         if not set_dir.is_dir():
             raise BackupError(f"{set_dir}: not a directory.")
-        if not os.path.lexists(set_dir / mf.MANIFEST) and all(
-            (set_dir / f).is_file() for f in CLI_FILES[1:]
-        ):
-            self.state.backup_format = "supabase-cli"
-            if self.settings.signing_key is not None:
-                raise BackupError(
-                    f"{set_dir.name} is a Supabase CLI dump, which has no manifest and so cannot "
-                    f"be signed, and with {signing.SIGNING_ENV} set only signed sets are "
-                    "accepted: unset the key to validate a CLI dump you trust."
-                )
-            self._check_cli_files(set_dir)
-            self._roles = role_statements(set_dir)
-            self.state.not_tested.extend(CLI_NOT_TESTED)
-            self.state.not_applicable.update(CLI_NOT_APPLICABLE)
+        if is_cli_dump(set_dir):
+            self._roles = accept_cli_dump(set_dir, self.state, self.settings.signing_key)
             return None
         self.state.backup_format = "manifest"
         if self.settings.signing_key is not None:
@@ -286,18 +258,6 @@ class Drill:
         ):
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         return manifest
-
-    @staticmethod
-    def _check_cli_files(dump_dir: Path) -> None:
-        """A CLI dump's files must be regular files, not symbolic links (to files elsewhere
-        whose lines would be run, and quoted in error messages)."""
-        for name in CLI_FILES:
-            path = dump_dir / name
-            if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
-                raise BackupError(
-                    f"{path}: a symbolic link or special file; a Supabase CLI dump's files must "
-                    "be regular files, so copy the dump's files themselves into the directory."
-                )
 
     def _decrypt(self, set_dir: Path, manifest: dict[str, Any]) -> list[str]:
         """Decrypt an encrypted set into a private temporary directory (removed at teardown,
@@ -494,45 +454,9 @@ class Drill:
             self.progress(f"self-test: {r['fault']} -> {r['category']}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
-        from .pg.binaries import find_client_tools
-        from .proof.scope import list_tables, schemas_in_scope
-        from .source import connect_source, server_version
+        from .dryrun import dry_run_lines
 
-        lines: list[str] = []
-        if db_url is None:
-            raise DrillError(
-                "--supabase-dry-run needs a source (SUPABASE_DB_URL or --supabase-demo)."
-            )
-        conn = connect_source(db_url)
-        try:
-            major, version = server_version(conn)
-            tools = find_client_tools(
-                major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
-            )
-            lines.append(f"source: PostgreSQL {version}; pg_dump {tools.version} ({tools.bindir})")
-            scope = schemas_in_scope(conn)
-            tables = list_tables(conn, scope)
-            lines.append(f"schemas in scope: {', '.join(scope)}")
-            for t in sorted(tables, key=lambda t: t.bytes, reverse=True):
-                lines.append(f"  table {t.qualified}: ~{t.est_rows} rows, {t.bytes} bytes")
-            conn.rollback()
-        finally:
-            conn.close()
-        if s3 is not None:
-            from .storage.client import iter_objects, list_buckets, make_client
-
-            client = make_client(s3)
-            for bucket in list_buckets(client):
-                count = size = 0
-                for obj in iter_objects(client, bucket):
-                    count += 1
-                    size += int(obj.get("Size", 0))
-                lines.append(f"  bucket {bucket}: {count} objects, {size} bytes")
-        else:
-            lines.append("storage: no S3 settings; objects would not be backed up")
-        lines.append(f"staging target: {resolve_kind(self.settings.staging)}")
-        lines.append(f"checks: {', '.join(CATEGORIES)}")
-        self.state.extra["dry_run"] = lines
+        self.state.extra["dry_run"] = lines = dry_run_lines(self.settings, db_url, s3)
         for line in lines:
             self.progress(line)
 
@@ -591,43 +515,3 @@ def _kept(staging: StagingTarget) -> str:
         "kill the postgres process and remove its directory, or simply end this machine's "
         "session."
     )
-
-
-class DrillTimeout(DrillError):
-    """The drill exceeded its time limit (raised in the main thread by a timer signal)."""
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None, drill: Drill) -> Iterator[None]:
-    """Raise :class:`DrillTimeout` in the main thread after ``seconds``.
-
-    A timer signal interrupts whatever the drill waits for (pg_dump, pg_restore, a query,
-    a thread pool); the usual failure paths then stop child processes and remove partial
-    files. Only in the main thread, where signal handlers run; elsewhere no limit applies.
-    """
-    usable = (
-        seconds
-        and hasattr(signal, "SIGALRM")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-    assert seconds is not None
-
-    def expire(signum: int, frame: Any) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        raise DrillTimeout(
-            f"the drill did not finish within its time limit of {seconds:g} s "
-            f"(--supabase-drill-timeout or pytest-timeout's session timeout); it was stopped "
-            f"during the {drill.current_phase} phase and everything it started was cleaned up. "
-            "Fix: raise the limit, or find out why that phase is slow (see the phase times)."
-        )
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

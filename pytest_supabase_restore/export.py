@@ -33,7 +33,7 @@ import psycopg
 
 from . import __version__, extdeps, manifest
 from .background import Background
-from .config import mask_url
+from .connections import mask_url
 from .errors import BackupError, ToolError
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 
 from .childenv import client_env
-from .config import mask_url
+from .connections import mask_url
 from .errors import ConfigError
 from .pg.binaries import library_env
 

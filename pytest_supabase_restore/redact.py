@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-from .config import DSN_PASSWORD, mask_url
+from .connections import DSN_PASSWORD, mask_url
 from .errors import first_line
 
 MASK = "***"

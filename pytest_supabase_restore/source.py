@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from .config import mask_url
+from .connections import mask_url
 from .errors import SourceConnectionLost, SourceError, first_line
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, NO_SLOTS, first_error, run_tool

@@ -227,7 +227,7 @@ def test_every_teardown_step_runs_when_one_fails(
     """Staging's S3 server stop raises after stopping it, the demo's stop raises with a
     secret in its message: the staging cluster is still stopped and both temporary
     directories are removed; each failure is logged naming its step, the secret redacted."""
-    from pytest_supabase_restore.config import Connection
+    from pytest_supabase_restore.connections import Connection
 
     settings = Config(
         enabled=True,

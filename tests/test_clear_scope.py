@@ -254,7 +254,8 @@ def test_the_drill_clears_a_url_target_it_restored_before(cluster: Cluster, tmp_
     """A source with pgcrypto installed into public, restored twice into one marked url
     target: the second run drops the extension with public (the backup installs it again).
     A view added on staging in another schema then makes the third run refuse, unchanged."""
-    from pytest_supabase_restore.config import DISPOSABLE_MARKER, Config, Connection
+    from pytest_supabase_restore.config import Config
+    from pytest_supabase_restore.connections import DISPOSABLE_MARKER, Connection
     from pytest_supabase_restore.drill import Drill
 
     with cluster.connect(autocommit=True) as admin:

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.drill import EXPORT_RETRY_DELAY, Drill
 from pytest_supabase_restore.errors import SourceConnectionLost, SourceError
 from pytest_supabase_restore.export import ExportOptions, export

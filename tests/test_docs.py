@@ -21,14 +21,14 @@ import pytest_supabase_restore
 from pytest_supabase_restore import CATEGORIES
 from pytest_supabase_restore.config import (
     BACKUP_ENV,
-    DISPOSABLE_MARKER,
     NOTIFY_ENV,
     OPTIONS,
     SECRET_ENV,
     SOURCE_ENV,
     STAGING_ENV,
-    Option,
 )
+from pytest_supabase_restore.connections import DISPOSABLE_MARKER
+from pytest_supabase_restore.options import Option
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "BACKUP_VALIDATION.md"

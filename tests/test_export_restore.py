@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest
-from pytest_supabase_restore.config import DISPOSABLE_MARKER, Connection
+from pytest_supabase_restore.connections import DISPOSABLE_MARKER, Connection
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, SafetyError, ToolError

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 from tcpfaults import TcpProxy
 
-from pytest_supabase_restore.config import DISPOSABLE_MARKER
+from pytest_supabase_restore.connections import DISPOSABLE_MARKER
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.errors import (
     BackupError,

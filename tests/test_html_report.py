@@ -25,7 +25,8 @@ SERVICE_KEY = "SECRET-service-role-key-0815"
 INNER_CONFTEST = f"""
 import pytest
 
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.reporting import PLUGIN_NAME, ReportingPlugin
 from pytest_supabase_restore.results import DrillState

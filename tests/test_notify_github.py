@@ -15,7 +15,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.notify.github import (
     FAIL_LABEL,
     HISTORY_LIMIT,

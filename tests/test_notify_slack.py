@@ -12,7 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from pytest_supabase_restore import CATEGORIES
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.notify.http import HttpError, RetryPolicy
 from pytest_supabase_restore.notify.slack import MAX_FAILURES, post_to_slack, slack_payload
 from pytest_supabase_restore.redact import Redactor

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_supabase_restore.config import OPTIONS, mask_url, resolve
+from pytest_supabase_restore.config import OPTIONS, resolve
+from pytest_supabase_restore.connections import mask_url
 
 SMOKE = """
 import pytest

@@ -15,7 +15,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from pytest_supabase_restore import CATEGORIES
-from pytest_supabase_restore.config import Config, Connection, header_lines, mask_url
+from pytest_supabase_restore.config import Config, header_lines
+from pytest_supabase_restore.connections import Connection, mask_url
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.notify.slack import slack_payload
 from pytest_supabase_restore.redact import Redactor, shorten, spellings, tail

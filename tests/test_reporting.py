@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.notify.http import RetryPolicy
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.reporting import PLUGIN_NAME, ReportingPlugin

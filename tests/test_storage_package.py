@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pytest_supabase_restore
-from pytest_supabase_restore.config import Connection
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.reaper import reaper
 from pytest_supabase_restore.storage.endpoint import (
     DEFAULT_REGION,

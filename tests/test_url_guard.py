@@ -21,7 +21,8 @@ import psycopg
 import pytest
 from tcpfaults import TcpProxy
 
-from pytest_supabase_restore.config import DISPOSABLE_MARKER, Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import DISPOSABLE_MARKER, Connection
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.errors import SafetyError
 from pytest_supabase_restore.pg.binaries import find_client_tools

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
-from pytest_supabase_restore.config import Config, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.results import DrillState, RestoreIssue
 from pytest_supabase_restore.verdict import (

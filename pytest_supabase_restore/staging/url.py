@@ -41,7 +41,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ..config import DISPOSABLE_MARKER, Connection, mask_url
+from ..connections import DISPOSABLE_MARKER, Connection, mask_url
 from ..errors import RestoreError, SafetyError, first_line
 from ..proof.scope import schema_excluded
 from ..storage.endpoint import connection_endpoint

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import Connection
+    from ..connections import Connection
 
 # The region of an endpoint whose settings name none: what S3 clients assume by default.
 DEFAULT_REGION = "us-east-1"

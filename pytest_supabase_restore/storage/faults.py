@@ -22,7 +22,7 @@ from botocore.exceptions import (
 from botocore.exceptions import SSLError as BotoSSLError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from ..config import mask_url
+from ..connections import mask_url
 from .endpoint import S3Endpoint
 
 T = TypeVar("T")
