@@ -28,7 +28,7 @@ from .deadline import deadline
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
-from .results import DrillState
+from .results import BackupSizes, DrillState
 from .staging import resolve_kind
 from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
@@ -144,6 +144,7 @@ class Drill:
             self.state.source_label = mask_url(self.settings.source.db_url)
         s3 = source_s3(self.settings)
         if s3 is None and self.settings.from_backup is None:
+            self.state.storage_not_exported = True
             self.state.not_tested.append(
                 "storage export: no source S3 settings (SUPABASE_S3_ENDPOINT, "
                 "SUPABASE_S3_ACCESS_KEY_ID, SUPABASE_S3_SECRET_ACCESS_KEY); Storage objects "
@@ -184,7 +185,7 @@ class Drill:
                 break
             except SourceConnectionLost as exc:
                 # A snapshot cannot be resumed: a lost connection means a new export.
-                self.state.extra.setdefault("export_retries", []).append(str(exc))
+                self.state.export_retries.append(str(exc))
                 if attempt == EXPORT_ATTEMPTS:
                     raise SourceConnectionLost(
                         f"gave up after {attempt} attempts: {exc}"  # first: messages get shortened
@@ -194,7 +195,7 @@ class Drill:
                     f"in {EXPORT_RETRY_DELAY:.0f}s"
                 )
                 time.sleep(EXPORT_RETRY_DELAY)
-        self.state.extra["export_timings"] = {k: round(v, 3) for k, v in timings.items()}
+        self.state.export_timings = {k: round(v, 3) for k, v in timings.items()}
         if self.settings.backup_dir is not None and (
             self.settings.retain_count is not None or self.settings.retain_days is not None
         ):
@@ -227,9 +228,9 @@ class Drill:
         self.state.backup_format = "manifest"
         if self.settings.signing_key is not None:
             signing.verify_set(set_dir, self.settings.signing_key)
-            self.state.extra["signature"] = "verified"
+            self.state.signature = "verified"
         elif signing.is_signed(set_dir):
-            self.state.extra["signature"] = "not verified"
+            self.state.signature = "not verified"
             self.state.not_tested.append(
                 f"signature: the backup set is signed ({mf.SIGNATURE}) but "
                 f"{signing.SIGNING_ENV} is not set, so where it came from was not verified"
@@ -249,13 +250,11 @@ class Drill:
         self.state.snapshot_time = manifest["snapshot_time"]
         self.state.server_version = manifest["source"].get("server_version")
         self.state.tool_version = manifest.get("pg_dump", {}).get("version")
-        self.state.extra["backup"] = {
-            k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")
-        }
+        self.state.backup = BackupSizes(
+            **{k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")}
+        )
         storage = manifest.get("storage", {})
-        if not storage.get("downloaded") and "storage export" not in " ".join(
-            self.state.not_tested
-        ):
+        if not storage.get("downloaded") and not self.state.storage_not_exported:
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         return manifest
 
@@ -388,7 +387,7 @@ class Drill:
             state.add_phase(name, seconds)
         state.restore_issues = outcome.issues
         state.not_restorable = outcome.not_restorable
-        state.extra["neutralised"] = outcome.neutralised
+        state.neutralised = outcome.neutralised
         state.disabled_triggers = outcome.disabled_triggers
         if any(n.startswith("pg_cron:") and "deactivated" in n for n in outcome.neutralised):
             state.altered_tables["cron.job"] = (
@@ -447,16 +446,16 @@ class Drill:
             self.state.not_tested.append(f"self-test: could not make a scratch copy ({exc})")
             return
         for r in results:  # shortened for the report, after redaction
-            r["evidence"] = self.redactor.shorten(str(r.get("evidence", "")), 300)
-        self.state.extra["self_test"] = results
+            r.evidence = self.redactor.shorten(r.evidence, 300)
+        self.state.self_test = results
         for r in results:
-            verdict = "caught" if r["caught"] else "NOT CAUGHT"
-            self.progress(f"self-test: {r['fault']} -> {r['category']}: {verdict}")
+            verdict = "caught" if r.caught else "NOT CAUGHT"
+            self.progress(f"self-test: {r.fault} -> {r.category}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
         from .dryrun import dry_run_lines
 
-        self.state.extra["dry_run"] = lines = dry_run_lines(self.settings, db_url, s3)
+        self.state.dry_run = lines = dry_run_lines(self.settings, db_url, s3)
         for line in lines:
             self.progress(line)
 

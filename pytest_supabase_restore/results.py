@@ -41,6 +41,28 @@ class RestoreIssue:
 
 
 @dataclass
+class BackupSizes:
+    """How big the backup set is, for people (the manifest's summary)."""
+
+    tables: int | None = None
+    rows: int | None = None
+    db_bytes: int | None = None
+    objects: int | None = None
+    object_bytes: int | None = None
+
+
+@dataclass
+class FaultResult:
+    """One fault --supabase-self-test injected into a scratch copy, and whether the check
+    of its category caught it (``evidence``: the check's message, redacted and shortened)."""
+
+    fault: str
+    category: str
+    caught: bool
+    evidence: str
+
+
+@dataclass
 class DrillState:
     """Everything the tests and the verdict need to know about this run's drill."""
 
@@ -77,7 +99,18 @@ class DrillState:
     not_tested: list[str] = field(default_factory=list)
     integrity_problems: list[str] = field(default_factory=list)
     keep_staging: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The backup set's sizes (from its manifest); None until the integrity check read it.
+    backup: BackupSizes | None = None
+    # "verified" (the signature checked out) or "not verified" (signed, no key given).
+    signature: str | None = None
+    export_retries: list[str] = field(default_factory=list)  # why each retry was needed
+    export_timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    # What the restore switched off in staging so it never calls out (pg_cron, pg_net, hooks).
+    neutralised: list[str] = field(default_factory=list)
+    self_test: list[FaultResult] | None = None  # None: --supabase-self-test did not run
+    dry_run: list[str] = field(default_factory=list)  # what --supabase-dry-run found
+    # The source had no Storage settings, so its objects were not exported.
+    storage_not_exported: bool = False
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, run_dir: Path) -> None:
@@ -90,9 +123,18 @@ class DrillState:
 
     @classmethod
     def load(cls, run_dir: Path) -> DrillState:
-        data = json.loads((run_dir / STATE_FILE).read_text())
+        return cls.from_json(json.loads((run_dir / STATE_FILE).read_text()))
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DrillState:
+        """The state :meth:`save` wrote (as parsed JSON), with its nested records rebuilt."""
+        data = dict(raw)
         data["phases"] = [Phase(**p) for p in data.get("phases", [])]
         data["restore_issues"] = [RestoreIssue(**r) for r in data.get("restore_issues", [])]
+        if data.get("backup") is not None:
+            data["backup"] = BackupSizes(**data["backup"])
+        if data.get("self_test") is not None:
+            data["self_test"] = [FaultResult(**r) for r in data["self_test"]]
         return cls(**data)
 
     # -- helpers --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -22,16 +22,9 @@ from .proof.fingerprint import compare_table
 from .proof.inventory import diff_inventory, schema_inventory
 from .proof.rls import rls_visibility
 from .proof.scope import list_tables, pin_session
+from .results import FaultResult
 
 SCRATCH_DB = "supabase_restore_selftest"
-
-
-@dataclass
-class FaultResult:
-    fault: str
-    category: str
-    caught: bool
-    evidence: str
 
 
 # A template must have no other session. On a staging target that loads pg_cron, its
@@ -222,7 +215,7 @@ _FAULTS: tuple[Callable[[Manifest], _Fault | None], ...] = (
 )
 
 
-def run_self_test(dsn: str, manifest: Manifest) -> list[dict[str, Any]]:
+def run_self_test(dsn: str, manifest: Manifest) -> list[FaultResult]:
     """Inject each fault into its own scratch copy and report whether the checks caught it."""
     faults = [fault for build in _FAULTS if (fault := build(manifest)) is not None]
     results: list[FaultResult] = []
@@ -232,4 +225,4 @@ def run_self_test(dsn: str, manifest: Manifest) -> list[dict[str, Any]]:
             caught, evidence = fault.check(conn, manifest)
             # Whole: the drill redacts, then shortens it (a cut first could split a secret).
             results.append(FaultResult(fault.name, fault.category, caught, evidence))
-    return [asdict(r) for r in results]
+    return results

@@ -44,7 +44,7 @@ from .restore_report import (
     causes_line,
     group_restore_errors,
 )
-from .results import DrillState
+from .results import BackupSizes, DrillState
 
 SCHEMA_VERSION = 1
 FULL, QUICK = "full", "quick"  # the scope of a run
@@ -215,13 +215,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def _backup_sizes(state: DrillState | None) -> dict[str, Any]:
-    raw = state.extra.get("backup") if state is not None else None
-    raw = raw if isinstance(raw, Mapping) else {}
-    sizes: dict[str, Any] = {"snapshot_time": state.snapshot_time if state else None}
-    for key in ("tables", "rows", "db_bytes", "objects", "object_bytes"):
-        value = raw.get(key)
-        sizes[key] = value if isinstance(value, (int, float)) else None
-    return sizes
+    sizes = state.backup if state is not None and state.backup is not None else BackupSizes()
+    return {"snapshot_time": state.snapshot_time if state else None, **asdict(sizes)}
 
 
 def _label(redactor: Redactor, text: str | None) -> str | None:
@@ -361,12 +356,8 @@ def _rto(state: DrillState | None, settings: Config) -> tuple[float | None, floa
 
 
 def _self_test_reason(state: DrillState | None) -> str | None:
-    results = state.extra.get("self_test") if state is not None else None
-    missed = [
-        f"{r.get('fault')} ({r.get('category')})"
-        for r in (results if isinstance(results, list) else [])
-        if isinstance(r, dict) and not r.get("caught")
-    ]
+    results = (state.self_test if state is not None else None) or []
+    missed = [f"{r.fault} ({r.category})" for r in results if not r.caught]
     if not missed:
         return None
     return f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}"
@@ -428,7 +419,7 @@ def _rpo(state: DrillState | None, now: datetime) -> dict[str, Any]:
 def _side_effects_off(state: DrillState | None, redactor: Redactor) -> list[str]:
     return [
         redactor.line(str(t), 500)
-        for t in (state.extra.get("neutralised") or [] if state else [])
+        for t in (state.neutralised if state else [])
         if not str(t).split(": ", 1)[-1].startswith("0 ")
     ]
 
@@ -489,7 +480,11 @@ def build_verdict(
     passed = _pass_reason(categories, dry_run, left_out, vacant)
     reason = "; ".join(reasons) if reasons else passed
 
-    self_test = state.extra.get("self_test") if state is not None else None
+    self_test = (
+        [asdict(r) for r in state.self_test]
+        if state is not None and state.self_test is not None
+        else None
+    )
     return Verdict(
         status=status,
         reason=redactor.line(reason, 500),

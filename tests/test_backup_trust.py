@@ -548,7 +548,7 @@ def test_export_signs_the_manifest_bytes(signed: Path) -> None:
 def test_signed_set_with_the_key_restores(signed: Path, tmp_path: Path) -> None:
     _run, state = drill(signed, tmp_path, signing_key=SIGNING_KEY)
     assert state.error is None, state.error
-    assert state.extra["signature"] == "verified"
+    assert state.signature == "verified"
     assert not any("signature" in t for t in state.not_tested)
 
 
@@ -742,7 +742,9 @@ def test_encrypted_set_decrypts_restores_and_leaves_no_plaintext(
         "supabase-restore-decrypted-"
     )
     assert not run._decrypted.exists(), "the decrypted copy was not removed at teardown"
-    assert state.extra["backup"]["tables"] > 5 and state.extra["backup"]["objects"] == 3
+    assert state.backup is not None
+    assert state.backup.tables is not None and state.backup.tables > 5
+    assert state.backup.objects == 3
     assert state.backup_dir == str(sealed)
 
 

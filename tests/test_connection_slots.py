@@ -221,4 +221,4 @@ def test_too_few_free_slots_fail_the_drill_once_without_a_retry(
     assert state.error_phase == "export", state.error
     assert state.error is not None and "2 free connection slot(s)" in state.error, state.error
     assert "needs at least 3" in state.error and "--supabase-jobs" in state.error
-    assert "export_retries" not in state.extra, state.extra
+    assert state.export_retries == [], state.export_retries

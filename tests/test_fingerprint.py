@@ -1002,14 +1002,14 @@ def test_self_test_catches_every_fault_it_injects(env: Env) -> None:
         "rls": {"users": [U1, U2], "visibility": visibility},
     }
     results = run_self_test(env.cluster.dsn("dst"), recorded)
-    assert [(r["fault"], r["category"]) for r in results] == [
+    assert [(r.fault, r.category) for r in results] == [
         ("deleted row in public.all_types", "data_integrity"),
         ("dropped policy public.secrets.own secrets", "database_schema"),
         ("sequence public.all_types_id_seq set back", "database_schema"),
         ("revoked grants on public.todos from anon", "database_schema"),
         ("row-level security disabled on public.todos", "authentication"),
     ]
-    assert all(r["caught"] for r in results), results
+    assert all(r.caught for r in results), results
     assert U1 not in str(results) and U2 not in str(results)  # labels, never user ids
     with env.connect("postgres") as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [SCRATCH_DB])

@@ -29,7 +29,7 @@ from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.reporting import PLUGIN_NAME, ReportingPlugin
-from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.results import BackupSizes, DrillState
 
 
 def pytest_configure(config):
@@ -43,7 +43,7 @@ def pytest_configure(config):
         snapshot_time="2025-03-01T11:00:00+00:00",
         staging_kind="ephemeral",
         not_tested=["realtime: <not> part of a database backup"],
-        extra={{"backup": {{"tables": 7, "rows": 4200, "db_bytes": 3000000}}}},
+        backup=BackupSizes(tables=7, rows=4200, db_bytes=3000000),
     )
     plugin = ReportingPlugin(settings, lambda: state, Redactor(settings.secrets()))
     config.pluginmanager.register(plugin, PLUGIN_NAME)

@@ -17,7 +17,7 @@ from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.notify.http import HttpError, RetryPolicy
 from pytest_supabase_restore.notify.slack import MAX_FAILURES, post_to_slack, slack_payload
 from pytest_supabase_restore.redact import Redactor
-from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.results import BackupSizes, DrillState
 from pytest_supabase_restore.verdict import CheckOutcome, Verdict, build_verdict
 
 HOOK_PATH = "/services/T000/B000/SECRETHOOK3333"
@@ -44,7 +44,7 @@ def verdict_with(failures: int, webhook: str = "") -> tuple[Verdict, Redactor]:
         snapshot_time="2025-03-01T11:00:00+00:00",
         staging_kind="ephemeral",
         not_tested=["realtime: not part of a database backup"],
-        extra={"backup": {"tables": 3, "rows": 1200, "db_bytes": 5_000_000}},
+        backup=BackupSizes(tables=3, rows=1200, db_bytes=5_000_000),
     )
     outcomes = [CheckOutcome(f"smoke/test_{c}.py::test_ok", c, "passed") for c in CATEGORIES]
     outcomes += [

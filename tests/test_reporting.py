@@ -47,10 +47,7 @@ def pytest_configure(config):
     settings = Config(enabled=True, **raw)
     state = None
     if SPEC["state"] is not None:
-        data = dict(SPEC["state"])
-        data["phases"] = [Phase(**p) for p in data.get("phases", [])]
-        data["restore_issues"] = [RestoreIssue(**r) for r in data.get("restore_issues", [])]
-        state = DrillState(**data)
+        state = DrillState.from_json(SPEC["state"])
 
     def get_state():
         if SPEC["state_raises"]:
@@ -113,7 +110,7 @@ STATE: dict[str, Any] = {
     "tool_version": "15.8",
     "staging_kind": "ephemeral",
     "phases": [{"name": "export", "seconds": 3.0}, {"name": "restore", "seconds": 9.5}],
-    "extra": {"backup": {"tables": 4, "rows": 120, "db_bytes": 90000, "objects": 2}},
+    "backup": {"tables": 4, "rows": 120, "db_bytes": 90000, "objects": 2},
 }
 
 

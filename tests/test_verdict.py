@@ -11,7 +11,7 @@ from pytest_supabase_restore import CATEGORIES, QUICK_CATEGORIES
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.redact import Redactor
-from pytest_supabase_restore.results import DrillState, RestoreIssue
+from pytest_supabase_restore.results import BackupSizes, DrillState, FaultResult, RestoreIssue
 from pytest_supabase_restore.verdict import (
     FAILURES_LIMIT,
     CategoryCounts,
@@ -67,15 +67,9 @@ def state(**kw: object) -> DrillState:
         staging_kind="ephemeral",
         staging_label="ephemeral cluster on 127.0.0.1:54321",
         staging_dsn=f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:54321/postgres",
-        extra={
-            "backup": {
-                "tables": 12,
-                "rows": 3400,
-                "db_bytes": 1_234_567,
-                "objects": 10,
-                "object_bytes": 2_345_678,
-            }
-        },
+        backup=BackupSizes(
+            tables=12, rows=3400, db_bytes=1_234_567, objects=10, object_bytes=2_345_678
+        ),
     )
     st.add_phase("export", 3.21)
     st.add_phase("restore", 8.05)
@@ -307,11 +301,19 @@ def test_run_url_and_rpo_without_snapshot() -> None:
 
 
 def test_self_test_is_included_when_present() -> None:
-    st = state(extra={"self_test": {"caught": 4, "injected": 4}})
-    assert build_verdict(passing(), st, settings(), NOW, env={}).to_json()["self_test"] == {
-        "caught": 4,
-        "injected": 4,
-    }
+    caught = FaultResult("deleted row in public.t", "data_integrity", True, "1 row missing")
+    st = state(self_test=[caught])
+    assert build_verdict(passing(), st, settings(), NOW, env={}).to_json()["self_test"] == [
+        {
+            "fault": "deleted row in public.t",
+            "category": "data_integrity",
+            "caught": True,
+            "evidence": "1 row missing",
+        }
+    ]
+    missed = FaultResult("dropped policy public.t.p", "database_schema", False, "")
+    verdict = build_verdict(passing(), state(self_test=[missed]), settings(), NOW, env={})
+    assert verdict.status == "FAIL" and "dropped policy public.t.p" in verdict.reason
     assert "self_test" not in build_verdict(passing(), state(), settings(), NOW).to_json()
 
 
