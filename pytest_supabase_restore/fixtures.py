@@ -62,7 +62,8 @@ def get_state(config: pytest.Config) -> DrillState | None:
     return state
 
 
-_MANIFEST_CACHE: dict[str, dict[str, Any]] = {}
+# This run's manifest, read once per run (kept with the run's config, never across runs).
+MANIFEST_KEY = pytest.StashKey[tuple[str, dict[str, Any]]]()
 
 
 def collection_manifest(config: pytest.Config) -> dict[str, Any] | None:
@@ -70,11 +71,18 @@ def collection_manifest(config: pytest.Config) -> dict[str, Any] | None:
     state = get_state(config)
     if state is None or state.error or not state.backup_dir or state.backup_format != "manifest":
         return None
-    if state.backup_dir not in _MANIFEST_CACHE:
-        _MANIFEST_CACHE[state.backup_dir] = json.loads(
-            (Path(state.backup_dir) / "manifest.json").read_text(encoding="utf-8")
-        )
-    return _MANIFEST_CACHE[state.backup_dir]
+    cached = config.stash.get(MANIFEST_KEY, None)
+    if cached is None or cached[0] != state.backup_dir:
+        cached = (state.backup_dir, _read_manifest_json(Path(state.backup_dir)))
+        config.stash[MANIFEST_KEY] = cached
+    return cached[1]
+
+
+def _read_manifest_json(set_dir: Path) -> dict[str, Any]:
+    from .manifest import MANIFEST
+
+    data: dict[str, Any] = json.loads((set_dir / MANIFEST).read_text(encoding="utf-8"))
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +116,7 @@ def supabase_backup(drill_state: DrillState) -> BackupSet:
     path = Path(drill_state.backup_dir)
     manifest: dict[str, Any] = {}
     if drill_state.backup_format == "manifest":
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        manifest = _read_manifest_json(path)
     return BackupSet(path=path, manifest=manifest, format=drill_state.backup_format or "manifest")
 
 
