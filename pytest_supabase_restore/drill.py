@@ -256,6 +256,13 @@ class Drill:
         storage = manifest.get("storage", {})
         if not storage.get("downloaded") and not self.state.storage_not_exported:
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
+        history = manifest["source"].get("migration_history")
+        if history:
+            self.state.not_tested.append(
+                f"supabase_migrations: the Supabase CLI's history of {history} applied "
+                "migration(s) is not part of the backup (as in the CLI's own dumps); after a "
+                "real restore, mark them applied with `supabase migration repair`"
+            )
         return manifest
 
     def _decrypt(self, set_dir: Path, manifest: dict[str, Any]) -> list[str]:

@@ -221,6 +221,8 @@ def _check_source(data: dict[str, Any], need: Callable[[bool, str, str], None]) 
         need(
             source.get(key) is None or isinstance(source[key], str), f"source.{key}", "not a string"
         )
+    history = source.get("migration_history")
+    need(history is None or _is_count(history), "source.migration_history", "not a count")
     platform_roles = source.get("platform_roles", [])
     need(
         isinstance(platform_roles, list) and all(isinstance(r, str) for r in platform_roles),

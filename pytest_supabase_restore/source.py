@@ -222,6 +222,18 @@ def platform_roles_of(conn: psycopg.Connection[Any]) -> list[str]:
     return sorted(n for n in names if RESERVED_ROLES.match(n) and not n.startswith("pg_"))
 
 
+def migration_history_of(conn: psycopg.Connection[Any]) -> int | None:
+    """How many migrations the Supabase CLI recorded as applied to the source
+    (``supabase_migrations.schema_migrations``), or None when it has no such table."""
+    row = conn.execute(
+        "SELECT pg_catalog.to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    counted = conn.execute("SELECT count(*) FROM supabase_migrations.schema_migrations").fetchone()
+    return int(counted[0]) if counted else None
+
+
 class Cancel:
     """Everything an export has open on the source, so that it can be broken from the
     main thread: an interrupt or a time limit must not wait for a network that stalls."""

@@ -74,6 +74,8 @@ def test_drill_runs_once_and_every_worker_sees_the_same_staging(
     assert len(seen) == 1 and len(pids) == 2, (seen, pids)
     data = json.loads(summary.read_text())
     assert data["staging"] == "ephemeral" and data["rto_seconds"] > 0
+    history = [t for t in data["not_tested"] if t.startswith("supabase_migrations:")]
+    assert len(history) == 1 and "4 applied migration(s)" in history[0], data["not_tested"]
     assert data["backup"]["tables"] > 10 and data["backup"]["objects"] == 30
     # The built-in categories did not run, so the verdict cannot be PASS.
     assert data["status"] == "FAIL" and result.ret != 0

@@ -481,7 +481,9 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
 
         out = export(src.dsn(), tmp_path, s3=None, progress=advance_after_pg_dump)
     assert moved.is_set()
-    recorded = manifest.read_manifest(out)["schema"]["sequences"]["public.orders_id_seq"]
+    data = manifest.read_manifest(out)
+    assert data["source"]["migration_history"] is None  # no Supabase CLI history here
+    recorded = data["schema"]["sequences"]["public.orders_id_seq"]
     assert (recorded["last_value"], recorded["is_called"]) == (1, True)
     restored, _ = _restored_inventory(out, ["public"])
     diffs = diff_inventory(
@@ -548,3 +550,11 @@ def test_a_platform_role_the_source_never_had_is_not_in_staging(tmp_path: Path) 
     restored, _ = _restored_inventory(out, ["public"])
     assert "schema public to supabase_realtime_admin" not in restored["grants"]
     assert diff_inventory(recorded, restored) == []
+
+
+def test_the_cli_migration_history_is_counted_not_backed_up(backup: Path) -> None:
+    """supabase_migrations is outside the backup's scope (as in the CLI's own dumps); the
+    manifest counts the migrations the source recorded, so the verdict can say so."""
+    data = manifest.read_manifest(backup)
+    assert data["source"]["migration_history"] == 4  # the demo's four migrations
+    assert not any(t.startswith("supabase_migrations.") for t in data["tables"])
