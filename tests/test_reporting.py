@@ -142,6 +142,26 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest(*INNER_ARGS, *args)
 
 
+def every_output(
+    pytester: pytest.Pytester,
+    result: pytest.RunResult,
+    summary: Path,
+    step_summary: Path,
+    peer: Any,
+) -> dict[str, str]:
+    """Where a run's words end up: terminal, JSON, job summary, JUnit, HTML and every request
+    the GitHub and Slack stand-in received, by name."""
+    outputs = {
+        "terminal": "\n".join(result.outlines + result.errlines),
+        "summary json": summary.read_text(),
+        "job summary": step_summary.read_text(),
+        "junit": (pytester.path / "junit.xml").read_text(),
+        "html": (pytester.path / "report.html").read_text(),
+    }
+    outputs.update({f"{m} {p}": body.decode() for m, p, body in peer.requests})
+    return outputs
+
+
 def load(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
@@ -512,14 +532,7 @@ def test_no_secret_leaves_the_process(
     )
     assert result.ret == 1
 
-    outputs = {
-        "terminal": "\n".join(result.outlines + result.errlines),
-        "summary json": summary.read_text(),
-        "job summary": step_summary.read_text(),
-        "junit": (pytester.path / "junit.xml").read_text(),
-        "html": (pytester.path / "report.html").read_text(),
-    }
-    outputs.update({f"{m} {p}": body.decode() for m, p, body in peer.requests})
+    outputs = every_output(pytester, result, summary, step_summary, peer)
     assert len(peer.requests) == 4  # GitHub list, create, comment; Slack
     for where, text in outputs.items():
         for name, secret in SECRETS.items():
@@ -583,14 +596,7 @@ def test_a_secret_across_a_length_limit_is_masked_not_cut(
     summary = setup_drill(pytester, tests=ACROSS, settings=settings, state=state)
     result = run(pytester, "-rA", "--junitxml=junit.xml", "--html=report.html")
     assert result.ret == 1
-    outputs = {
-        "terminal": "\n".join(result.outlines + result.errlines),
-        "summary json": summary.read_text(),
-        "job summary": step_summary.read_text(),
-        "junit": (pytester.path / "junit.xml").read_text(),
-        "html": (pytester.path / "report.html").read_text(),
-    }
-    outputs.update({f"{m} {p}": body.decode() for m, p, body in peer.requests})
+    outputs = every_output(pytester, result, summary, step_summary, peer)
     assert len(peer.requests) == 4  # GitHub list, create, comment; Slack
     for where, text in outputs.items():
         assert ACROSS_PREFIX not in text, f"the start of the password leaked into {where}"
