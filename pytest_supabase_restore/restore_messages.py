@@ -169,6 +169,12 @@ def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> li
     # Parallel workers share stderr: one's line may begin in the middle of another's
     # ("...= 0;pg_restore:pg_restore: error: ..."). Every "pg_restore:" starts a line.
     stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)
+    # libpq tools write "pg_restore: ", "error: " and the message as three writes, so a
+    # worker's "error: ..." can also land after another's message, with its prefix earlier.
+    stderr = re.sub(
+        r"(?<!pg_restore: )(?=error: could not execute query: )", "\npg_restore: ", stderr
+    )
+    stderr = re.sub(r"^(?=error: )", "pg_restore: ", stderr, flags=re.M)
     stderr = re.sub(r"^pg_restore:\s*$\n?", "", stderr, flags=re.M)  # a prefix cut short
     pairs = []
     for m in _ERROR_BLOCK.finditer(stderr):

@@ -425,6 +425,27 @@ def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
     )
 
 
+def test_an_error_whose_prefix_was_written_before_another_workers_error_is_its_own() -> None:
+    """The interleaving CI met: worker A wrote "pg_restore: ", worker B its whole error, then
+    A its "error: ..." on the next line. Two errors, each with its own statement."""
+    from pytest_supabase_restore.restore_messages import parse_pg_restore_errors
+
+    missing = 'ERROR:  unrecognized configuration parameter "transaction_timeout"'
+    stderr = (
+        f"pg_restore: pg_restore: error: could not execute query: {missing}\n"
+        "Command was: SET transaction_timeout = 0;\n"
+        f"error: could not execute query: {missing}\n"
+        "Command was: SET transaction_timeout = 0;"
+        f"error: could not execute query: {missing}\n"
+        "Command was: SET transaction_timeout = 0;\n"
+        "pg_restore: warning: errors ignored on restore: 3\n"
+    )
+    assert (
+        parse_pg_restore_errors(stderr)
+        == [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 3
+    )
+
+
 _DEFAULT_ACLS = """
 SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, n.nspname::text, d.defaclobjtype::text,
     d.defaclacl::text
