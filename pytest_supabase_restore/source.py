@@ -121,13 +121,21 @@ def _connect_source(
     return conn
 
 
-_DENIED = re.compile(
-    r"permission denied for (?:table|relation|schema|sequence) (\S+)", re.IGNORECASE
-)
+_DENIED = re.compile(r"permission denied for (table|relation|schema|sequence) (\S+)", re.IGNORECASE)
 DENIED_FIX = (
     "export with a role that can read every table in scope (on Supabase, the postgres "
-    "user's connection string from Settings > Database), or GRANT SELECT on it to this user"
+    "user's connection string from Settings > Database), or as its owner run: {grant}"
 )
+
+
+def denied_grant(kind: str, name: str) -> str:
+    """The GRANT that lets the export's role read ``name``: a schema needs USAGE, a table
+    or sequence SELECT (``--supabase-dry-run`` lists every gap at once)."""
+    kind = kind.lower()
+    if kind == "schema":
+        return f"GRANT USAGE ON SCHEMA {name} TO <the source user>;"
+    what = "SEQUENCE" if kind == "sequence" else "TABLE"
+    return f"GRANT SELECT ON {what} {name} TO <the source user>;"
 
 
 SLOTS_FIX = (
@@ -153,8 +161,10 @@ def source_failure(what: str, message: str) -> SourceError:
         return slots_failure(what, message)
     denied = _DENIED.search(message)
     if denied:
+        kind, name = denied.group(1), denied.group(2)
+        fix = DENIED_FIX.format(grant=denied_grant(kind, name))
         return SourceError(
-            f"{what}: the source user may not read {denied.group(1)} ({first}). Fix: {DENIED_FIX}."
+            f"{what}: the source user may not read {kind.lower()} {name} ({first}). Fix: {fix}"
         )
     if CONNECTION_LOST.search(message) or _SNAPSHOT_GONE.search(message):
         # A snapshot that became invalid mid-export means the session holding it was cut.
