@@ -460,11 +460,10 @@ class Drill:
             self.progress(f"self-test: {r.fault} -> {r.category}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:
-        from .dryrun import dry_run_lines
+        from .dryrun import dry_run
 
-        self.state.dry_run = lines = dry_run_lines(self.settings, db_url, s3)
-        for line in lines:
-            self.progress(line)
+        sources = list(dict.fromkeys(u for u in (db_url, self.settings.source.db_url) if u))
+        dry_run(self.settings, db_url, s3, sources, self.state, self.progress)
 
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> list[str]:

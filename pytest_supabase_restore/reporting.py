@@ -495,7 +495,12 @@ def _measures(verdict: Verdict) -> list[str]:
 
 def _what_went_wrong(verdict: Verdict) -> list[str]:
     """Restore errors by cause, then the first 20 failures."""
-    lines: list[str] = []
+    lines = [
+        f"  preflight {row['check']}: {row['result']}"
+        + (f" (fix: {row['fix']})" if row["fix"] else "")
+        for row in verdict.preflight
+        if row["status"] == "FAIL"
+    ]
     if verdict.restore_errors:
         from .restore_report import heading, text_lines
 

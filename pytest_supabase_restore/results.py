@@ -109,6 +109,8 @@ class DrillState:
     neutralised: list[str] = field(default_factory=list)
     self_test: list[FaultResult] | None = None  # None: --supabase-self-test did not run
     dry_run: list[str] = field(default_factory=list)  # what --supabase-dry-run found
+    # The preflight's table (--supabase-dry-run): one {check, status, result, fix} per row.
+    preflight: list[dict[str, str]] = field(default_factory=list)
     # The source had no Storage settings, so its objects were not exported.
     storage_not_exported: bool = False
 

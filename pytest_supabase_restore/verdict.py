@@ -130,6 +130,8 @@ class Verdict:
     restore_errors: list[RestoreErrorGroup] = field(default_factory=list)
     # Per extension the target cannot load, the objects not restored because of it.
     extension_dependents: dict[str, list[str]] = field(default_factory=dict)
+    # The dry run's preflight table: one {check, status, result, fix} per row.
+    preflight: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -187,6 +189,8 @@ class Verdict:
         }
         if self.self_test is not None:
             data["self_test"] = self.self_test
+        if self.preflight:
+            data["preflight"] = [dict(row) for row in self.preflight]
         return data
 
 
@@ -517,6 +521,7 @@ def build_verdict(
         scope=QUICK if left_out else FULL,
         not_selected=left_out,
         restore_errors=restore_errors,
+        preflight=redactor.redact_obj(state.preflight) if state is not None else [],
         extension_dependents=redactor.redact_obj(
             dependents_by_extension(state.extension_dependents if state else {})
         ),

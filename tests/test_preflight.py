@@ -1,0 +1,287 @@
+"""The preflight (``--supabase-dry-run``) against real servers: a PostgreSQL cluster whose
+roles have real privilege gaps, the local S3 server, a staging URL that is the source, an
+unreachable one, a pooler port. Each failure names its cause and its fix, the fix is shown
+to work where it is a GRANT, and nothing is written: the source's pg_dump is the same
+before and after, and the object store holds what it held."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from tcpfaults import TcpProxy
+
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import Connection
+from pytest_supabase_restore.errors import SourceError
+from pytest_supabase_restore.export import ExportOptions, export
+from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pg.cluster import Cluster
+from pytest_supabase_restore.pgtools import run_tool
+from pytest_supabase_restore.preflight import FAIL, INFO, PASS, WARN, Check, run_preflight
+from pytest_supabase_restore.staging import docker_available
+from pytest_supabase_restore.storage.client import iter_objects, list_buckets, make_client
+from pytest_supabase_restore.storage.endpoint import S3Endpoint
+from pytest_supabase_restore.storage.server import LocalS3Server
+
+APP_SQL = """
+CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.accounts SELECT g, 'account ' || g FROM generate_series(1, 500) g;
+CREATE TABLE public.secrets (id int PRIMARY KEY, token text);
+CREATE SEQUENCE public.counter;
+CREATE SCHEMA billing;
+CREATE TABLE billing.invoices (id int PRIMARY KEY, account int REFERENCES public.accounts);
+INSERT INTO billing.invoices SELECT g, g FROM generate_series(1, 100) g;
+-- never analysed: no autovacuum, no ANALYZE, so reltuples stays -1
+CREATE TABLE public.fresh (id int PRIMARY KEY, body text) WITH (autovacuum_enabled = false);
+INSERT INTO public.fresh SELECT g, repeat('x', 200) FROM generate_series(1, 3000) g;
+CREATE SCHEMA storage;
+CREATE TABLE storage.buckets (id text PRIMARY KEY, name text);
+CREATE TABLE storage.objects (bucket_id text REFERENCES storage.buckets, name text,
+    PRIMARY KEY (bucket_id, name));
+INSERT INTO storage.buckets VALUES ('kept', 'kept'), ('gone', 'gone');
+INSERT INTO storage.objects VALUES ('kept', 'a.txt'), ('kept', 'lost.txt');
+SELECT lo_from_bytea(424242, 'large object bytes');
+"""
+
+
+def url(cluster: Cluster, dbname: str, user: str, *, host: str = "127.0.0.1", port: int = 0) -> str:
+    return f"postgresql://{user}@{host}:{port or cluster.port}/{dbname}?passfile={cluster.passfile}"
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[Cluster]:
+    """``app``: the superuser reads everything; ``reader`` lacks USAGE on billing, SELECT on
+    public.secrets, public.counter and the large object; ``nousage`` reads every table but
+    lacks USAGE on billing (what the real export meets first)."""
+    with Cluster(name="preflight-src") as cluster:
+        with cluster.connect(autocommit=True) as admin:
+            admin.execute("CREATE DATABASE app")
+            for role in ("reader", "nousage"):
+                admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+                cluster.set_password(role)
+        with psycopg.connect(cluster.dsn("app"), autocommit=True) as app:
+            app.execute(APP_SQL)
+            app.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            app.execute("GRANT USAGE ON SCHEMA public, storage TO reader, nousage")
+            app.execute("GRANT SELECT ON public.accounts, public.fresh TO reader")
+            app.execute("GRANT SELECT ON ALL TABLES IN SCHEMA storage TO reader, nousage")
+            app.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public, billing TO nousage")
+            app.execute("GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO nousage")
+            app.execute("GRANT SELECT ON LARGE OBJECT 424242 TO nousage")
+            app.execute("ALTER ROLE reader SET statement_timeout = '5s'")
+        with cluster.connect(autocommit=True) as admin:
+            admin.execute("CREATE DATABASE bare")
+        with psycopg.connect(cluster.dsn("bare"), autocommit=True) as bare:
+            bare.execute("CREATE SCHEMA billing")
+            bare.execute("CREATE TABLE billing.invoices (id int PRIMARY KEY)")
+            bare.execute("GRANT SELECT ON billing.invoices TO nousage")
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[LocalS3Server]:
+    """The object store: bucket ``kept`` (one of its two rows has bytes); ``gone`` missing."""
+    with LocalS3Server("preflight-s3") as server:
+        client = make_client(server.endpoint)
+        client.create_bucket(
+            Bucket="kept", CreateBucketConfiguration={"LocationConstraint": "local"}
+        )  # type: ignore[typeddict-item]
+        client.put_object(Bucket="kept", Key="a.txt", Body=b"hello world")
+        yield server
+
+
+def image(cluster: Cluster) -> str:
+    """The database and the roles as pg_dump and pg_dumpall print them."""
+    tools = find_client_tools(15)
+    parts = []
+    for args, dsn in (
+        ([tools.path("pg_dump"), "--no-password"], cluster.dsn("app")),
+        ([tools.path("pg_dumpall"), "--globals-only", "--no-password"], cluster.dsn()),
+    ):
+        result = run_tool(args, dsn, timeout=120)
+        assert result.returncode == 0, result.stderr
+        parts.append(result.stdout)
+    return re.sub(r"^\\(un)?restrict .*$", "", "\n".join(parts), flags=re.M)
+
+
+def store(endpoint: S3Endpoint) -> dict[str, list[tuple[str, int]]]:
+    client = make_client(endpoint)
+    return {
+        b: sorted((str(o["Key"]), int(o["Size"])) for o in iter_objects(client, b))
+        for b in list_buckets(client)
+    }
+
+
+def preflight(db_url: str, s3: S3Endpoint | None = None, **settings: object) -> dict[str, Check]:
+    config = Config(enabled=True, dry_run=True, jobs=2, **settings)  # type: ignore[arg-type]
+    checks = run_preflight(config, db_url, s3, [db_url])
+    return {c.check: c for c in checks}
+
+
+# -- privileges: every gap, with the GRANT that closes it -----------------------------------
+@pytest.mark.timeout(120)
+def test_privilege_gaps_fail_with_the_exact_grants_and_the_grants_fix_them(
+    source: Cluster,
+) -> None:
+    before = image(source)
+    checks = preflight(url(source, "app", "reader"))
+    schema = checks["source schema access"]
+    assert schema.status == FAIL and "schema billing" in schema.result
+    assert "GRANT USAGE ON SCHEMA billing TO reader;" in schema.fix
+    tables = checks["source table access"]
+    assert tables.status == FAIL and "public.secrets" in tables.result
+    assert "billing.invoices" in tables.result and "public.accounts" not in tables.result
+    assert "GRANT SELECT ON TABLE public.secrets TO reader;" in tables.fix
+    seq = checks["source sequence access"]
+    assert seq.status == FAIL and "GRANT SELECT ON SEQUENCE public.counter TO reader;" in seq.fix
+    lo = checks["source large objects"]
+    assert lo.status == FAIL and "GRANT SELECT ON LARGE OBJECT 424242 TO reader;" in lo.fix
+    timeouts = checks["source timeouts"]
+    assert timeouts.status == INFO and "statement_timeout=5000ms" in timeouts.result
+    assert "turns these off" in timeouts.result
+    assert image(source) == before, "the preflight changed the source"
+    # The fixes it names are the right ones: run them, and every check passes.
+    fixes = [checks[n].fix.split("run: ", 1)[1] for n in ("source schema access",
+             "source table access", "source sequence access", "source large objects")]  # fmt: skip
+    with psycopg.connect(source.dsn("app"), autocommit=True) as app:
+        for statement in " ".join(fixes).split(";"):
+            if statement.strip():
+                app.execute(statement)
+        try:
+            fixed = preflight(url(source, "app", "reader"))
+        finally:
+            app.execute("REVOKE USAGE ON SCHEMA billing FROM reader")
+            app.execute("REVOKE SELECT ON public.secrets, billing.invoices FROM reader")
+            app.execute("REVOKE SELECT ON SEQUENCE public.counter FROM reader")
+            app.execute("REVOKE SELECT ON LARGE OBJECT 424242 FROM reader")
+    for name in ("source schema access", "source table access", "source sequence access",
+                 "source large objects"):  # fmt: skip
+        assert fixed[name].status == PASS, fixed[name]
+
+
+@pytest.mark.timeout(120)
+def test_the_real_export_names_usage_on_the_schema_not_select(
+    source: Cluster, tmp_path: Path
+) -> None:
+    """The export's own message for a schema without USAGE named GRANT SELECT: wrong."""
+    checks = preflight(url(source, "bare", "nousage"))
+    assert checks["source schema access"].status == FAIL
+    assert checks["source table access"].status == PASS
+    with pytest.raises(SourceError) as info:
+        export(url(source, "bare", "nousage"), tmp_path, s3=None, options=ExportOptions(jobs=1))
+    message = str(info.value)
+    assert "schema billing" in message, message
+    assert "GRANT USAGE ON SCHEMA billing" in message and "GRANT SELECT" not in message, message
+
+
+# -- sizes -----------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_never_analysed_tables_are_unknown_rows_with_their_heap_size(source: Cluster) -> None:
+    checks = preflight(source.dsn("app"))
+    with source.connect("app") as conn:
+        heap = conn.execute("SELECT pg_relation_size('public.fresh')").fetchone()
+        reltuples = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'public.fresh'::regclass"
+        ).fetchone()
+    assert reltuples == (-1,), "the table was analysed: the test proves nothing"
+    assert heap is not None and heap[0] > 100_000
+    fresh = checks["table public.fresh"]
+    assert fresh.result.startswith("rows unknown (never analysed), ")
+    assert f"{heap[0] / 1024:.1f} KiB of rows" in fresh.result, fresh.result
+    assert "public.fresh" in checks["source statistics"].result
+    size = checks["source size"]
+    assert re.search(r"\d+ tables \([\d.]+ KiB of rows", size.result), size.result
+    assert "1 large objects" in size.result
+
+
+# -- storage ---------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_a_bucket_the_endpoint_lacks_fails_and_rows_without_bytes_are_counted(
+    source: Cluster, s3: LocalS3Server
+) -> None:
+    before = store(s3.endpoint)
+    checks = preflight(source.dsn("app"), s3.endpoint)
+    buckets = checks["storage buckets"]
+    assert buckets.status == FAIL and "gone" in buckets.result and "NoSuchBucket" in buckets.result
+    assert "kept" not in buckets.result and buckets.fix
+    kept = checks["bucket kept"]
+    assert kept.status == WARN and kept.result.startswith("1 objects, 11 B; 1 row(s)")
+    assert "lost.txt" not in kept.result  # object names are the project's data
+    assert store(s3.endpoint) == before
+
+
+# -- staging ---------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("address", ["same", "127.1", "proxy"])
+def test_a_staging_url_that_is_the_source_fails(source: Cluster, address: str) -> None:
+    db_url = source.dsn("app")
+    with source.connect(autocommit=True) as admin:  # even marked: identity decides first
+        admin.execute("COMMENT ON DATABASE app IS 'pytest-supabase-restore:disposable'")
+    try:
+        with TcpProxy(source.port) as proxy:
+            staging = {
+                "same": db_url,
+                "127.1": url(source, "app", "postgres", host="127.1"),
+                "proxy": url(source, "app", "postgres", port=proxy.port),
+            }[address]
+            checks = preflight(db_url, staging="url", target=Connection(db_url=staging))
+    finally:
+        with source.connect(autocommit=True) as admin:
+            admin.execute("COMMENT ON DATABASE app IS NULL")
+    safety = checks["staging safety"]
+    assert safety.status == FAIL, safety
+    expected = "same host, port and database" if address == "same" else "same PostgreSQL server"
+    assert expected in safety.result and safety.fix, safety
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_staging_url_fails(source: Cluster) -> None:
+    staging = "postgresql://postgres:x@127.0.0.1:1/nope"
+    checks = preflight(source.dsn("app"), staging="url", target=Connection(db_url=staging))
+    safety = checks["staging safety"]
+    assert safety.status == FAIL and safety.result.startswith("Cannot connect to STAGING_DB_URL")
+    assert "postgres:***@127.0.0.1:1/nope" in safety.result and ":x@" not in safety.result
+    assert "host, port" in safety.fix
+
+
+@pytest.mark.timeout(60)
+def test_auto_with_a_staging_url_says_which_target_it_uses_and_why(source: Cluster) -> None:
+    other = "postgresql://postgres@127.0.0.1:1/elsewhere"
+    checks = preflight(source.dsn("app"), staging="auto", target=Connection(db_url=other))
+    target = checks["staging target"]
+    kind, why = (
+        ("container", "a Docker engine answers")
+        if docker_available()
+        else ("ephemeral", "no Docker engine answers")
+    )
+    assert target.status == FAIL
+    assert f"will use a {kind} target ({why}), not STAGING_DB_URL" in target.result
+    assert "--supabase-staging=url" in target.fix
+
+
+@pytest.mark.timeout(60)
+def test_a_transaction_pooler_port_fails_naming_the_session_url(
+    source: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Supavisor's transaction mode listens on 6543: a real server behind that port."""
+    create = socket.create_server
+    monkeypatch.setattr(
+        socket, "create_server", lambda _addr, **kw: create(("127.0.0.1", 6543), **kw)
+    )
+    try:
+        proxy = TcpProxy(source.port)
+    except OSError:
+        pytest.skip("port 6543 is taken on this machine")
+    finally:
+        monkeypatch.undo()
+    with proxy:
+        checks = preflight(url(source, "app", "postgres", port=6543))
+    pooler = checks["source pooler"]
+    assert pooler.status == FAIL and "transaction mode" in pooler.result
+    assert "session pooler" in pooler.fix and "port 5432" in pooler.fix
+    assert checks["source connection"].status == PASS  # it is reachable: the mode is the fault
