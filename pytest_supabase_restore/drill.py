@@ -449,14 +449,17 @@ class Drill:
 
         try:
             results = self._timed("self_test", lambda: run_self_test(dsn, manifest))
-        except psycopg.Error as exc:
-            self.state.not_tested.append(f"self-test: could not make a scratch copy ({exc})")
+        except psycopg.Error as exc:  # no scratch copy: no fault was injected
+            from .results import FaultResult
+
+            why = self.redactor.shorten(f"could not make a scratch copy ({exc})", 300)
+            self.state.self_test = [FaultResult("scratch copy", "self-test", False, why, False)]
             return
         for r in results:  # shortened for the report, after redaction
             r.evidence = self.redactor.shorten(r.evidence, 300)
         self.state.self_test = results
         for r in results:
-            verdict = "caught" if r.caught else "NOT CAUGHT"
+            verdict = "caught" if r.caught else "NOT CAUGHT" if r.injected else "NOT INJECTED"
             self.progress(f"self-test: {r.fault} -> {r.category}: {verdict}")
 
     def _dry_run(self, db_url: str | None, s3: S3Endpoint | None) -> None:

@@ -490,7 +490,17 @@ def _measures(verdict: Verdict) -> list[str]:
         f"  backup: {backup_line(verdict)}",
         f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}",
         f"  scope: {scope_line(verdict)}",
+        *_self_test_line(verdict),
     ]
+
+
+def _self_test_line(verdict: Verdict) -> list[str]:
+    if verdict.self_test is None:
+        return []
+    results = verdict.self_test
+    injected = sum(1 for r in results if r.get("injected", True))
+    caught = sum(1 for r in results if r.get("injected", True) and r["caught"])
+    return [f"  self-test: {injected} of {len(results)} fault(s) injected, {caught} caught"]
 
 
 def _what_went_wrong(verdict: Verdict) -> list[str]:

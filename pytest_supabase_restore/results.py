@@ -60,6 +60,7 @@ class FaultResult:
     category: str
     caught: bool
     evidence: str
+    injected: bool = True  # False: the fault could not be put into the scratch copy
 
 
 @dataclass

@@ -3,7 +3,10 @@
 After the restore, a scratch copy of the staging database is made (``CREATE DATABASE ...
 TEMPLATE``), one real fault per check is injected into it, and the same comparison code the
 smoke tests use must report each one. A fault that goes unnoticed fails the drill: a check
-that cannot fail is worse than none.
+that cannot fail is worse than none. So does one that could not be injected (each is
+injected with triggers and foreign-key checks off, ``session_replication_role = replica``,
+as the restore loads data: a row that other rows reference can still be deleted), and a
+self-test that injected nothing (see the verdict).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .errors import first_line
 from .manifest import identity_label
 from .proof.fingerprint import compare_table
 from .proof.inventory import diff_inventory, schema_inventory
@@ -25,6 +29,10 @@ from .proof.scope import list_tables, pin_session
 from .results import FaultResult
 
 SCRATCH_DB = "supabase_restore_selftest"
+
+
+class InjectionFailed(Exception):
+    """A fault's statement ran but did not change what it should have."""
 
 
 # A template must have no other session. On a staging target that loads pg_cron, its
@@ -133,12 +141,13 @@ def _deleted_row(manifest: Manifest) -> _Fault | None:
         return None
     big = with_pk[0]
     delete = sql.SQL("DELETE FROM {} WHERE ctid = (SELECT min(ctid) FROM {})")
-    return _Fault(
-        f"deleted row in {big}",
-        "data_integrity",
-        lambda c: c.execute(delete.format(_ident(big), _ident(big))),
-        _data_check(big),
-    )
+
+    def inject(conn: Conn) -> None:
+        deleted = conn.execute(delete.format(_ident(big), _ident(big))).rowcount
+        if deleted != 1:
+            raise InjectionFailed(f"{deleted} rows deleted from {big}, expected 1")
+
+    return _Fault(f"deleted row in {big}", "data_integrity", inject, _data_check(big))
 
 
 def _dropped_policy(manifest: Manifest) -> _Fault | None:
@@ -215,14 +224,28 @@ _FAULTS: tuple[Callable[[Manifest], _Fault | None], ...] = (
 )
 
 
-def run_self_test(dsn: str, manifest: Manifest) -> list[FaultResult]:
-    """Inject each fault into its own scratch copy and report whether the checks caught it."""
-    faults = [fault for build in _FAULTS if (fault := build(manifest)) is not None]
-    results: list[FaultResult] = []
-    for fault in faults:
-        with scratch_copy(dsn) as scratch, psycopg.connect(scratch, autocommit=True) as conn:
-            fault.inject(conn)
+def _inject(scratch: str, fault: _Fault) -> None:
+    """The fault, in its own session with triggers and foreign-key checks off."""
+    with psycopg.connect(scratch, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        fault.inject(conn)
+
+
+def _run_one(dsn: str, fault: _Fault, manifest: Manifest) -> FaultResult:
+    with scratch_copy(dsn) as scratch:
+        try:
+            _inject(scratch, fault)
+        except (psycopg.Error, InjectionFailed) as exc:
+            why = f"could not be injected: {type(exc).__name__}: {first_line(exc)}"
+            return FaultResult(fault.name, fault.category, False, why, injected=False)
+        with psycopg.connect(scratch, autocommit=True) as conn:
             caught, evidence = fault.check(conn, manifest)
-            # Whole: the drill redacts, then shortens it (a cut first could split a secret).
-            results.append(FaultResult(fault.name, fault.category, caught, evidence))
-    return results
+    # Whole: the drill redacts, then shortens it (a cut first could split a secret).
+    return FaultResult(fault.name, fault.category, caught, evidence)
+
+
+def run_self_test(dsn: str, manifest: Manifest) -> list[FaultResult]:
+    """Inject each fault into its own scratch copy and report whether the checks caught it
+    (a fault that could not be injected is reported as such, and the others still run)."""
+    faults = [fault for build in _FAULTS if (fault := build(manifest)) is not None]
+    return [_run_one(dsn, fault, manifest) for fault in faults]

@@ -359,12 +359,23 @@ def _rto(state: DrillState | None, settings: Config) -> tuple[float | None, floa
     return rto, budget if budget is not None else settings.rto_budget
 
 
-def _self_test_reason(state: DrillState | None) -> str | None:
-    results = (state.self_test if state is not None else None) or []
-    missed = [f"{r.fault} ({r.category})" for r in results if not r.caught]
-    if not missed:
+def _self_test_reason(state: DrillState | None, requested: bool) -> str | None:
+    """Why the self-test fails the verdict: a fault not injected or not caught, or none
+    injected at all (a self-test that proved nothing cannot pass)."""
+    if state is None or state.error or state.mode == "dry-run":
         return None
-    return f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}"
+    results = state.self_test
+    if results is None:
+        return "self-test: no fault was injected (it did not run)" if requested else None
+    lost = [f"{r.fault} ({r.category})" for r in results if not r.injected]
+    if lost:
+        return f"self-test: {len(lost)} fault(s) could not be injected: {lost[0]}"
+    missed = [f"{r.fault} ({r.category})" for r in results if not r.caught]
+    if missed:
+        return f"self-test: {len(missed)} injected fault(s) went unnoticed: {missed[0]}"
+    if not results:
+        return "self-test: no fault was injected (the backup offers nothing to inject into)"
+    return None
 
 
 def _pass_reason(
@@ -477,7 +488,7 @@ def build_verdict(
         reasons += _category_reasons(categories, left_out, vacant)
     if rto is not None and budget is not None and rto > budget:
         reasons.append(f"RTO {rto:.1f} s exceeded the budget of {budget:.1f} s")
-    missed = _self_test_reason(state)
+    missed = _self_test_reason(state, settings.self_test)
     if missed:
         reasons.append(missed)
     status = "FAIL" if reasons else "PASS"

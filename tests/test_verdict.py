@@ -309,6 +309,7 @@ def test_self_test_is_included_when_present() -> None:
             "category": "data_integrity",
             "caught": True,
             "evidence": "1 row missing",
+            "injected": True,
         }
     ]
     missed = FaultResult("dropped policy public.t.p", "database_schema", False, "")
