@@ -6,6 +6,7 @@ before and after, and the object store holds what it held."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pytest_httpserver import HTTPServer
 from tcpfaults import TcpProxy
+from werkzeug import Request, Response
 
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.connections import Connection
@@ -46,6 +49,20 @@ CREATE TABLE storage.objects (bucket_id text REFERENCES storage.buckets, name te
 INSERT INTO storage.buckets VALUES ('kept', 'kept'), ('gone', 'gone');
 INSERT INTO storage.objects VALUES ('kept', 'a.txt'), ('kept', 'lost.txt');
 SELECT lo_from_bytea(424242, 'large object bytes');
+-- restorability lint: a foreign-key cycle, a trigger on auth.users, a webhook trigger
+CREATE TABLE public.teams (id int PRIMARY KEY, owner int);
+CREATE TABLE public.members (id int PRIMARY KEY, team int REFERENCES public.teams);
+ALTER TABLE public.teams ADD FOREIGN KEY (owner) REFERENCES public.members;
+CREATE SCHEMA auth;
+CREATE TABLE auth.users (id uuid PRIMARY KEY);
+CREATE FUNCTION public.on_signup() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+    FOR EACH ROW EXECUTE FUNCTION public.on_signup();
+CREATE FUNCTION public.notify_shop() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN PERFORM net.http_post('https://example.invalid/hook', '{}'::jsonb); RETURN NEW; END$$;
+CREATE TRIGGER accounts_webhook AFTER INSERT ON public.accounts
+    FOR EACH ROW EXECUTE FUNCTION public.notify_shop();
 """
 
 
@@ -285,3 +302,136 @@ def test_a_transaction_pooler_port_fails_naming_the_session_url(
     assert pooler.status == FAIL and "transaction mode" in pooler.result
     assert "session pooler" in pooler.fix and "port 5432" in pooler.fix
     assert checks["source connection"].status == PASS  # it is reachable: the mode is the fault
+
+
+# -- restorability lint, connection limits ---------------------------------------------------
+@pytest.mark.timeout(60)
+def test_lint_names_what_a_restore_cannot_carry_or_switches_off(source: Cluster) -> None:
+    checks = preflight(source.dsn("app"))
+    cycle = checks["circular foreign keys"]
+    assert cycle.status == WARN and "(members -> teams)" in cycle.result, cycle
+    users = checks["auth.users triggers"]
+    assert users.status == WARN and "on_auth_user_created" in users.result
+    hooks = checks["webhook triggers"]
+    assert hooks.status == INFO and "public.accounts: accounts_webhook" in hooks.result
+    roles = checks["login roles"]
+    assert (
+        roles.status == WARN
+        and "nousage, reader" in roles.result
+        and "postgres" not in roles.result
+    )
+    assert "PASSWORD" in roles.fix
+    assert checks["pg_cron jobs"].result == "pg_cron is not installed"
+
+
+@pytest.mark.timeout(60)
+def test_a_role_connection_limit_below_the_export_need_fails(source: Cluster) -> None:
+    with source.connect(autocommit=True) as admin:
+        admin.execute("ALTER ROLE reader CONNECTION LIMIT 2")
+        try:
+            checks = preflight(url(source, "app", "reader"))
+        finally:
+            admin.execute("ALTER ROLE reader CONNECTION LIMIT -1")
+    slots = checks["source connections"]
+    assert slots.status == FAIL and "the role's connection limit 2" in slots.result, slots
+    assert "connection limit" in slots.fix
+    assert preflight(url(source, "app", "reader"))["source connections"].status == PASS
+
+
+@pytest.mark.timeout(60)
+def test_disk_need_is_held_against_the_free_space_where_the_set_goes(
+    source: Cluster, tmp_path: Path
+) -> None:
+    import shutil
+
+    checks = preflight(source.dsn("app"), backup_dir=tmp_path / "sets", staging="ephemeral")
+    disk = checks["disk"]
+    assert disk.status == PASS and f"in {tmp_path}," in disk.result, disk
+    free = shutil.disk_usage(tmp_path).free / 1024**3
+    assert re.search(r"needs up to [\d.]+ MiB", disk.result)
+    shown = re.search(r", ([\d.]+) GiB free$", disk.result)
+    assert shown and abs(float(shown.group(1)) - free) < max(1.0, free * 0.05), disk.result
+    assert re.search(
+        r"^about \d+ s for [\d.]+ [KM]iB of rows and 0 objects", checks["estimated time"].result
+    )
+    assert not (tmp_path / "sets").exists()
+
+
+# -- notifications: one GET to a local GitHub, nothing to Slack ------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("answer", "status", "expected"),
+    [
+        (
+            {"has_issues": True, "permissions": {"pull": True, "triage": True}},
+            PASS,
+            "reads acme/shop",
+        ),
+        ({"has_issues": True, "permissions": {"pull": True, "push": False}}, FAIL, "not write"),
+        ({"has_issues": False}, FAIL, "issues turned off"),
+        (None, FAIL, "401"),
+    ],
+)
+def test_the_github_token_is_checked_with_one_read_only_request(
+    source: Cluster, httpserver: HTTPServer, answer: object, status: str, expected: str
+) -> None:
+    seen: list[Request] = []
+
+    def respond(request: Request) -> Response:
+        seen.append(request)
+        if answer is None:
+            return Response('{"message": "Bad credentials"}', status=401)
+        return Response(json.dumps(answer), content_type="application/json")
+
+    httpserver.expect_request("/repos/acme/shop").respond_with_handler(respond)
+    checks = preflight(
+        source.dsn("app"),
+        github_issue=True,
+        github_token="ghp_preflighttoken",
+        github_repository="acme/shop",
+        github_api_url=httpserver.url_for("/").rstrip("/"),
+    )
+    github = checks["github"]
+    assert github.status == status and expected in github.result, github
+    assert [(r.method, r.path) for r in seen] == [("GET", "/repos/acme/shop")]
+    assert seen[0].headers["Authorization"] == "Bearer ghp_preflighttoken"
+    assert "ghp_preflighttoken" not in github.result + github.fix
+
+
+@pytest.mark.timeout(60)
+def test_the_slack_url_is_checked_for_its_form_and_nothing_is_sent(
+    source: Cluster, httpserver: HTTPServer
+) -> None:
+    hook = httpserver.url_for("/services/T000/B000/secretpart")
+    good = preflight(source.dsn("app"), slack=True, slack_webhook_url=hook)["slack"]
+    assert good.status == PASS and "secretpart" not in good.result
+    assert httpserver.log == []  # a dry run posts nothing
+    bad = preflight(source.dsn("app"), slack=True, slack_webhook_url="hooks.slack.com/x")["slack"]
+    assert bad.status == FAIL and "hooks.slack.com/services" in bad.result
+    unset = preflight(source.dsn("app"), slack=True)["slack"]
+    assert unset.status == FAIL and unset.fix == "set SLACK_WEBHOOK_URL"
+
+
+# -- a staging URL that is safe ----------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_a_disposable_staging_on_another_server_passes_with_its_proof_and_endpoint(
+    source: Cluster, s3: LocalS3Server
+) -> None:
+    with Cluster(name="preflight-stg") as other:
+        with other.connect(autocommit=True) as admin:
+            admin.execute("COMMENT ON DATABASE postgres IS 'pytest-supabase-restore:disposable'")
+        endpoint = s3.endpoint
+        target = Connection(
+            db_url=other.dsn(),
+            s3_endpoint=endpoint.url,
+            s3_region=endpoint.region,
+            s3_access_key_id=endpoint.access_key_id,
+            s3_secret_access_key=endpoint.secret_access_key,
+        )
+        checks = preflight(source.dsn("app"), staging="url", target=target)
+    assert checks["staging safety"].status == PASS, checks["staging safety"]
+    assert "different" in checks["staging safety"].result
+    assert checks["staging version"].status == PASS
+    assert (
+        checks["staging storage"].status == PASS and "1 buckets" in checks["staging storage"].result
+    )

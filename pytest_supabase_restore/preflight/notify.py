@@ -23,7 +23,8 @@ def github_check(settings: Config) -> Check:
     from ..notify.http import HttpError, RetryPolicy
 
     try:
-        gh = _GitHub(settings, RetryPolicy(attempts=1))
+        # A dropped connection is tried again; a 4xx answer is not (nothing is written).
+        gh = _GitHub(settings, RetryPolicy(attempts=3, base_delay=0.2, total_seconds=20))
         repo = gh.call("GET", "").json()
     except HttpError as exc:
         return Check(
