@@ -63,6 +63,8 @@ CREATE FUNCTION public.notify_shop() RETURNS trigger LANGUAGE plpgsql AS
     $$BEGIN PERFORM net.http_post('https://example.invalid/hook', '{}'::jsonb); RETURN NEW; END$$;
 CREATE TRIGGER accounts_webhook AFTER INSERT ON public.accounts
     FOR EACH ROW EXECUTE FUNCTION public.notify_shop();
+CREATE EXTENSION citext;
+CREATE TABLE public.people (email citext PRIMARY KEY);
 """
 
 
@@ -435,3 +437,31 @@ def test_a_disposable_staging_on_another_server_passes_with_its_proof_and_endpoi
     assert (
         checks["staging storage"].status == PASS and "1 buckets" in checks["staging storage"].result
     )
+
+
+# -- extensions the staging target cannot load -----------------------------------------------
+@pytest.mark.timeout(120)
+def test_an_extension_the_staging_server_lacks_is_named_with_its_dependents(
+    source: Cluster,
+) -> None:
+    """The throwaway staging server's installation lacks citext (a private view of this
+    machine's, as in test_unloadable_extension); the same installation with it passes."""
+    import os
+    import shutil
+    import tempfile
+
+    from test_unloadable_extension import installation_without
+
+    base = Path(tempfile.mkdtemp(prefix="preflight-ext-"))
+    os.chmod(base, 0o755)  # noqa: S103 - the server's OS user must reach the installation
+    try:
+        bindir = installation_without("citext", base / "root")
+        checks = preflight(source.dsn("app"), staging="ephemeral", pg_bindir=bindir)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    lacking = checks["extensions"]
+    assert lacking.status == WARN and "citext (" in lacking.result, lacking
+    assert "column email of table people" in lacking.result, lacking
+    assert "plpgsql" not in lacking.result
+    full = preflight(source.dsn("app"), staging="ephemeral")["extensions"]
+    assert full.status == PASS and "loadable by the throwaway staging server" in full.result

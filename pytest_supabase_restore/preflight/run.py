@@ -22,6 +22,7 @@ def _database_checks(
     conn: Conn, settings: Config, db_url: str, s3: S3Endpoint | None
 ) -> tuple[list[Check], int, SourceSize, StorageSize]:
     from ..proof.scope import schemas_in_scope
+    from .extensions import extension_check
     from .lint import lint_checks
     from .source import privilege_checks, slots_check, timeout_check, tools_check
 
@@ -32,6 +33,7 @@ def _database_checks(
     sizes, db = size_checks(conn, scope)
     checks += sizes
     checks += lint_checks(conn, scope)
+    checks.append(extension_check(conn, settings, major))
     stored, storage = storage_checks(conn, s3)
     checks += stored
     return checks, major, db, storage
