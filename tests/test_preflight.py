@@ -465,3 +465,18 @@ def test_an_extension_the_staging_server_lacks_is_named_with_its_dependents(
     assert "plpgsql" not in lacking.result
     full = preflight(source.dsn("app"), staging="ephemeral")["extensions"]
     assert full.status == PASS and "loadable by the throwaway staging server" in full.result
+
+
+@pytest.mark.timeout(60)
+def test_a_container_target_needs_docker_to_answer(source: Cluster) -> None:
+    from pytest_supabase_restore.staging import container_problem
+
+    problem = container_problem()
+    docker = preflight(source.dsn("app"), staging="container")["staging docker"]
+    if problem is None:
+        assert (
+            docker.status == PASS and "Docker answers; image supabase/postgres:15" in docker.result
+        )
+    else:
+        assert docker.status == FAIL and problem.startswith(docker.result), (docker, problem)
+        assert "--supabase-staging=ephemeral" in docker.fix

@@ -24,7 +24,10 @@ RESTORE_MB_S = 1606 / 40.4
 CHECKS_MB_S = 1606 / 47.0
 OBJECT_DOWNLOAD_S = 24.4 / 3000  # beside pg_dump
 OBJECT_UPLOAD_S = 14.0 / 3000  # beside the data restore
-FIXED_S = 10.0  # pytest start-up, staging start, teardown
+# What a small project costs whatever its size: pytest start-up, the staging start, the
+# checks' own start and teardown (the demo, 2 MiB of rows, measured on the same class of
+# machine: export 5.2 s, staging start 1-8 s, restore 3.1 s, then the checks).
+FIXED_S = 30.0
 CLUSTER_BYTES = 64 * 1024 * 1024  # a new cluster's catalog and WAL before any data
 
 
