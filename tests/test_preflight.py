@@ -480,3 +480,35 @@ def test_a_container_target_needs_docker_to_answer(source: Cluster) -> None:
     else:
         assert docker.status == FAIL and problem.startswith(docker.result), (docker, problem)
         assert "--supabase-staging=ephemeral" in docker.fix
+
+
+# -- a given backup, no source ---------------------------------------------------------------
+def test_psql_versions_that_know_restrict() -> None:
+    from pytest_supabase_restore.preflight.backup import psql_knows_restrict
+
+    known = {"13.22": True, "14.18": False, "15.13": False, "15.14": True, "16.10": True,
+             "17.5": False, "17.6": True, "18.0": True, "12.20": False}  # fmt: skip
+    assert {v: psql_knows_restrict(v) for v in known} == known
+
+
+@pytest.mark.timeout(60)
+def test_a_given_cli_dump_is_checked_for_restrict_lines_and_the_source_is_not_read(
+    tmp_path: Path,
+) -> None:
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    head = "-- Dumped from database version 15.8\n\\restrict abc123\nSET x = 1;\n"
+    for name in ("roles.sql", "schema.sql", "data.sql"):
+        (dump / name).write_text(head + "\\unrestrict abc123\n")
+    unreachable = "postgresql://postgres:x@127.0.0.1:1/nope"  # never connected to
+    config = Config(enabled=True, dry_run=True, from_backup=dump, staging="ephemeral")
+    checks = {c.check: c for c in run_preflight(config, unreachable, None, [unreachable])}
+    backup = checks["backup"]
+    assert "roles.sql, schema.sql, data.sql carry \\restrict lines" in backup.result, backup
+    assert backup.status == PASS and "psql 15." in backup.result  # this machine's knows them
+    assert "source connection" not in checks and checks["staging server"].status == PASS
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = Config(enabled=True, dry_run=True, from_backup=empty, staging="ephemeral")
+    checks = {c.check: c for c in run_preflight(config, None, None)}
+    assert checks["backup"].status == FAIL and "manifest.json" in checks["backup"].result

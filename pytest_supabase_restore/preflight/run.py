@@ -57,8 +57,13 @@ def run_preflight(
     from .source import pooler_check
     from .staging import staging_checks
 
+    if settings.from_backup is not None:  # nothing is exported: the source is not read
+        return _backup_preflight(settings, sources or ([db_url] if db_url else []))
     if db_url is None:
-        raise DrillError("--supabase-dry-run needs a source (SUPABASE_DB_URL or --supabase-demo).")
+        raise DrillError(
+            "--supabase-dry-run needs a source (SUPABASE_DB_URL or --supabase-demo) "
+            "or --supabase-from-backup."
+        )
     checks = [pooler_check(db_url)]
     major: int | None = None
     try:
@@ -83,5 +88,17 @@ def run_preflight(
             conn.rollback()
             conn.close()
     checks += _guarded("staging", lambda: staging_checks(settings, sources or [db_url], major))
+    checks += _guarded("notifications", lambda: notify_checks(settings))
+    return checks
+
+
+def _backup_preflight(settings: Config, sources: list[str]) -> list[Check]:
+    """A given backup and no source: the backup, the staging target, the notifications."""
+    from .backup import backup_checks
+    from .notify import notify_checks
+    from .staging import staging_checks
+
+    checks = _guarded("backup", lambda: backup_checks(settings))
+    checks += _guarded("staging", lambda: staging_checks(settings, sources, None))
     checks += _guarded("notifications", lambda: notify_checks(settings))
     return checks
