@@ -493,6 +493,12 @@ def build_verdict(
         reasons.append(missed)
     status = "FAIL" if reasons else "PASS"
     passed = _pass_reason(categories, dry_run, left_out, vacant)
+    if dry_run and state is not None and state.preflight:
+        warned = sum(1 for row in state.preflight if row.get("status") == "WARN")
+        passed = (
+            f"dry run: preflight passed ({len(state.preflight)} checks, {warned} warning(s)); "
+            "nothing was exported"
+        )
     reason = "; ".join(reasons) if reasons else passed
 
     self_test = (

@@ -54,6 +54,10 @@ def test_a_clean_demo_passes_with_sizes_disk_and_time_in_human_units(
     assert elapsed < 60, f"the demo's dry run took {elapsed:.1f} s"
     data = json.loads(summary.read_text())
     assert data["status"] == "PASS" and data["dry_run"] is True
+    assert re.fullmatch(
+        r"dry run: preflight passed \(\d+ checks, \d+ warning\(s\)\); nothing was exported",
+        data["reason"],
+    )
     rows = _rows(data)
     assert not [r for r in rows.values() if r["status"] == "FAIL"], rows
     assert re.search(r"\d+ tables \([\d.]+ [KMG]iB of rows", rows["source size"]["result"])
