@@ -512,3 +512,11 @@ def test_a_given_cli_dump_is_checked_for_restrict_lines_and_the_source_is_not_re
     config = Config(enabled=True, dry_run=True, from_backup=empty, staging="ephemeral")
     checks = {c.check: c for c in run_preflight(config, None, None)}
     assert checks["backup"].status == FAIL and "manifest.json" in checks["backup"].result
+
+
+def test_a_pgbouncer_flag_in_the_url_is_named_as_the_cause() -> None:
+    from pytest_supabase_restore.preflight.source import pooler_check
+
+    check = pooler_check("postgresql://postgres:pw@127.0.0.1:5432/postgres?pgbouncer=true")
+    assert check.status == FAIL and "pgbouncer=true in the URL" in check.result
+    assert "pw" not in check.result + check.fix

@@ -84,6 +84,15 @@ def run_preflight(
             checks += found
             checks += disk_checks(settings, db, storage)
             checks.append(time_check(db, storage))
+        except psycopg.Error as exc:  # a catalog the role may not read: said, not crashed
+            checks.append(
+                Check(
+                    "source catalog",
+                    FAIL,
+                    f"reading the source's catalog failed: {first_line(exc, type(exc).__name__)}",
+                    "run the dry run with the role the export will use (it must read the catalog)",
+                )
+            )
         finally:
             conn.rollback()
             conn.close()

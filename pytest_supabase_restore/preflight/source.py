@@ -44,10 +44,13 @@ def tools_check(conn: Conn, settings: Config) -> tuple[Check, int]:
 def pooler_check(db_url: str) -> Check:
     """pg_dump holds one transaction across many statements and sessions (an exported
     snapshot): a pooler in transaction mode hands each statement to any server connection."""
-    params: dict[str, Any] = conninfo_to_dict(db_url)
+    flagged = "pgbouncer=true" in db_url.lower()  # Prisma's flag; libpq refuses it
+    try:
+        params: dict[str, Any] = conninfo_to_dict(db_url)
+    except psycopg.ProgrammingError:
+        params = {}
     port = str(params.get("port") or "5432")
     host = str(params.get("host") or "")
-    flagged = "pgbouncer=true" in db_url.lower()
     if port != str(TRANSACTION_POOLER_PORT) and not flagged:
         return Check("source pooler", PASS, f"port {port}: not a transaction-mode pooler port")
     why = f"port {port}" if not flagged else "pgbouncer=true in the URL"
