@@ -3,7 +3,9 @@ backups FAIL precisely, staging targets are refused when unsafe."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 import threading
 import time
@@ -422,6 +424,37 @@ def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
     assert (
         parse_pg_restore_errors(stderr)
         == [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 2
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_interleaving_of_parallel_workers_pieces_gives_each_error_once(seed: int) -> None:
+    """Each worker writes "pg_restore: ", "error: ", the text and the newline separately;
+    whatever order the pieces of three workers land in, each failed statement is found once
+    with its own statement, and the closing warning is not an error."""
+    from pytest_supabase_restore.restore_messages import parse_pg_restore_errors
+
+    rng = random.Random(seed)
+    missing = 'ERROR:  unrecognized configuration parameter "transaction_timeout"'
+    failed = 'ERROR:  relation "public.gone" does not exist'
+    writers = [
+        [
+            piece
+            for text in (
+                f"could not execute query: {missing}\nCommand was: SET transaction_timeout = 0;",
+                f"could not execute query: {failed}\nCommand was: ALTER TABLE public.gone OWNER TO x;",
+            )
+            for piece in ("pg_restore: ", "error: ", text, "\n")
+        ]
+        for _worker in range(3)
+    ]
+    out: list[str] = []
+    while any(writers):
+        out.append(rng.choice([w for w in writers if w]).pop(0))
+    out.append("pg_restore: warning: errors ignored on restore: 6\n")
+    assert sorted(parse_pg_restore_errors("".join(out))) == sorted(
+        [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 3
+        + [(" ".join(failed.split()), "ALTER TABLE public.gone OWNER TO x;")] * 3
     )
 
 
