@@ -172,9 +172,7 @@ def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> li
     # "error: ", then the text), so one worker's pieces land anywhere among another's. The
     # text of a failed statement is one write that starts "could not execute query: ": it
     # starts an error wherever it stands, and prefix pieces left elsewhere are dropped.
-    stderr = re.sub(
-        rf"(?:{_PREFIX_PIECE})*could not execute query: ", _QUERY_FAILED_MARK, stderr
-    )
+    stderr = re.sub(rf"(?:{_PREFIX_PIECE})*could not execute query: ", _QUERY_FAILED_MARK, stderr)
     stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)  # one starts a line
     stderr = re.sub(rf"(?:{_PREFIX_PIECE})+$", "", stderr, flags=re.M)  # pieces, no text
     stderr = re.sub(r"^(?=error: )", "pg_restore: ", stderr, flags=re.M)

@@ -43,6 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..connections import DISPOSABLE_MARKER, Connection, mask_url
 from ..errors import RestoreError, SafetyError, first_line
+from ..model import Manifest
 from ..proof.scope import schema_excluded
 from ..storage.endpoint import connection_endpoint
 from .base import StagingTarget
@@ -620,13 +621,13 @@ class UrlStaging(StagingTarget):
             disposable=False,
         )
 
-    def prepare(self, manifest: dict[str, Any] | None) -> None:
+    def prepare(self, manifest: Manifest | None) -> None:
         """Drop the backup's own schemas (:func:`clear_scope`), so that the restore meets
         nothing of a previous one; a CLI dump names no schemas, so nothing is dropped."""
         if manifest is None:
             return
-        scope = list(manifest["scope_schemas"])
-        extensions = manifest.get("schema", {}).get("extensions", {})
+        scope = list(manifest.scope_schemas)
+        extensions = manifest.schema.get("extensions", {})
         clear_scope(
             self.dsn,
             scope,
