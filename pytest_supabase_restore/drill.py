@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,10 +34,11 @@ from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
 
 if TYPE_CHECKING:
+    from .model import Manifest
     from .pg.binaries import PgBinaries
     from .restore import RestoreOutcome
     from .staging.base import StagingTarget
-    from .storage.records import TransferResult
+    from .storage.records import ObjectRecord, TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -213,7 +214,7 @@ class Drill:
 
         return parse_key(self.settings.encryption_key)
 
-    def _integrity(self, set_dir: Path) -> dict[str, Any] | None:
+    def _integrity(self, set_dir: Path) -> Manifest | None:
         """Check the set before anything of it is used: signature (with a signing key), the
         manifest's every field, every file, no symbolic link, decryption of an encrypted set,
         and roles.sql's statements. Any problem is a BackupError."""
@@ -237,7 +238,7 @@ class Drill:
             )
         manifest = mf.read_manifest(set_dir)
         problems = mf.verify_files(set_dir, manifest, jobs=self.settings.effective_jobs)
-        if not problems and manifest.get("encryption") is not None:
+        if not problems and manifest.encrypted:
             problems = self._decrypt(set_dir, manifest)
         self.state.integrity_problems = problems
         if problems:
@@ -246,17 +247,16 @@ class Drill:
             )
             raise BackupError(f"The backup set {set_dir.name} failed its integrity check: {shown}")
         self._roles = role_statements(self._restore_dir or set_dir)
-        info = mf.summary(manifest)
-        self.state.snapshot_time = manifest["snapshot_time"]
-        self.state.server_version = manifest["source"].get("server_version")
-        self.state.tool_version = manifest.get("pg_dump", {}).get("version")
+        info = manifest.summary()
+        self.state.snapshot_time = manifest.snapshot_time
+        self.state.server_version = manifest.source.server_version
+        self.state.tool_version = manifest.pg_dump.version
         self.state.backup = BackupSizes(
             **{k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")}
         )
-        storage = manifest.get("storage", {})
-        if not storage.get("downloaded") and not self.state.storage_not_exported:
+        if not manifest.storage.downloaded and not self.state.storage_not_exported:
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
-        history = manifest["source"].get("migration_history")
+        history = manifest.source.migration_history
         if history:
             self.state.not_tested.append(
                 f"supabase_migrations: the Supabase CLI's history of {history} applied "
@@ -265,7 +265,7 @@ class Drill:
             )
         return manifest
 
-    def _decrypt(self, set_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    def _decrypt(self, set_dir: Path, manifest: Manifest) -> list[str]:
         """Decrypt an encrypted set into a private temporary directory (removed at teardown,
         also by the reaper if this process dies); the restore then reads from there."""
         from .encryption import ENCRYPTION_ENV, decrypt_set
@@ -278,7 +278,7 @@ class Drill:
             )
         self._decrypted = Path(tempfile.mkdtemp(prefix="supabase-restore-decrypted-"))
         reaper.watch_path(self._decrypted)
-        self.progress(f"decrypting {len(manifest['files'])} files into {self._decrypted}")
+        self.progress(f"decrypting {len(manifest.files)} files into {self._decrypted}")
         problems = decrypt_set(
             set_dir, manifest, key, self._decrypted, jobs=self.settings.effective_jobs
         )
@@ -309,12 +309,12 @@ class Drill:
 
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
-    def _restore(self, set_dir: Path, manifest: dict[str, Any] | None, db_url: str | None) -> None:
+    def _restore(self, set_dir: Path, manifest: Manifest | None, db_url: str | None) -> None:
         from .pg.binaries import find_client_tools
         from .restore_report import error_summary
 
         state = self.state
-        major = int(manifest["source"]["server_major"]) if manifest else 15
+        major = manifest.source.server_major if manifest else 15
         rto_start = time.monotonic()
         staging = self._timed("staging_start", lambda: self._start_staging(major, db_url))
         self.staging = staging
@@ -325,7 +325,7 @@ class Drill:
         tools = find_client_tools(
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
-        objects = (manifest or {}).get("storage", {}).get("objects", [])
+        objects = manifest.storage.objects if manifest else ()
         uploader = self._start_storage_restore(set_dir, objects, staging)
         outcome = self._restore_database(set_dir, manifest, staging, tools)
         staging.after_restore()
@@ -354,7 +354,7 @@ class Drill:
     def _restore_database(
         self,
         set_dir: Path,
-        manifest: dict[str, Any] | None,
+        manifest: Manifest | None,
         staging: StagingTarget,
         tools: PgBinaries,
     ) -> RestoreOutcome:
@@ -421,16 +421,15 @@ class Drill:
         self.state.staging_s3 = staging.s3_state()
 
     def _start_storage_restore(
-        self, set_dir: Path, objects: list[dict[str, Any]], staging: StagingTarget
+        self, set_dir: Path, objects: Sequence[ObjectRecord], staging: StagingTarget
     ) -> Background[TransferResult] | None:
         """Upload the Storage objects into staging in a thread, beside the database restore
         (the two use different servers). Collected, and its errors raised, after the restore."""
         if not objects or staging.s3 is None:
             return None
-        from .storage.records import ObjectRecord
         from .storage.upload import upload_all
 
-        records = [ObjectRecord.from_json(o) for o in objects]
+        records = list(objects)
         target = staging.s3
         self.progress(f"storage: uploading {len(records)} objects beside the database restore")
         return Background(
@@ -444,7 +443,7 @@ class Drill:
             "supabase-restore-storage",
         )
 
-    def _self_test(self, dsn: str, manifest: dict[str, Any]) -> None:
+    def _self_test(self, dsn: str, manifest: Manifest) -> None:
         from .selftest import run_self_test
 
         try:

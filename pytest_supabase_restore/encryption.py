@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import errno
 import hashlib
 import hmac
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import manifest as mf
 from .errors import BackupError
+from .model import Encryption, FileEntry, Manifest
 
 ENCRYPTION_ENV = "SUPABASE_RESTORE_ENCRYPTION_KEY"
 CHUNK = 1 << 20
@@ -163,44 +165,43 @@ def decrypt_file(root: Path, rel: str, dest: Path, key: bytes) -> tuple[int, str
     return size, digest.hexdigest()
 
 
-def encrypt_set(root: Path, data: dict[str, Any], key: bytes, jobs: int = 2) -> None:
-    """Encrypt every file in ``data["files"]`` (the manifest being written) in place:
-    ``<file>`` becomes ``<file>.enc``; the manifest gains ``encryption`` and each entry its
-    ``enc_size`` and ``enc_sha256``. Raises BackupError if a file changed since it was listed."""
-    files: dict[str, dict[str, Any]] = data["files"]
+def encrypt_set(root: Path, manifest: Manifest, key: bytes, jobs: int = 2) -> Manifest:
+    """Encrypt every file the manifest being written lists, in place: ``<file>`` becomes
+    ``<file>.enc``. Returns the manifest with ``encryption`` and each file's ``enc_size`` and
+    ``enc_sha256``. Raises BackupError if a file changed since it was listed."""
+    files = manifest.files
 
-    def one(rel: str) -> None:
+    def one(rel: str) -> tuple[str, FileEntry]:
         src = root / rel
         sha, enc_size, enc_sha = encrypt_file(src, root / (rel + SUFFIX), key, rel)
-        if sha != files[rel]["sha256"]:
+        if sha != files[rel].sha256:
             raise BackupError(
                 f"{rel} changed while the backup set was encrypted; nothing may write into a "
                 "set during its export, so run the export again."
             )
-        files[rel]["enc_size"], files[rel]["enc_sha256"] = enc_size, enc_sha
         src.unlink()
+        return rel, dataclasses.replace(files[rel], enc_size=enc_size, enc_sha256=enc_sha)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(one, sorted(files)))
-    data["version"] = mf.ENCRYPTED_VERSION
-    data["encryption"] = {
-        "scheme": mf.ENCRYPTION_SCHEME,
-        "chunk_size": CHUNK,
-        "key_check": key_check(key),
-    }
+        encrypted = dict(pool.map(one, sorted(files)))
+    return dataclasses.replace(
+        manifest,
+        version=mf.ENCRYPTED_VERSION,
+        files=encrypted,
+        encryption=Encryption(mf.ENCRYPTION_SCHEME, CHUNK, key_check(key)),
+    )
 
 
-def decrypt_set(
-    root: Path, manifest: dict[str, Any], key: bytes, dest: Path, jobs: int = 2
-) -> list[str]:
+def decrypt_set(root: Path, manifest: Manifest, key: bytes, dest: Path, jobs: int = 2) -> list[str]:
     """Decrypt every file of the encrypted set ``root`` into ``dest`` and check each plaintext
     against the manifest. Returns problems, each naming the file (BackupError: wrong key)."""
-    if not hmac.compare_digest(manifest["encryption"]["key_check"], key_check(key)):
+    assert manifest.encryption is not None, "decrypt_set needs an encrypted set"
+    if not hmac.compare_digest(manifest.encryption.key_check, key_check(key)):
         raise BackupError(
             f"Cannot decrypt the backup set {root.name}: it was encrypted with another key "
             f"(its key check differs): wrong {ENCRYPTION_ENV}? Set the key it was exported with."
         )
-    files: dict[str, dict[str, Any]] = manifest["files"]
+    files = manifest.files
 
     def one(rel: str) -> str | None:
         meta = files[rel]
@@ -215,7 +216,7 @@ def decrypt_set(
                     "as much space as the set itself; point TMPDIR at a larger disk."
                 ) from exc
             return f"{rel}{SUFFIX}: cannot be decrypted ({exc.strerror or exc})"
-        if size != meta["size"] or sha != meta["sha256"]:
+        if size != meta.size or sha != meta.sha256:
             return f"{rel}: modified (the decrypted file differs from the manifest)"
         return None
 

@@ -14,6 +14,7 @@ then write, encrypt, sign and name the set. Any failure removes the partial set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import logging
@@ -35,6 +36,7 @@ from . import __version__, extdeps, manifest
 from .background import Background
 from .connections import mask_url
 from .errors import BackupError, ToolError
+from .model import DumpInfo, Manifest, RlsProof, SourceInfo, StorageSection
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
 from .proof.fingerprint import fingerprint_table
@@ -222,7 +224,7 @@ class _Proof:
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     inventory: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
-    rls: dict[str, Any] = field(default_factory=lambda: {"users": [], "visibility": {}})
+    rls: RlsProof = field(default_factory=RlsProof)
 
 
 class _ExportRun:
@@ -258,13 +260,7 @@ class _ExportRun:
         partial, final = new_set_dir(self.base_dir, snap.snapshot_time)
         reaper.watch_path(partial)  # never left behind, even if this process is killed
         try:
-            data = self._read_and_dump(snap, tools, partial)
-            data["source"] = {
-                "label": self.options.source_label or mask_url(self.db_url),
-                "server_version": version,
-                "server_major": major,
-                **data["source"],
-            }
+            data = self._read_and_dump(snap, tools, partial, major, version)
             self._write(partial, data)
             os.replace(partial, final)
             reaper.forget_path(partial)
@@ -292,8 +288,8 @@ class _ExportRun:
         return major, version
 
     def _read_and_dump(
-        self, snap: SnapshotExport, tools: PgBinaries, partial: Path
-    ) -> dict[str, Any]:
+        self, snap: SnapshotExport, tools: PgBinaries, partial: Path, major: int, version: str
+    ) -> Manifest:
         scope = schemas_in_scope(snap.conn)
         tables = list_tables(snap.conn, scope)
         self.progress(
@@ -316,45 +312,41 @@ class _ExportRun:
         self._finish_dump()
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
         manifest.restrict_tree(partial)
-        return {
-            "format": manifest.FORMAT,
-            "version": manifest.VERSION,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "snapshot_time": snap.snapshot_time.isoformat(),
-            "tool": {"name": "pytest-supabase-restore", "version": __version__},
-            "source": {
-                # Who the export logged in as: restored code runs no more privileged than this
-                # role in staging (see the CRUD and materialized-view checks).
-                "login_role": login[0] if login else None,
-                "login_superuser": bool(login[1]) if login else None,
-                # The platform's reserved roles the source has: a project older than a role
-                # (supabase_realtime_admin, say) has none of its grants either, and staging,
-                # which starts as today's project, drops what the source never had.
-                "platform_roles": platform_roles,
-                # The CLI's migration history: outside the backup's scope, as in the CLI's
-                # own dumps; the verdict says so under not tested.
-                "migration_history": migration_history,
-            },
-            "pg_dump": {
-                "version": tools.version,
-                "major": tools.major,
-                "options": [
+        return Manifest(
+            format=manifest.FORMAT,
+            version=manifest.VERSION,
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            snapshot_time=snap.snapshot_time.isoformat(),
+            tool_version=__version__,
+            source=SourceInfo(
+                server_major=major,
+                server_version=version,
+                label=self.options.source_label or mask_url(self.db_url),
+                login_role=login[0] if login else None,
+                login_superuser=bool(login[1]) if login else None,
+                platform_roles=tuple(platform_roles),
+                migration_history=migration_history,
+            ),
+            pg_dump=DumpInfo(
+                version=tools.version,
+                major=tools.major,
+                options=tuple(
                     a for a in self.dump_args[1:] if not a.startswith(("--file=", "--snapshot="))
-                ],
-                "compression": self.options.compression,
-                "jobs": self.jobs,
-            },
-            "settings": SESSION_SETTINGS,
-            "scope_schemas": scope,
-            "excluded_schemas": list(SCOPE_EXCLUDED_SCHEMAS),
-            "excluded_table_data": list(EXCLUDED_TABLE_DATA),
-            "roles": custom_roles,
-            "tables": self.proof.fingerprints,
-            "schema": self.proof.inventory,
-            "extensions": self.proof.extensions,
-            "rls": self.proof.rls,
-            "storage": storage_section,
-        }
+                ),
+                compression=self.options.compression,
+                jobs=self.jobs,
+            ),
+            settings=dict(SESSION_SETTINGS),
+            scope_schemas=tuple(scope),
+            excluded_schemas=tuple(SCOPE_EXCLUDED_SCHEMAS),
+            excluded_table_data=tuple(EXCLUDED_TABLE_DATA),
+            roles=tuple(custom_roles),
+            tables=self.proof.fingerprints,
+            schema=self.proof.inventory,
+            extensions=self.proof.extensions,
+            rls=self.proof.rls,
+            storage=storage_section,
+        )
 
     def _start_storage(self, partial: Path, buckets: list[dict[str, Any]]) -> None:
         # The Storage download is network and hashing work: it runs beside pg_dump and the
@@ -473,11 +465,11 @@ class _ExportRun:
                 # Counted as PostgREST would for each identity; staging recounts under the
                 # session recorded here.
                 session = postgrest_session(conn)
-                self.proof.rls = {
-                    "users": users,
-                    "visibility": rls_visibility(conn, tables, users, session),
-                    "session": session.to_json(),
-                }
+                self.proof.rls = RlsProof(
+                    users=tuple(users),
+                    visibility=rls_visibility(conn, tables, users, session),
+                    session=session,
+                )
         finally:
             conn.rollback()
             conn.close()
@@ -486,17 +478,9 @@ class _ExportRun:
 
     def _storage_section(
         self, buckets: list[dict[str, Any]], db_objects: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        section: dict[str, Any] = {
-            "buckets": buckets,
-            "objects": [],
-            "db_objects": len(db_objects),
-            "missing_in_s3": [],
-            "unknown_to_db": [],
-            "downloaded": False,
-        }
+    ) -> StorageSection:
         if self.fetcher is None:
-            return section
+            return StorageSection(buckets=tuple(buckets), db_objects=len(db_objects))
         result = self.fetcher.result()
         self.timings["storage_export"] = self.fetcher.seconds
         if any(NO_SPACE in e for e in result.errors):
@@ -509,12 +493,15 @@ class _ExportRun:
             )
         listed = {(o.bucket, o.key) for o in result.objects}
         known = {(o["bucket"], o["key"]) for o in db_objects}
-        section["objects"] = [o.to_json() for o in result.objects]
-        section["missing_in_s3"] = [{"bucket": b, "key": k} for b, k in sorted(known - listed)]
-        section["unknown_to_db"] = [{"bucket": b, "key": k} for b, k in sorted(listed - known)]
-        section["downloaded"] = True
         self.progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
-        return section
+        return StorageSection(
+            buckets=tuple(buckets),
+            objects=tuple(result.objects),
+            db_objects=len(db_objects),
+            missing_in_s3=tuple(sorted(known - listed)),
+            unknown_to_db=tuple(sorted(listed - known)),
+            downloaded=True,
+        )
 
     def _finish_dump(self) -> None:
         assert self.dumper is not None and self.dump_err is not None
@@ -528,18 +515,21 @@ class _ExportRun:
             raise source_failure(f"pg_dump failed (exit {returncode})", stderr)
         self.progress(f"pg_dump finished in {self.timings['pg_dump']:.1f}s")
 
-    def _write(self, partial: Path, data: dict[str, Any]) -> None:
+    def _write(self, partial: Path, data: Manifest) -> None:
         """The manifest (with every file's hash), encrypted and signed when asked."""
-        data["timings"] = {k: round(v, 3) for k, v in self.timings.items()}
         jobs = max(2, self.jobs)
-        data["files"] = manifest.inventory_files(partial, jobs=jobs)
+        data = dataclasses.replace(
+            data,
+            timings={k: round(v, 3) for k, v in self.timings.items()},
+            files=manifest.inventory_files(partial, jobs=jobs),
+        )
         if self.options.encryption_key is not None:
             from .encryption import encrypt_set
 
             t0 = time.monotonic()
-            encrypt_set(partial, data, self.options.encryption_key, jobs=jobs)
+            data = encrypt_set(partial, data, self.options.encryption_key, jobs=jobs)
             self.timings["encrypt"] = time.monotonic() - t0
-            self.progress(f"encrypted {len(data['files'])} files")
+            self.progress(f"encrypted {len(data.files)} files")
         manifest.write_manifest(partial, data)
         if self.options.signing_key is not None:
             from .signing import sign_set

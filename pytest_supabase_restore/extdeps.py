@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from .model import Manifest
 from .restore_report import message_cause
 from .results import RestoreIssue
 from .toc import DbObject, unquote
@@ -112,7 +113,7 @@ def extension_members(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]
     }
 
 
-def members_from_manifest(manifest: Mapping[str, Any] | None) -> dict[str, dict[str, list[str]]]:
+def members_from_manifest(manifest: Manifest | None) -> dict[str, dict[str, list[str]]]:
     """What each extension provides, by kind, from a manifest.
 
     An older manifest has no ``extensions`` section; its schema inventory still says where
@@ -120,16 +121,16 @@ def members_from_manifest(manifest: Mapping[str, Any] | None) -> dict[str, dict[
     extension in that schema (``extensions.vector``, ``public.citext``), which only the
     extension can provide.
     """
-    if not manifest:
+    if manifest is None:
         return {}
-    section = manifest.get("extensions")
-    if isinstance(section, Mapping):
+    section = manifest.extensions
+    if section:
         return {
             str(name): {str(k): [str(v) for v in vs] for k, vs in (e.get("members") or {}).items()}
             for name, e in section.items()
             if isinstance(e, Mapping)
         }
-    inventory = (manifest.get("schema") or {}).get("extensions") or {}
+    inventory = manifest.schema.get("extensions") or {}
     return {
         str(name): {"types": [f"{e['schema']}.{name}"]}
         for name, e in inventory.items()

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,9 @@ from .storage.endpoint import LOCAL_REGION, S3Endpoint, connection_endpoint
 if TYPE_CHECKING:
     import psycopg
 
+    from .model import Manifest
+    from .storage.records import ObjectRecord
+
 SETTINGS_KEY = pytest.StashKey[Config]()
 STATE_KEY = pytest.StashKey[DrillState]()
 RUN_DIR_KEY = pytest.StashKey[Path]()
@@ -33,10 +35,11 @@ FLAG_REASON = "the backup-restore drill is off: run pytest with --supabase-resto
 
 @dataclass(frozen=True)
 class BackupSet:
-    """A backup set on disk: its directory, parsed manifest and format."""
+    """A backup set on disk: its directory, checked manifest (None for a Supabase CLI dump,
+    which has none) and format (``"manifest"`` or ``"supabase-cli"``)."""
 
     path: Path
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: Manifest | None = field(repr=False)
     format: str = "manifest"
 
 
@@ -46,7 +49,7 @@ class StagingStorage:
 
     endpoint: S3Endpoint
     client: Any = field(repr=False)
-    objects: list[Any] = field(default_factory=list)
+    objects: list[ObjectRecord] = field(default_factory=list)
 
 
 def get_state(config: pytest.Config) -> DrillState | None:
@@ -63,26 +66,25 @@ def get_state(config: pytest.Config) -> DrillState | None:
 
 
 # This run's manifest, read once per run (kept with the run's config, never across runs).
-MANIFEST_KEY = pytest.StashKey[tuple[str, dict[str, Any]]]()
+MANIFEST_KEY = pytest.StashKey[tuple[str, "Manifest"]]()
 
 
-def collection_manifest(config: pytest.Config) -> dict[str, Any] | None:
+def collection_manifest(config: pytest.Config) -> Manifest | None:
     """The manifest of this run's backup set, at collection time; None when there is none."""
     state = get_state(config)
     if state is None or state.error or not state.backup_dir or state.backup_format != "manifest":
         return None
     cached = config.stash.get(MANIFEST_KEY, None)
     if cached is None or cached[0] != state.backup_dir:
-        cached = (state.backup_dir, _read_manifest_json(Path(state.backup_dir)))
+        cached = (state.backup_dir, _read_manifest(Path(state.backup_dir)))
         config.stash[MANIFEST_KEY] = cached
     return cached[1]
 
 
-def _read_manifest_json(set_dir: Path) -> dict[str, Any]:
-    from .manifest import MANIFEST
+def _read_manifest(set_dir: Path) -> Manifest:
+    from .manifest import read_manifest  # here: the entry point imports this module always
 
-    data: dict[str, Any] = json.loads((set_dir / MANIFEST).read_text(encoding="utf-8"))
-    return data
+    return read_manifest(set_dir)
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +116,7 @@ def supabase_backup(drill_state: DrillState) -> BackupSet:
     """The backup set this run exported (or validated) and its parsed manifest."""
     assert drill_state.backup_dir is not None
     path = Path(drill_state.backup_dir)
-    manifest: dict[str, Any] = {}
-    if drill_state.backup_format == "manifest":
-        manifest = _read_manifest_json(path)
+    manifest = _read_manifest(path) if drill_state.backup_format == "manifest" else None
     return BackupSet(path=path, manifest=manifest, format=drill_state.backup_format or "manifest")
 
 
@@ -149,10 +149,10 @@ def staging_storage(
 ) -> StagingStorage:
     """The restored Storage objects; skipped when the backup holds none."""
     from .storage.client import make_client
-    from .storage.records import ObjectRecord
 
     s3 = drill_state.staging_s3
-    objects = supabase_backup.manifest.get("storage", {}).get("objects", [])
+    manifest = supabase_backup.manifest
+    objects = list(manifest.storage.objects) if manifest else []
     if not s3 or not objects:
         pytest.skip(
             "not tested: the backup set holds no Storage objects or staging has no object store"
@@ -168,5 +168,5 @@ def staging_storage(
     return StagingStorage(
         endpoint=endpoint,
         client=make_client(endpoint),
-        objects=[ObjectRecord.from_json(o) for o in objects],
+        objects=objects,
     )

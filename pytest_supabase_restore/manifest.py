@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackupError
+from .model import FileEntry, Manifest
 from .proof.postgrest import RlsSession
 
 FORMAT = "pytest-supabase-restore/backup-set"
@@ -44,19 +45,6 @@ _KEY_CHECK = re.compile(r"[0-9a-f]{16}")
 
 def _is_sha256(value: Any) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
-
-
-def identity_label(identity: str, manifest: dict[str, Any]) -> str:
-    """How an RLS identity of the manifest is named in test ids and messages: ``anon``, or
-    ``user1``, ``user2``, ... by its place in the sampled users (sampled in id order, so
-    the names are stable from run to run).
-
-    An ``auth.users`` id is a user's data: it stays in the backup set and never reaches a
-    report (ids and messages end up in artifacts kept for weeks)."""
-    if identity == "anon":
-        return identity
-    users = list((manifest.get("rls") or {}).get("users") or [])
-    return f"user{users.index(identity) + 1}" if identity in users else "user"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -82,25 +70,25 @@ def restrict_tree(root: Path) -> None:
             os.chmod(os.path.join(dirpath, name), 0o600)
 
 
-def inventory_files(root: Path, jobs: int = 4) -> dict[str, dict[str, Any]]:
+def inventory_files(root: Path, jobs: int = 4) -> dict[str, FileEntry]:
     """Every file below ``root`` except the manifest: relative path -> size and SHA-256."""
     paths = sorted(
         p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST and not p.is_symlink()
     )
 
-    def describe(p: Path) -> tuple[str, dict[str, Any]]:
-        return p.relative_to(root).as_posix(), {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    def describe(p: Path) -> tuple[str, FileEntry]:
+        return p.relative_to(root).as_posix(), FileEntry(p.stat().st_size, sha256_file(p))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return dict(pool.map(describe, paths))
 
 
-def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
+def write_manifest(root: Path, manifest: Manifest) -> Path:
     path = root / MANIFEST
     tmp = root / (MANIFEST + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=1, sort_keys=True, default=str)
+        json.dump(manifest.to_json(), fh, indent=1, sort_keys=True, default=str)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -402,8 +390,9 @@ def _check_storage(data: dict[str, Any], need: Callable[[bool, str, str], None])
     _check_objects(storage, data["files"], need)
 
 
-def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
-    """Check the type of every field the plugin reads. Raises BackupError naming the field."""
+def validate_manifest(data: Any, path: Path) -> Manifest:
+    """Check the type of every field the plugin reads and return the typed manifest. Raises
+    BackupError naming the field."""
 
     def need(cond: bool, where: str, what: str) -> None:
         if not cond:
@@ -417,11 +406,10 @@ def validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     encryption = _check_encryption(data, version, need)
     _check_files(data, encryption is not None, need)
     _check_storage(data, need)
-    checked: dict[str, Any] = data
-    return checked
+    return Manifest.from_json(data)
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
+def read_manifest(root: Path) -> Manifest:
     """Parse the manifest and check its format, version and every field. Raises BackupError."""
     path = root / MANIFEST
     try:
@@ -512,7 +500,7 @@ def scan_set(root: Path) -> tuple[set[str], list[str]]:
 
 def verify_files(
     root: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     jobs: int = 4,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
@@ -521,29 +509,21 @@ def verify_files(
     Of an encrypted set (``encryption`` in the manifest) the ciphertext ``<file>.enc`` is
     checked against ``enc_size`` and ``enc_sha256``; the plaintext is checked when decrypted.
     """
-    expected: dict[str, dict[str, Any]] = manifest["files"]
-    encrypted = manifest.get("encryption") is not None
-    suffix, size_key, sha_key = (
-        (".enc", "enc_size", "enc_sha256") if encrypted else ("", "size", "sha256")
-    )
+    expected = manifest.files
+    suffix = ".enc" if manifest.encrypted else ""
     on_disk, problems = scan_set(root)
     real_root = root.resolve()
     # Storage objects are named by bucket and key, which is what a person recognises.
-    objects = {
-        f"storage/objects/{o['sha256'][:2]}/{o['sha256']}": o
-        for o in manifest.get("storage", {}).get("objects", [])
-    }
+    objects = {f"storage/objects/{o.sha256[:2]}/{o.sha256}": o for o in manifest.storage.objects}
 
-    def check(item: tuple[str, dict[str, Any]]) -> str | None:
+    def check(item: tuple[str, FileEntry]) -> str | None:
         problem = _check(item)
         obj = objects.get(item[0])
         if problem is None or obj is None:
             return problem
-        return (
-            f"Storage object {obj['bucket']!r}/{obj['key'][:200]!r}: " + problem.split(": ", 1)[1]
-        )
+        return f"Storage object {obj.bucket!r}/{obj.key[:200]!r}: " + problem.split(": ", 1)[1]
 
-    def _check(item: tuple[str, dict[str, Any]]) -> str | None:
+    def _check(item: tuple[str, FileEntry]) -> str | None:
         rel, meta = item
         name = rel + suffix
         if path_problem(rel) is not None:
@@ -558,11 +538,11 @@ def verify_files(
             return f"{name}: cannot be read as a regular file ({exc.strerror or exc})"
         if not (root / name).resolve().is_relative_to(real_root):  # and, to be sure, checked
             return f"{name}: outside the backup set"
-        want = meta[size_key]
+        want, want_sha = meta.stored(manifest.encrypted)
         if size != want:
             kind = "truncated" if size < want else "grown"
             return f"{name}: {kind} ({size} bytes, manifest says {want})"
-        if sha != meta[sha_key]:
+        if sha != want_sha:
             return f"{name}: modified (SHA-256 differs from the manifest)"
         return None
 
@@ -575,17 +555,3 @@ def verify_files(
     if progress:
         progress(f"checked {len(expected)} files against the manifest")
     return problems
-
-
-def summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Sizes for the verdict: tables, rows, db_bytes, objects, object_bytes."""
-    tables = manifest.get("tables", {})
-    objects = manifest.get("storage", {}).get("objects", [])
-    return {
-        "snapshot_time": manifest.get("snapshot_time"),
-        "tables": len(tables),
-        "rows": sum(int(t.get("rows", 0)) for t in tables.values()),
-        "db_bytes": sum(int(t.get("bytes", 0)) for t in tables.values()),
-        "objects": len(objects),
-        "object_bytes": sum(int(o.get("size", 0)) for o in objects),
-    }

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from .errors import RestoreError, first_line
+from .model import Manifest
 from .pg.binaries import PgBinaries
 from .pgtools import first_error, run_tool
 from .proof.scope import schema_excluded
@@ -366,7 +366,7 @@ def restore_backup_set(
     roles: Sequence[str] | None = None,
     redactor: Redactor | None = None,
     cron_inert: bool = False,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: Manifest | None = None,
 ) -> RestoreOutcome:
     """Restore ``set_dir`` (a manifest backup set) into ``dsn``.
 
@@ -382,8 +382,7 @@ def restore_backup_set(
     from .extdeps import members_from_manifest
 
     statements = list(roles) if roles is not None else role_statements(set_dir)
-    source = (manifest or {}).get("source") or {}
-    source_roles = source.get("platform_roles") if prepare_sql else None
+    source_roles = list(manifest.source.platform_roles) if manifest and prepare_sql else None
     try:
         return _restore_backup_set(
             set_dir,

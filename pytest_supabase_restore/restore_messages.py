@@ -42,6 +42,8 @@ _ERROR_BLOCK = re.compile(
     r"pg_restore: error: (?:could not execute query: )?(?P<msg>.*?)\n(?:Command was: (?P<cmd>.*?))?(?=\npg_restore:|\Z)",
     re.S,
 )
+_PREFIX_PIECE = r"pg_restore: ?|error: "
+_QUERY_FAILED_MARK = "\x00query-failed\x00"
 _MISSING_EXTENSION = re.compile(
     r'(could not open extension control file ".*?/(?P<a>[^/]+)\.control"|extension "(?P<b>[^"]+)" is not available)'
 )
@@ -166,16 +168,16 @@ def _record(
 
 def parse_pg_restore_errors(stderr: str, redactor: Redactor | None = None) -> list[tuple[str, str]]:
     """(message, statement) pairs from pg_restore's stderr."""
-    # Parallel workers share stderr: one's line may begin in the middle of another's
-    # ("...= 0;pg_restore:pg_restore: error: ..."). Every "pg_restore:" starts a line.
-    stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)
-    # libpq tools write "pg_restore: ", "error: " and the message as three writes, so a
-    # worker's "error: ..." can also land after another's message, with its prefix earlier.
-    stderr = re.sub(
-        r"(?<!pg_restore: )(?=error: could not execute query: )", "\npg_restore: ", stderr
-    )
+    # Parallel workers share stderr, and each message is three writes ("pg_restore: ",
+    # "error: ", then the text), so one worker's pieces land anywhere among another's. The
+    # text of a failed statement is one write that starts "could not execute query: ": it
+    # starts an error wherever it stands, and prefix pieces left elsewhere are dropped.
+    stderr = re.sub(rf"(?:{_PREFIX_PIECE})*could not execute query: ", _QUERY_FAILED_MARK, stderr)
+    stderr = re.sub(r"(?<=[^\n])(?=pg_restore:)", "\n", stderr)  # one starts a line
+    stderr = re.sub(rf"(?:{_PREFIX_PIECE})+$", "", stderr, flags=re.M)  # pieces, no text
     stderr = re.sub(r"^(?=error: )", "pg_restore: ", stderr, flags=re.M)
-    stderr = re.sub(r"^pg_restore:\s*$\n?", "", stderr, flags=re.M)  # a prefix cut short
+    stderr = stderr.replace(_QUERY_FAILED_MARK, "\npg_restore: error: could not execute query: ")
+    stderr = re.sub(r"\n{2,}", "\n", stderr.strip("\n") + "\n")
     pairs = []
     for m in _ERROR_BLOCK.finditer(stderr):
         msg = " ".join(m.group("msg").split())

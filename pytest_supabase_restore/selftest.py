@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import first_line
-from .manifest import identity_label
+from .model import Manifest
 from .proof.fingerprint import compare_table
 from .proof.inventory import diff_inventory, schema_inventory
 from .proof.rls import rls_visibility
@@ -86,7 +86,6 @@ def _ident(qualified: str) -> sql.Composable:
 
 
 Conn = psycopg.Connection[Any]
-Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class _Fault:
 
 def _data_check(name: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
     def check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
-        recorded = manifest["tables"][name]
+        recorded = manifest.tables[name]
         pin_session(conn)
         ref = next(t for t in list_tables(conn, [recorded["schema"]]) if t.qualified == name)
         result = compare_table(conn, ref, recorded)
@@ -113,8 +112,8 @@ def _data_check(name: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
 def _schema_check(kind: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
     def check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
         pin_session(conn)
-        actual = schema_inventory(conn, manifest["scope_schemas"])
-        diffs = [d for d in diff_inventory(manifest["schema"], actual) if d.kind == kind]
+        actual = schema_inventory(conn, list(manifest.scope_schemas))
+        diffs = [d for d in diff_inventory(manifest.schema, actual) if d.kind == kind]
         return bool(diffs), str(diffs[0]) if diffs else f"no {kind} difference reported"
 
     return check
@@ -122,11 +121,11 @@ def _schema_check(kind: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
 
 def _rls_check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
     pin_session(conn)
-    refs = list_tables(conn, manifest["scope_schemas"])
-    seen = rls_visibility(conn, refs, manifest["rls"]["users"])
+    refs = list_tables(conn, list(manifest.scope_schemas))
+    seen = rls_visibility(conn, refs, list(manifest.rls.users))
     diff = [
-        f"{identity_label(who, manifest)}/{table}"  # a label, never the auth.users id
-        for who, counts in manifest["rls"]["visibility"].items()
+        f"{manifest.rls.label(who)}/{table}"  # a label, never the auth.users id
+        for who, counts in manifest.rls.visibility.items()
         for table, n in counts.items()
         if seen.get(who, {}).get(table) != n
     ]
@@ -134,7 +133,7 @@ def _rls_check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
 
 
 def _deleted_row(manifest: Manifest) -> _Fault | None:
-    tables = manifest["tables"]
+    tables = manifest.tables
     public = [n for n, t in tables.items() if t["schema"] == "public" and t["rows"] > 0]
     with_pk = sorted((n for n in public if tables[n]["pk"]), key=lambda n: -tables[n]["rows"])
     if not with_pk:
@@ -151,7 +150,7 @@ def _deleted_row(manifest: Manifest) -> _Fault | None:
 
 
 def _dropped_policy(manifest: Manifest) -> _Fault | None:
-    policies = manifest["schema"].get("policies", {})
+    policies = manifest.schema.get("policies", {})
     if not policies:
         return None
     key = sorted(policies)[0]
@@ -166,7 +165,7 @@ def _dropped_policy(manifest: Manifest) -> _Fault | None:
 
 
 def _sequence_set_back(manifest: Manifest) -> _Fault | None:
-    sequences = manifest["schema"].get("sequences", {})
+    sequences = manifest.schema.get("sequences", {})
     seqs = sorted(k for k, v in sequences.items() if v.get("last_value"))
     if not seqs:
         return None
@@ -181,7 +180,7 @@ def _sequence_set_back(manifest: Manifest) -> _Fault | None:
 def _revoked_grants(manifest: Manifest) -> _Fault | None:
     grants = sorted(
         k
-        for k in manifest["schema"].get("grants", {})
+        for k in manifest.schema.get("grants", {})
         if k.startswith("table public.") and k.endswith(" to anon")
     )
     if not grants:
@@ -196,11 +195,11 @@ def _revoked_grants(manifest: Manifest) -> _Fault | None:
 
 
 def _rls_disabled(manifest: Manifest) -> _Fault | None:
-    tables = manifest["tables"]
+    tables = manifest.tables
     rls_tables = sorted(
         n
-        for n, v in manifest["rls"].get("visibility", {}).get("anon", {}).items()
-        if v >= 0 and n in tables and tables[n]["rows"] > v
+        for n, v in manifest.rls.visibility.get("anon", {}).items()
+        if isinstance(v, int) and v >= 0 and n in tables and tables[n]["rows"] > v
     )
     if not rls_tables:
         return None

@@ -31,7 +31,7 @@ import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 from . import CATEGORIES, __version__
 from .config import Config
@@ -501,11 +501,6 @@ def build_verdict(
         )
     reason = "; ".join(reasons) if reasons else passed
 
-    self_test = (
-        [asdict(r) for r in state.self_test]
-        if state is not None and state.self_test is not None
-        else None
-    )
     return Verdict(
         status=status,
         reason=redactor.line(reason, 500),
@@ -518,31 +513,56 @@ def build_verdict(
         failures_omitted=max(0, len(tally.failures) - FAILURES_LIMIT),
         rto_seconds=rto,
         rto_budget_seconds=budget,
-        phases=state.phase_seconds() if state is not None else {},
-        backup=_backup_sizes(state),
         rpo=_rpo(state, now),
-        staging=state.staging_kind if state is not None else None,
-        staging_label=_label(redactor, state.staging_label if state else None),
-        source=_label(redactor, state.source_label if state else None),
         mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
         dry_run=dry_run,
         not_tested=_not_tested(state, redactor, tally, left_out, dry_run),
-        not_restorable=[redactor.line(t, 500) for t in state.not_restorable] if state else [],
-        side_effects_off=_side_effects_off(state, redactor),
-        versions=_versions(state),
         run_url=run_url(env),
         generated_at=now.isoformat(timespec="seconds"),
         tests=tally.tests,
-        self_test=redactor.redact_obj(self_test) if self_test is not None else None,
         project=settings.github_repository,
         scope=QUICK if left_out else FULL,
         not_selected=left_out,
         restore_errors=restore_errors,
         preflight=redactor.redact_obj(state.preflight) if state is not None else [],
-        extension_dependents=redactor.redact_obj(
+        **_from_state(state, redactor),
+    )
+
+
+class _StateFields(TypedDict):
+    phases: dict[str, float]
+    backup: dict[str, Any]
+    staging: str | None
+    staging_label: str | None
+    source: str | None
+    not_restorable: list[str]
+    side_effects_off: list[str]
+    versions: dict[str, str | None]
+    self_test: Any
+    extension_dependents: dict[str, list[str]]
+
+
+def _from_state(state: DrillState | None, redactor: Redactor) -> _StateFields:
+    """The verdict's fields that only restate the drill state (redacted)."""
+    self_test = (
+        [asdict(r) for r in state.self_test]
+        if state is not None and state.self_test is not None
+        else None
+    )
+    return {
+        "phases": state.phase_seconds() if state is not None else {},
+        "backup": _backup_sizes(state),
+        "staging": state.staging_kind if state is not None else None,
+        "staging_label": _label(redactor, state.staging_label if state else None),
+        "source": _label(redactor, state.source_label if state else None),
+        "not_restorable": [redactor.line(t, 500) for t in state.not_restorable] if state else [],
+        "side_effects_off": _side_effects_off(state, redactor),
+        "versions": _versions(state),
+        "self_test": redactor.redact_obj(self_test) if self_test is not None else None,
+        "extension_dependents": redactor.redact_obj(
             dependents_by_extension(state.extension_dependents if state else {})
         ),
-    )
+    }
 
 
 def format_seconds(seconds: float | None) -> str:

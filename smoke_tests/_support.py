@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.inventory import schema_inventory
 from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
 
@@ -63,20 +64,20 @@ class Facts:
     scope: list[str]
     tables: dict[str, dict[str, Any]]  # "schema.name" -> manifest-style table entry
     inventory: dict[str, dict[str, dict[str, Any]]]
-    reference: dict[str, Any] | None = field(default=None, repr=False)
+    reference: Manifest | None = field(default=None, repr=False)
 
     @property
     def has_reference(self) -> bool:
         return self.reference is not None
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> Facts:
+    def from_manifest(cls, manifest: Manifest) -> Facts:
         """Facts recorded in the source's snapshot."""
         return cls(
-            scope=list(manifest.get("scope_schemas") or []),
-            tables={k: dict(v) for k, v in (manifest.get("tables") or {}).items()},
-            inventory={k: dict(v) for k, v in (manifest.get("schema") or {}).items()},
-            reference=dict(manifest),
+            scope=list(manifest.scope_schemas),
+            tables={k: dict(v) for k, v in manifest.tables.items()},
+            inventory={k: dict(v) for k, v in manifest.schema.items()},
+            reference=manifest,
         )
 
     @classmethod
@@ -204,9 +205,8 @@ def unprivileged_role(
         return owner
     if owner_only:
         raise RunAsSuperuser(f"its owner {owner} is a superuser in staging")
-    source = (facts.reference or {}).get("source") or {}
-    login = source.get("login_role")
-    if isinstance(login, str) and login:
+    login = facts.reference.source.login_role if facts.reference else None
+    if login:
         found = conn.execute(
             "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s", (login,)
         ).fetchone()
@@ -392,7 +392,7 @@ class Unloadable:
     schemas: Mapping[str, str] = field(default_factory=dict)  # member schema -> extension
 
     @classmethod
-    def from_state(cls, state: Any, manifest: Mapping[str, Any] | None) -> Unloadable:
+    def from_state(cls, state: Any, manifest: Manifest | None) -> Unloadable:
         """From the drill state (``extension_dependents``, ``not_restorable``) and the
         manifest's ``extensions`` section (which schemas each extension provides)."""
         if state is None:
@@ -402,7 +402,7 @@ class Unloadable:
             for item in getattr(state, "not_restorable", [])
             if str(item).startswith("extension ")
         )
-        section = (manifest or {}).get("extensions") or {}
+        section = manifest.extensions if manifest else {}
         schemas = {
             str(schema): name
             for name in names

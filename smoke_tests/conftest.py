@@ -18,7 +18,7 @@ import pytest
 
 from pytest_supabase_restore.errors import first_line
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
-from pytest_supabase_restore.manifest import identity_label
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, schema_inventory
 from pytest_supabase_restore.proof.postgrest import ANON
 from pytest_supabase_restore.proof.scope import pin_session
@@ -92,15 +92,13 @@ def _auth_tables(facts: Facts) -> list[str]:
 
 def _identities(facts: Facts) -> list[str]:
     assert facts.reference is not None
-    rls = facts.reference.get("rls") or {}
-    visibility = rls.get("visibility") or {}
-    return [i for i in [ANON, *(rls.get("users") or [])] if i in visibility]
+    rls = facts.reference.rls
+    return [i for i in [ANON, *rls.users] if i in rls.visibility]
 
 
 def _buckets(facts: Facts) -> list[str]:
     assert facts.reference is not None
-    buckets = (facts.reference.get("storage") or {}).get("buckets") or []
-    return sorted(str(b["id"]) for b in buckets)
+    return sorted(facts.reference.storage.bucket_ids)
 
 
 def _kinds(facts: Facts) -> list[str]:
@@ -202,7 +200,7 @@ _PARAMS: dict[str, tuple[Callable[[Facts], list[str]], bool, str]] = {
 
 def _identity_id(facts: Facts, identity: str) -> str:
     assert facts.reference is not None
-    return identity_label(identity, facts.reference)
+    return facts.reference.rls.label(identity)
 
 
 # argname -> the test id of a value, where the value itself must not be shown (default: as is)
@@ -339,7 +337,7 @@ def unloadable(drill_state: DrillState, facts: Facts) -> Unloadable:
 
 
 @pytest.fixture(scope="session")
-def manifest(facts: Facts) -> dict[str, Any]:
+def manifest(facts: Facts) -> Manifest:
     """The manifest of the backup set; skips when the backup has none."""
     if facts.reference is None:
         pytest.skip(NO_MANIFEST)

@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
@@ -126,7 +127,7 @@ def test_relation_grants(
 
 def test_sequence_and_function_grants(
     facts: Facts,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
     record_property: Any,
@@ -168,7 +169,7 @@ def _client(settings: Config) -> Any:
 
 
 def test_rest_api(
-    drill_settings: Config, facts: Facts, manifest: dict[str, Any], unloadable: Unloadable
+    drill_settings: Config, facts: Facts, manifest: Manifest, unloadable: Unloadable
 ) -> None:
     """PostgREST answers with the restored row count of the largest exposed table (of those
     restored: a table that depends on an unloadable extension is not there)."""
@@ -192,7 +193,7 @@ def test_rest_api(
         )
 
 
-def test_auth_api(drill_settings: Config, manifest: dict[str, Any]) -> None:
+def test_auth_api(drill_settings: Config, manifest: Manifest) -> None:
     """The Auth API answers an admin request."""
     client = _client(drill_settings)
     try:
@@ -201,7 +202,7 @@ def test_auth_api(drill_settings: Config, manifest: dict[str, Any]) -> None:
         pytest.fail(f"Auth API: listing users fails: {type(exc).__name__}: {exc}", pytrace=False)
 
 
-def test_storage_api(drill_settings: Config, manifest: dict[str, Any]) -> None:
+def test_storage_api(drill_settings: Config, manifest: Manifest) -> None:
     """The Storage API lists every backed-up bucket."""
     client = _client(drill_settings)
     try:
@@ -211,7 +212,7 @@ def test_storage_api(drill_settings: Config, manifest: dict[str, Any]) -> None:
             f"Storage API: listing buckets fails: {type(exc).__name__}: {exc}", pytrace=False
         )
     listed = {str(getattr(b, "id", "")) for b in buckets}
-    expected = {str(b["id"]) for b in manifest["storage"]["buckets"]}
+    expected = set(manifest.storage.bucket_ids)
     missing = sorted(expected - listed)
     if missing:
         pytest.fail(f"Storage API: bucket(s) not listed: {', '.join(missing)}", pytrace=False)

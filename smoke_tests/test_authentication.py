@@ -20,9 +20,9 @@ import pytest
 
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.errors import DrillError
-from pytest_supabase_restore.manifest import identity_label
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.fingerprint import compare_table
-from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED, RlsSession
+from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED
 from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility
 from pytest_supabase_restore.smoke_tests._support import (
     Facts,
@@ -104,7 +104,7 @@ def test_jwt_helpers_return_claims(facts: Facts, pinned_db: psycopg.Connection[A
 def test_rls_visibility(
     rls_identity: str,
     facts: Facts,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     pinned_db: psycopg.Connection[Any],
     record_property: Callable[[str, object], None],
     unloadable: Unloadable,
@@ -122,14 +122,14 @@ def test_rls_visibility(
         record_property(
             "not_compared", [f"table {k} (extension {e})" for k, e in sorted(left_out.items())]
         )
-    rls = manifest["rls"]
+    rls = manifest.rls
     expected: dict[str, Any] = {
-        t: n for t, n in rls["visibility"][rls_identity].items() if t not in left_out
+        t: n for t, n in rls.visibility[rls_identity].items() if t not in left_out
     }
-    session = RlsSession.from_json(rls.get("session"))
+    session = rls.session
     anon = rls_identity == ANON
     role = ANON if anon else AUTHENTICATED
-    who = f"{identity_label(rls_identity, manifest)} ({role})"  # never the auth.users id
+    who = f"{rls.label(rls_identity)} ({role})"  # never the auth.users id
     tables = [table_ref(e) for k, e in facts.tables.items() if k not in left_out]
     try:
         actual = rls_visibility(pinned_db, tables, [] if anon else [rls_identity], session)[
@@ -160,9 +160,7 @@ def test_rls_visibility(
         )
 
 
-def test_auth_api_lists_users(
-    drill_settings: Config, facts: Facts, manifest: dict[str, Any]
-) -> None:
+def test_auth_api_lists_users(drill_settings: Config, facts: Facts, manifest: Manifest) -> None:
     """The staging Auth API serves the restored users (needs a staging API)."""
     target = drill_settings.target
     if not target.has_api:

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.inventory import InventoryDiff, diff_inventory
 from pytest_supabase_restore.proof.scope import schemas_in_scope
 from pytest_supabase_restore.smoke_tests._support import (
@@ -151,7 +152,7 @@ def test_schema_kind(
 
 def test_no_extra_schemas(
     facts: Facts,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     pinned_db: psycopg.Connection[Any],
     unloadable: Unloadable,
 ) -> None:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore.fixtures import StagingStorage
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.smoke_tests._support import shorten
 from pytest_supabase_restore.storage.verify import verify_all
 
@@ -23,11 +24,11 @@ pytestmark = pytest.mark.supabase_category("storage")
 _SETTINGS = ("public", "file_size_limit", "allowed_mime_types")
 
 
-def _recorded_bucket(manifest: dict[str, Any], bucket: str) -> dict[str, Any]:
-    for entry in manifest["storage"]["buckets"]:
-        if entry["id"] == bucket:
-            return dict(entry)
-    raise AssertionError(f"bucket {bucket} is not in the manifest")
+def _recorded_bucket(manifest: Manifest, bucket: str) -> dict[str, Any]:
+    entry = manifest.storage.bucket(bucket)
+    if entry is None:
+        raise AssertionError(f"bucket {bucket} is not in the manifest")
+    return entry
 
 
 def _norm(name: str, value: Any) -> Any:
@@ -37,7 +38,7 @@ def _norm(name: str, value: Any) -> Any:
 
 
 def test_bucket_settings(
-    bucket: str, manifest: dict[str, Any], pinned_db: psycopg.Connection[Any]
+    bucket: str, manifest: Manifest, pinned_db: psycopg.Connection[Any]
 ) -> None:
     """The bucket exists in ``storage.buckets`` with the backed-up settings."""
     expected = _recorded_bucket(manifest, bucket)
@@ -59,18 +60,16 @@ def test_bucket_settings(
         pytest.fail(f"bucket {bucket}: settings differ: {'; '.join(diffs)}", pytrace=False)
 
 
-def test_source_had_every_object(
-    bucket: str, manifest: dict[str, Any], record_property: Any
-) -> None:
+def test_source_had_every_object(bucket: str, manifest: Manifest, record_property: Any) -> None:
     """Every ``storage.objects`` row of the source had bytes to back up."""
-    storage = manifest["storage"]
-    if not storage.get("downloaded"):
+    storage = manifest.storage
+    if not storage.downloaded:
         pytest.skip("not tested: the backup holds no Storage objects (no source S3 settings)")
-    unknown = [o["key"] for o in storage.get("unknown_to_db", []) if o["bucket"] == bucket]
+    unknown = [k for b, k in storage.unknown_to_db if b == bucket]
     if unknown:
         # Bytes without a row are invisible to the app; worth knowing, not a restore failure.
         record_property("objects_without_row_in_source", len(unknown))
-    missing = sorted(o["key"] for o in storage.get("missing_in_s3", []) if o["bucket"] == bucket)
+    missing = sorted(k for b, k in storage.missing_in_s3 if b == bucket)
     if missing:
         pytest.fail(
             f"bucket {bucket}: the backup references bytes that were missing in the source for "

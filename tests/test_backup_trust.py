@@ -286,18 +286,13 @@ def test_a_missing_or_changed_storage_file_names_bucket_and_key(
 ) -> None:
     copy = copy_set(backup, tmp_path)
     manifest = mf.read_manifest(copy)
-    first, second = manifest["storage"]["objects"][:2]
-    (copy / "storage" / "objects" / first["sha256"][:2] / first["sha256"]).unlink()
-    changed = copy / "storage" / "objects" / second["sha256"][:2] / second["sha256"]
-    changed.write_bytes(changed.read_bytes()[:-1] + b"!" if second["size"] else b"!")
+    first, second = manifest.storage.objects[:2]
+    (copy / "storage" / "objects" / first.sha256[:2] / first.sha256).unlink()
+    changed = copy / "storage" / "objects" / second.sha256[:2] / second.sha256
+    changed.write_bytes(changed.read_bytes()[:-1] + b"!" if second.size else b"!")
     problems = mf.verify_files(copy, manifest)
-    assert (
-        f"Storage object {first['bucket']!r}/{first['key']!r}: missing from the backup set"
-        in problems
-    )
-    assert any(
-        p.startswith(f"Storage object {second['bucket']!r}/{second['key']!r}: ") for p in problems
-    )
+    assert f"Storage object {first.bucket!r}/{first.key!r}: missing from the backup set" in problems
+    assert any(p.startswith(f"Storage object {second.bucket!r}/{second.key!r}: ") for p in problems)
     assert not any(str(tmp_path) in p for p in problems)
 
 
@@ -724,13 +719,14 @@ def test_encrypted_file_damage_does_not_decrypt(tmp_path: Path, damage: str) -> 
 
 def test_encrypted_export_holds_no_plaintext(sealed: Path, backup: Path) -> None:
     data = mf.read_manifest(sealed)
-    assert data["version"] == mf.ENCRYPTED_VERSION and data["encryption"]["chunk_size"] > 0
+    assert data.version == mf.ENCRYPTED_VERSION and data.encryption is not None
+    assert data.encryption.chunk_size > 0
     on_disk = {p.relative_to(sealed).as_posix() for p in sealed.rglob("*") if p.is_file()}
-    assert on_disk == {rel + ".enc" for rel in data["files"]} | {mf.MANIFEST, mf.SIGNATURE}
+    assert on_disk == {rel + ".enc" for rel in data.files} | {mf.MANIFEST, mf.SIGNATURE}
     assert b"CREATE ROLE" not in (sealed / "roles.sql.enc").read_bytes()
     assert mf.verify_files(sealed, data) == []  # the ciphertext is checked without the key
     plain = mf.read_manifest(backup)
-    assert data["files"]["roles.sql"]["sha256"] == plain["files"]["roles.sql"]["sha256"]
+    assert data.files["roles.sql"].sha256 == plain.files["roles.sql"].sha256
 
 
 def test_encrypted_set_decrypts_restores_and_leaves_no_plaintext(

@@ -20,7 +20,7 @@ from pytest_supabase_restore.errors import RestoreError, SafetyError
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.pgtools import run_tool
-from pytest_supabase_restore.staging.url import clear_scope
+from pytest_supabase_restore.staging.clear import clear_scope
 
 SCOPE = ["app", "public"]  # what the backup holds
 STAGING_SQL = """

@@ -131,7 +131,7 @@ def test_jobs_are_capped_to_half_the_free_slots(source: Cluster, tmp_path: Path)
     # 10 held, the watcher's session and at most a canary; superusers' 3 slots held back.
     assert MAX_CONNECTIONS - RESERVED - 12 <= free <= MAX_CONNECTIONS - RESERVED - 10, free
     assert export_connections(jobs) <= free // 2 < export_connections(jobs + 1), (jobs, free)
-    assert manifest.read_manifest(out)["pg_dump"]["jobs"] == jobs
+    assert manifest.read_manifest(out).pg_dump.jobs == jobs
     assert 0 < watch.peak <= free // 2, (watch.peak, free)
     assert watch.refused == [] and watch.connected > 0, watch.refused[:3]
 
@@ -161,7 +161,7 @@ def test_the_roles_connection_limit_caps_the_jobs(source: Cluster, tmp_path: Pat
         "connection limit 5, 0 in use)" in line
         for line in lines
     ), lines
-    assert manifest.read_manifest(out)["pg_dump"]["jobs"] == 1
+    assert manifest.read_manifest(out).pg_dump.jobs == 1
     assert watch.peak <= 3, watch.peak
 
 

@@ -3,7 +3,9 @@ backups FAIL precisely, staging targets are refused when unsafe."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 import threading
 import time
@@ -70,17 +72,15 @@ def _copy(backup: Path, tmp_path: Path) -> Path:
 def test_backup_set_is_complete_and_owner_only(backup: Path) -> None:
     data = manifest.read_manifest(backup)
     assert manifest.verify_files(backup, data) == []
-    assert data["snapshot_time"] and data["source"]["server_major"] == 15
-    assert data["pg_dump"]["options"] and not any(
-        "--snapshot" in o for o in data["pg_dump"]["options"]
-    )
-    assert "public.tasks" in data["tables"] and "auth.users" in data["tables"]
-    assert "auth.schema_migrations" not in data["tables"]  # platform migration history
-    partitioned = [t for t in data["tables"].values() if t["partitions"]]
+    assert data.snapshot_time and data.source.server_major == 15
+    assert data.pg_dump.options and not any("--snapshot" in o for o in data.pg_dump.options)
+    assert "public.tasks" in data.tables and "auth.users" in data.tables
+    assert "auth.schema_migrations" not in data.tables  # platform migration history
+    partitioned = [t for t in data.tables.values() if t["partitions"]]
     assert partitioned, "the partitioned table is recorded once, with its partitions"
     for part in partitioned[0]["partitions"]:
-        assert part not in data["tables"]
-    assert len(data["storage"]["objects"]) == 30 and data["storage"]["missing_in_s3"] == []
+        assert part not in data.tables
+    assert len(data.storage.objects) == 30 and data.storage.missing_in_s3 == ()
     for path in [backup, *backup.rglob("*")]:
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), path
@@ -105,15 +105,15 @@ def test_restored_copy_matches_the_manifest(backup: Path, staging: Any) -> None:
     data = manifest.read_manifest(backup)
     with psycopg.connect(staging.dsn) as conn:
         pin_session(conn)
-        tables = {t.qualified: t for t in list_tables(conn, data["scope_schemas"])}
-        assert set(tables) == set(data["tables"])
-        for name, expected in data["tables"].items():
+        tables = {t.qualified: t for t in list_tables(conn, list(data.scope_schemas))}
+        assert set(tables) == set(data.tables)
+        for name, expected in data.tables.items():
             result = compare_table(conn, tables[name], expected)
             assert result.ok, result.message
-        inventory = schema_inventory(conn, data["scope_schemas"])
-        assert diff_inventory(data["schema"], inventory) == []
-        visibility = rls_visibility(conn, list(tables.values()), data["rls"]["users"])
-        assert visibility == data["rls"]["visibility"]
+        inventory = schema_inventory(conn, list(data.scope_schemas))
+        assert diff_inventory(data.schema, inventory) == []
+        visibility = rls_visibility(conn, list(tables.values()), list(data.rls.users))
+        assert visibility == data.rls.visibility
 
 
 def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path) -> None:
@@ -155,8 +155,8 @@ def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path)
         assert not outcome.unexpected
         with psycopg.connect(target.dsn) as conn:
             pin_session(conn)
-            for ref in list_tables(conn, data["scope_schemas"]):
-                result = compare_table(conn, ref, data["tables"][ref.qualified])
+            for ref in list_tables(conn, list(data.scope_schemas)):
+                result = compare_table(conn, ref, data.tables[ref.qualified])
                 assert result.ok, result.message
     finally:
         target.stop()
@@ -214,9 +214,9 @@ def test_missing_storage_bytes_are_recorded(tmp_path: Path) -> None:
         client.delete_object(Bucket=bucket, Key=key)
         client.put_object(Bucket=bucket, Key="orphan/unknown.bin", Body=b"x")
         out = export(project.db_url, tmp_path, s3=project.s3)
-    storage = manifest.read_manifest(out)["storage"]
-    assert storage["missing_in_s3"] == [{"bucket": bucket, "key": key}]
-    assert storage["unknown_to_db"] == [{"bucket": bucket, "key": "orphan/unknown.bin"}]
+    storage = manifest.read_manifest(out).storage
+    assert storage.missing_in_s3 == ((bucket, key),)
+    assert storage.unknown_to_db == ((bucket, "orphan/unknown.bin"),)
 
 
 def test_wrong_client_tools_fail_before_anything_is_written(demo: Any, tmp_path: Path) -> None:
@@ -271,8 +271,7 @@ def test_unexpected_restore_error_names_the_statement(tmp_path: Path) -> None:
         out = export(src.dsn(), tmp_path, s3=None)
     (out / "roles.sql").write_text("")  # the role is lost from the backup
     data = manifest.read_manifest(out)
-    data["files"] = manifest.inventory_files(out)
-    manifest.write_manifest(out, data)
+    manifest.write_manifest(out, dataclasses.replace(data, files=manifest.inventory_files(out)))
     target = EphemeralStaging.start(15, with_s3=False)
     try:
         outcome = restore_backup_set(
@@ -425,6 +424,37 @@ def test_interleaved_pg_restore_worker_output_is_parsed_per_error() -> None:
     )
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_any_interleaving_of_parallel_workers_pieces_gives_each_error_once(seed: int) -> None:
+    """Each worker writes "pg_restore: ", "error: ", the text and the newline separately;
+    whatever order the pieces of three workers land in, each failed statement is found once
+    with its own statement, and the closing warning is not an error."""
+    from pytest_supabase_restore.restore_messages import parse_pg_restore_errors
+
+    rng = random.Random(seed)
+    missing = 'ERROR:  unrecognized configuration parameter "transaction_timeout"'
+    failed = 'ERROR:  relation "public.gone" does not exist'
+    writers = [
+        [
+            piece
+            for text in (
+                f"could not execute query: {missing}\nCommand was: SET transaction_timeout = 0;",
+                f"could not execute query: {failed}\nCommand was: ALTER TABLE public.gone OWNER TO x;",
+            )
+            for piece in ("pg_restore: ", "error: ", text, "\n")
+        ]
+        for _worker in range(3)
+    ]
+    out: list[str] = []
+    while any(writers):
+        out.append(rng.choice([w for w in writers if w]).pop(0))
+    out.append("pg_restore: warning: errors ignored on restore: 6\n")
+    assert sorted(parse_pg_restore_errors("".join(out))) == sorted(
+        [(" ".join(missing.split()), "SET transaction_timeout = 0;")] * 3
+        + [(" ".join(failed.split()), "ALTER TABLE public.gone OWNER TO x;")] * 3
+    )
+
+
 def test_an_error_whose_prefix_was_written_before_another_workers_error_is_its_own() -> None:
     """The interleaving CI met: worker A wrote "pg_restore: ", worker B its whole error, then
     A its "error: ..." on the next line. Two errors, each with its own statement."""
@@ -503,8 +533,8 @@ def test_a_sequence_advanced_during_the_export_is_not_set_back(tmp_path: Path) -
         out = export(src.dsn(), tmp_path, s3=None, progress=advance_after_pg_dump)
     assert moved.is_set()
     data = manifest.read_manifest(out)
-    assert data["source"]["migration_history"] is None  # no Supabase CLI history here
-    recorded = data["schema"]["sequences"]["public.orders_id_seq"]
+    assert data.source.migration_history is None  # no Supabase CLI history here
+    recorded = data.schema["sequences"]["public.orders_id_seq"]
     assert (recorded["last_value"], recorded["is_called"]) == (1, True)
     restored, _ = _restored_inventory(out, ["public"])
     diffs = diff_inventory(
@@ -566,7 +596,7 @@ def test_a_platform_role_the_source_never_had_is_not_in_staging(tmp_path: Path) 
         "DROP ROLE supabase_realtime_admin",
         "CREATE TABLE public.notes (id int PRIMARY KEY)",
     )
-    roles = manifest.read_manifest(out)["source"]["platform_roles"]
+    roles = manifest.read_manifest(out).source.platform_roles
     assert "authenticator" in roles and "supabase_realtime_admin" not in roles
     restored, _ = _restored_inventory(out, ["public"])
     assert "schema public to supabase_realtime_admin" not in restored["grants"]
@@ -577,5 +607,5 @@ def test_the_cli_migration_history_is_counted_not_backed_up(backup: Path) -> Non
     """supabase_migrations is outside the backup's scope (as in the CLI's own dumps); the
     manifest counts the migrations the source recorded, so the verdict can say so."""
     data = manifest.read_manifest(backup)
-    assert data["source"]["migration_history"] == 4  # the demo's four migrations
-    assert not any(t.startswith("supabase_migrations.") for t in data["tables"])
+    assert data.source.migration_history == 4  # the demo's four migrations
+    assert not any(t.startswith("supabase_migrations.") for t in data.tables)

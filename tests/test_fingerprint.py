@@ -24,6 +24,7 @@ from psycopg import sql
 
 from pytest_supabase_restore.errors import BackupError, DrillError
 from pytest_supabase_restore.manifest import FORMAT, validate_manifest
+from pytest_supabase_restore.model import Manifest, RlsProof, SourceInfo
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.fingerprint import (
@@ -992,15 +993,19 @@ def test_self_test_catches_every_fault_it_injects(env: Env) -> None:
     restored database, and each reported by the same comparison the smoke tests run."""
     with env.connect("src") as conn:
         visibility = rls_visibility(conn, _rls_tables(env), [U1, U2])
-    recorded = {
-        "tables": {
+    recorded = Manifest(
+        format=FORMAT,
+        version=1,
+        snapshot_time="2026-11-24T17:29:00+00:00",
+        source=SourceInfo(server_major=15),
+        tables={
             name: {"schema": t.schema, "pk": list(t.pk), **env.baseline[name]}
             for name, t in env.tables.items()
         },
-        "schema": env.inventory,
-        "scope_schemas": env.scope,
-        "rls": {"users": [U1, U2], "visibility": visibility},
-    }
+        schema=env.inventory,
+        scope_schemas=tuple(env.scope),
+        rls=RlsProof(users=(U1, U2), visibility=visibility),
+    )
     results = run_self_test(env.cluster.dsn("dst"), recorded)
     assert [(r.fault, r.category) for r in results] == [
         ("deleted row in public.all_types", "data_integrity"),

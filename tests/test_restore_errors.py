@@ -21,6 +21,7 @@ from pytest_supabase_restore.extdeps import (
     members_from_manifest,
     not_restorable_line,
 )
+from pytest_supabase_restore.model import Manifest, SourceInfo
 from pytest_supabase_restore.notify.html import summary_html
 from pytest_supabase_restore.notify.job_summary import markdown
 from pytest_supabase_restore.notify.slack import slack_payload
@@ -302,13 +303,24 @@ def test_without_members_only_the_extension_and_its_comment_are_expected() -> No
     assert [i.expected for i in out.issues[:3]] == [True, True, False]
 
 
+def _typed(**sections: Any) -> Manifest:
+    """A manifest with only the given sections (the rest empty)."""
+    return Manifest(
+        format=mf.FORMAT,
+        version=mf.VERSION,
+        snapshot_time="2026-11-24T17:29:00+00:00",
+        source=SourceInfo(server_major=15),
+        **sections,
+    )
+
+
 def test_an_older_manifest_still_names_the_extensions_type() -> None:
-    older = {"schema": {"extensions": {"citext": {"version": "1.6", "schema": "extensions"}}}}
+    older = _typed(schema={"extensions": {"citext": {"version": "1.6", "schema": "extensions"}}})
     members = members_from_manifest(older)
     assert members == {"citext": {"types": ["extensions.citext"]}}
     out = _restore(STDERR, members=members)
     assert len(out.unexpected) == 2 and "table public.items" in out.extension_dependents
-    assert members_from_manifest({"extensions": MEMBERS_SECTION}) == {
+    assert members_from_manifest(_typed(extensions=MEMBERS_SECTION)) == {
         "vector": {"types": ["extensions.vector"], "access_methods": ["hnsw"]}
     }
 
@@ -599,7 +611,7 @@ def test_smoke_tests_leave_out_exactly_the_dependent_objects() -> None:
             "function public.match(extensions.vector)": "vector",
         },
     )
-    manifest = {"extensions": {"vector": {"members": {"schemas": ["vectors"]}}}}
+    manifest = _typed(extensions={"vector": {"members": {"schemas": ["vectors"]}}})
     unloadable = Unloadable.from_state(state, manifest)
     assert unloadable.reason(["table public.items"]) == (
         "not tested: table public.items: depends on extension vector, which this staging "

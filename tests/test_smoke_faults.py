@@ -43,6 +43,7 @@ from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.fixtures import StagingStorage
 from pytest_supabase_restore.manifest import read_manifest
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.smoke_tests._support import (
     DefinitionError,
     Facts,
@@ -246,13 +247,13 @@ class FakeApi:
     buckets: list[str]
 
     @classmethod
-    def matching(cls, manifest: dict[str, Any]) -> FakeApi:
+    def matching(cls, manifest: Manifest) -> FakeApi:
         """An API that serves exactly what the backup holds."""
-        tables = manifest["tables"]
+        tables = manifest.tables
         return cls(
             rows={e["name"]: int(e["rows"]) for e in tables.values() if e["schema"] == "public"},
             users=int(tables["auth.users"]["rows"]),
-            buckets=[b["id"] for b in manifest["storage"]["buckets"]],
+            buckets=manifest.storage.bucket_ids,
         )
 
     def serve(self, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,7 +461,7 @@ def test_each_fault_fails_the_right_category(
     deleted = "/".join(injector.deleted_object)
     modified = "/".join(injector.modified_object)
     vanished = "/".join(backup_sets.vanished)
-    recorded = read_manifest(backup_sets.damaged)["tables"]
+    recorded = read_manifest(backup_sets.damaged).tables
     audit_rows = int(recorded["auth.audit_log_entries"]["rows"])
     sessions = int(recorded["auth.sessions"]["rows"])
 
@@ -690,12 +691,12 @@ def test_auth_rls_parity_with_a_security_definer_function_naming_an_unqualified_
     assert out.failed == {}, out.output[-3000:]
     assert len(out.passed["authentication"]) == 6, out.output[-3000:]
     manifest = read_manifest(rls_sets.unqualified)
-    visibility = manifest["rls"]["visibility"]
+    visibility = manifest.rls.visibility
     assert len(visibility) == 6
     assert {who: seen["public.shared_docs"] for who, seen in visibility.items()} == dict.fromkeys(
         visibility, 30
     )
-    session = manifest["rls"]["session"]  # what a future reader learns from the manifest
+    session = manifest.rls.session.to_json()  # what a future reader learns from the manifest
     assert session["search_path"] == '"public", "public", "extensions"'
     assert session["role_settings"] == {}  # the demo's anon/authenticated have time limits only
     assert set(session["not_applied"]["anon"]) == {"statement_timeout"}
@@ -709,8 +710,8 @@ def test_auth_rls_errors_same_on_both_sides_pass_staging_only_errors_fail_precis
     which staging lost: every user's test fails naming the table, the policy, the role and
     the error, and no user's id."""
     manifest = read_manifest(erroring_set)
-    visibility = manifest["rls"]["visibility"]
-    users: list[str] = manifest["rls"]["users"]
+    visibility = manifest.rls.visibility
+    users = manifest.rls.users
     withheld = "22012 DivisionByZero (message withheld: it may quote row values)"
     assert visibility["anon"]["public.ratios"] == {"error": withheld}
     assert all(visibility[u]["public.doc_notes"] == 10 for u in users)

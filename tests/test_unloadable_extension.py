@@ -23,6 +23,7 @@ view, a function taking ``citext`` and a second table with a foreign key to the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -165,8 +166,9 @@ def setup() -> Iterator[Setup]:
         kept = [ln for ln in roles.read_text().splitlines() if "ghost_" not in ln]
         roles.write_text("\n".join(kept) + "\n")
         data = mf.read_manifest(roles_lost)
-        data["files"] = mf.inventory_files(roles_lost)
-        mf.write_manifest(roles_lost, data)
+        mf.write_manifest(
+            roles_lost, dataclasses.replace(data, files=mf.inventory_files(roles_lost))
+        )
         yield Setup(bindir, backup, roles_lost)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..model import Manifest
 from ..storage.endpoint import S3Endpoint
 
 
@@ -25,7 +25,7 @@ class StagingTarget:
     # backed up instead of being deactivated.
     cron_inert: bool = False
 
-    def prepare(self, manifest: dict[str, Any] | None) -> None:
+    def prepare(self, manifest: Manifest | None) -> None:
         """Make the target ready for the backup set's restore (default: nothing; a fresh
         target holds nothing to clear). ``manifest`` is None for a Supabase CLI dump."""
 
