@@ -1,0 +1,396 @@
+"""Row fingerprints of the backup's own bytes: an order-independent hash of COPY lines.
+
+pg_dump writes every row of every table, in the dump's snapshot, as one line of COPY text
+in the directory format's data files. The export hashes those lines (no second read of the
+source); the smoke tests hash ``COPY <table> (<the same columns>) TO STDOUT`` of the restored
+copy, read under pg_dump's own session settings (:func:`copy_settings`), the same way. A
+row's hash is the first 8 bytes of its line's BLAKE2b digest; a table's fingerprint is its
+line count and the sum of its lines' hashes mod 2^64, as in :mod:`.fingerprint`, and key
+ranges (``buckets``) split it by the primary key, so a mismatch names the ranges that differ.
+
+Keys are ordered as Python orders their COPY text (integers as numbers, every other type by
+its text's bytes): both sides classify lines with the same code, so the ranges agree even
+where that order is not the database's collation.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter, methodcaller
+from pathlib import Path
+from typing import IO, Any, cast
+
+from psycopg import sql
+
+from .scope import Conn, scoped
+
+COPY_HASH = "copy-blake2b64"
+"""The ``hash`` of a table entry fingerprinted by this module (absent: :mod:`.fingerprint`)."""
+
+_MOD = 1 << 64
+_CHUNK = 1 << 22
+_EXACT = 20_000  # up to this many rows, key ranges are exact ntile splits; above, sampled
+_INT_TYPES = frozenset({"smallint", "integer", "bigint", "oid"})
+_digest = partial(hashlib.blake2b, digest_size=8)
+_DIGEST = methodcaller("digest")
+
+
+def _hashes(lines: Iterable[bytes]) -> list[int]:
+    return list(map(int.from_bytes, map(_DIGEST, map(_digest, lines))))  # all in C
+
+
+def key_kind(type_name: str) -> str:
+    """``int`` for integer key types (ordered as numbers), ``text`` for every other."""
+    return "int" if type_name in _INT_TYPES else "text"
+
+
+# -- COPY text escapes ------------------------------------------------------------------------
+_ESC_OUT = {
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+_ESC_IN = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def copy_escape(value: str) -> str:
+    """``value`` as COPY text output writes it (what :func:`copy_unescape` undoes)."""
+    return "".join(_ESC_OUT.get(ch, ch) for ch in value)
+
+
+def copy_unescape(text: str) -> str:
+    """A COPY text field's value (backslash escapes as COPY TO writes them, and octal/hex)."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 == len(text):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt in _ESC_IN:
+            out.append(_ESC_IN[nxt])
+            i += 2
+        elif nxt == "x" and i + 2 < len(text) and text[i + 2] in "0123456789abcdefABCDEF":
+            j = i + 2
+            while j < min(i + 4, len(text)) and text[j] in "0123456789abcdefABCDEF":
+                j += 1
+            out.append(chr(int(text[i + 2 : j], 16)))
+            i = j
+        elif nxt in "01234567":
+            j = i + 1
+            while j < min(i + 4, len(text)) and text[j] in "01234567":
+                j += 1
+            out.append(chr(int(text[i + 1 : j], 8)))
+            i = j
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+# -- layout: which lines, which columns, where the key is -------------------------------------
+@dataclass(frozen=True)
+class Part:
+    """One relation pg_dump wrote a COPY of (the table, or one leaf partition of it)."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]  # in the COPY statement's order (no generated columns)
+    oid: int = field(default=0, compare=False)  # on the source (names its TOC entry)
+
+    def key_positions(self, pk: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self.columns.index(col) for col in pk)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "name": self.name, "columns": list(self.columns)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Part:
+        return cls(str(data["schema"]), str(data["name"]), tuple(str(c) for c in data["columns"]))
+
+
+Key = tuple[Any, ...]
+
+
+def _key_reader(positions: Sequence[int], kinds: Sequence[str]) -> Callable[[bytes], Key]:
+    convs: list[Callable[[bytes], Any]] = [int if k == "int" else bytes for k in kinds]
+    if len(positions) == 1:
+        pos, conv = positions[0], convs[0]
+        return lambda line: (conv(line.split(b"\t", pos + 1)[pos]),)
+    pick = itemgetter(*positions)
+    return lambda line: tuple(c(v) for c, v in zip(convs, pick(line.split(b"\t")), strict=True))
+
+
+def key_of_text(values: Sequence[str], kinds: Sequence[str]) -> Key:
+    """A recorded key (display text) as the sort key :func:`_key_reader` gives its line."""
+    return tuple(
+        int(v) if k == "int" else copy_escape(v).encode()
+        for v, k in zip(values, kinds, strict=True)
+    )
+
+
+def _key_text(key: Key, encoding: str) -> list[str]:
+    return [
+        str(v) if isinstance(v, int) else copy_unescape(v.decode(encoding, "replace")) for v in key
+    ]
+
+
+# -- reading COPY lines ------------------------------------------------------------------------
+def _split_lines(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """Lists of complete lines (no newline) up to the ``\\.`` end marker."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        try:
+            end = lines.index(b"\\.")
+        except ValueError:
+            yield lines
+            continue
+        yield lines[:end]
+        return
+    if rest and rest != b"\\.":
+        yield [rest]
+
+
+class DecompressorMissing(RuntimeError):
+    """The data file's compression needs a program that is not installed."""
+
+
+def _open_data(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]:
+    if path.suffix == ".gz":
+        return cast(IO[bytes], gzip.open(path, "rb")), None
+    tool = {".lz4": "lz4", ".zst": "zstd"}.get(path.suffix)
+    if tool is None:
+        return open(path, "rb"), None
+    program = shutil.which(tool)
+    if program is None:
+        raise DecompressorMissing(f"{tool} is not installed (needed to read {path.name})")
+    proc = subprocess.Popen(
+        [program, "-d", "-c", "-q", str(path)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    return proc.stdout, proc
+
+
+def file_lines(path: Path) -> Iterator[list[bytes]]:
+    """The COPY lines of one pg_dump data file, in batches (compression by its suffix)."""
+    stream, proc = _open_data(path)
+    try:
+        yield from _split_lines(iter(partial(stream.read, _CHUNK), b""))
+    finally:
+        stream.close()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+# -- fingerprint of a table's lines -----------------------------------------------------------
+def _fmt(rows: int, acc: int) -> str:
+    return f"{rows}:{acc % _MOD:016x}"
+
+
+@dataclass
+class _Bucket:
+    rows: int = 0
+    acc: int = 0
+    lo: Key | None = None
+    hi: Key | None = None
+
+    def add(self, key: Key, h: int) -> None:
+        self.rows += 1
+        self.acc += h
+        if self.lo is None or key < self.lo:
+            self.lo = key
+        if self.hi is None or key > self.hi:
+            self.hi = key
+
+
+Source = Callable[[], Iterator[tuple[Part, list[bytes]]]]
+
+
+def _ntile_starts(keys: Sequence[Key], buckets: int) -> list[Key]:
+    """The first key of buckets 2..n of ``ntile(buckets)`` over ``keys`` (sorted, unique)."""
+    n = len(keys)
+    q, r = divmod(n, buckets)
+    starts: list[Key] = []
+    pos = 0
+    for b in range(buckets - 1):
+        pos += q + (1 if b < r else 0)
+        if 0 < pos < n:
+            starts.append(keys[pos])
+    return starts
+
+
+def fingerprint_lines(
+    source: Source, pk: Sequence[str], kinds: Sequence[str], *, encoding: str, buckets: int = 16
+) -> dict[str, Any]:
+    """Row count and fingerprint of the lines ``source()`` yields, with key ranges.
+
+    ``source`` is called once, or twice for a table of more than a few thousand rows: the
+    first pass samples the keys for the range bounds, the second fills the ranges.
+    """
+    rows, acc = 0, 0
+    sample: list[Key] = []
+    stride, seen = 1, 0
+    small: list[tuple[Key, int]] = []
+    for part, lines in source():
+        hs = _hashes(lines)
+        rows += len(hs)
+        acc += sum(hs)
+        if not pk:
+            continue
+        read = _key_reader(part.key_positions(pk), kinds)
+        keys = list(map(read, lines))
+        if rows <= _EXACT:
+            small.extend(zip(keys, hs, strict=True))
+        sample.extend(keys[(-seen) % stride :: stride])
+        seen += len(keys)
+        while len(sample) > 2 * _EXACT:  # thin the sample, keep it spread over the table
+            sample, stride = sample[::2], stride * 2
+    result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
+    if not pk or rows == 0:
+        return result
+    starts = _ntile_starts(sorted(sample), buckets)
+    filled = [_Bucket() for _ in range(len(starts) + 1)]
+    if rows <= _EXACT:
+        pairs: Iterable[tuple[Key, int]] = small
+    else:
+        pairs = _keyed(source, pk, kinds)
+    for key, h in pairs:
+        filled[bisect.bisect_right(starts, key)].add(key, h)
+    result["buckets"] = [
+        {
+            "lo": _key_text(b.lo, encoding),
+            "hi": _key_text(b.hi, encoding),
+            "rows": b.rows,
+            "fingerprint": _fmt(b.rows, b.acc),
+        }
+        for b in filled
+        if b.lo is not None and b.hi is not None
+    ]
+    return result
+
+
+def _keyed(source: Source, pk: Sequence[str], kinds: Sequence[str]) -> Iterator[tuple[Key, int]]:
+    for part, lines in source():
+        read = _key_reader(part.key_positions(pk), kinds)
+        yield from zip(map(read, lines), _hashes(lines), strict=True)
+
+
+# -- the dump's files (export side) -----------------------------------------------------------
+@dataclass(frozen=True)
+class DumpTable:
+    """What the export hashes for one manifest table: its parts and their data files."""
+
+    qualified: str
+    pk: tuple[str, ...]
+    kinds: tuple[str, ...]
+    parts: tuple[tuple[Part, str], ...]  # (part, data file path)
+
+
+def fingerprint_dump_table(table: DumpTable, encoding: str) -> dict[str, Any]:
+    """:func:`fingerprint_lines` of a table's data files (runs in a worker process)."""
+
+    def source() -> Iterator[tuple[Part, list[bytes]]]:
+        for part, path in table.parts:
+            for lines in file_lines(Path(path)):
+                yield part, lines
+
+    return fingerprint_lines(source, table.pk, table.kinds, encoding=encoding)
+
+
+# -- the restored copy (staging side) ---------------------------------------------------------
+def _copy_query(part: Part) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) TO STDOUT").format(
+        sql.Identifier(part.schema, part.name),
+        sql.SQL(", ").join(sql.Identifier(c) for c in part.columns),
+    )
+
+
+def copy_lines(conn: Conn, parts: Sequence[Part], settings: Mapping[str, str]) -> Source:
+    """A :data:`Source` of ``COPY <part> (<columns>) TO STDOUT`` under ``settings``."""
+
+    def source() -> Iterator[tuple[Part, list[bytes]]]:
+        with scoped(conn, settings):
+            for part in parts:
+                with conn.cursor() as cur, cur.copy(_copy_query(part)) as copy:
+                    batch: list[bytes] = []
+                    for row in copy:  # one CopyData message per row, newline included
+                        batch.append(bytes(row[:-1]))
+                        if len(batch) >= 10_000:
+                            yield part, batch
+                            batch = []
+                    if batch:
+                        yield part, batch
+
+    return source
+
+
+def copy_whole(conn: Conn, parts: Sequence[Part], settings: Mapping[str, str]) -> tuple[int, int]:
+    """(rows, sum of line hashes mod 2^64) of the parts as the restored copy holds them."""
+    rows, acc = 0, 0
+    for _part, lines in copy_lines(conn, parts, settings)():
+        hs = _hashes(lines)
+        rows += len(hs)
+        acc += sum(hs)
+    return rows, acc % _MOD
+
+
+def copy_ranges(
+    conn: Conn,
+    parts: Sequence[Part],
+    settings: Mapping[str, str],
+    pk: Sequence[str],
+    kinds: Sequence[str],
+    buckets: Sequence[Mapping[str, Any]],
+) -> dict[int, tuple[int, int]]:
+    """(rows, hash) per recorded range ``i`` (1-based) and per gap ``-i`` before range ``i``
+    (``-(n + 1)``: past the last), as :func:`.fingerprint._ranges` takes them."""
+    bounds: list[Key] = []
+    for b in buckets:
+        bounds += [key_of_text(b["lo"], kinds), key_of_text(b["hi"], kinds)]
+    found: dict[int, list[int]] = {}
+    for key, h in _keyed(copy_lines(conn, parts, settings), pk, kinds):
+        j = bisect.bisect_left(bounds, key)
+        if (j < len(bounds) and bounds[j] == key) or j % 2 == 1:
+            slot = j // 2 + 1 if j % 2 == 0 else (j + 1) // 2
+        else:
+            slot = -(j // 2 + 1)
+        entry = found.setdefault(slot, [0, 0])
+        entry[0] += 1
+        entry[1] += h
+    return {slot: (n, acc % _MOD) for slot, (n, acc) in found.items()}
+
+
+__all__ = [
+    "COPY_HASH",
+    "DecompressorMissing",
+    "DumpTable",
+    "Part",
+    "copy_escape",
+    "copy_lines",
+    "copy_ranges",
+    "copy_unescape",
+    "copy_whole",
+    "file_lines",
+    "fingerprint_dump_table",
+    "fingerprint_lines",
+    "key_kind",
+    "key_of_text",
+]
