@@ -2,13 +2,15 @@
 
 The source is only read. One connection opens a REPEATABLE READ, READ ONLY transaction and
 exports its snapshot; ``pg_dump --snapshot`` dumps exactly that snapshot while other
-connections import it to compute row counts, fingerprints, the schema inventory, row-level
-security visibility and the ``storage.objects`` listing. Everything the manifest says is
-therefore true of exactly what was dumped, even while production keeps writing.
+connections import it to read the schema inventory, row-level security visibility and the
+``storage.objects`` listing. Row counts and fingerprints come from the COPY lines pg_dump
+wrote (:mod:`.proof.copyhash`): the table data is read from the source once, by pg_dump.
+Everything the manifest says is therefore true of exactly what was dumped, even while
+production keeps writing.
 
 An export is a sequence of small phases over one :class:`_ExportRun`: probe the source,
 take the snapshot, start pg_dump and the Storage download, read the proof beside them,
-then write, encrypt, sign and name the set. Any failure removes the partial set.
+fingerprint the dump's data files, then write, encrypt, sign and name the set. Any failure removes the partial set.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def _noop(_: str) -> None:
 class ExportOptions:
     """How an export runs. The keys never appear in a repr (or a log line made from one)."""
 
-    jobs: int = 2  # pg_dump jobs and fingerprint threads (capped to the source's free slots)
+    jobs: int = 2  # pg_dump jobs and fingerprint processes (capped to the source's free slots)
     compression: str = "none"  # none | gzip:N | lz4 | zstd (see compression_args)
     s3_concurrency: int = 8  # parallel Storage downloads
     rls_sample: int = 5  # auth users whose row-level security visibility is recorded
