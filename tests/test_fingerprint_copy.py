@@ -8,6 +8,7 @@ the COPY lines pg_dump wrote; ``dst`` is pg_restore of that set, compared table 
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import subprocess
 import time
@@ -211,6 +212,12 @@ def test_ranges_are_exact_for_small_and_sampled_for_large_tables() -> None:
     assert 8 <= len(fp["buckets"]) <= 16
     assert all(5_000 <= b["rows"] <= 8_000 for b in fp["buckets"])
     assert fp["buckets"][0]["lo"] == ["1"] and fp["buckets"][-1]["hi"] == ["100000"]
+    # Text keys take the two-pass path: sampled bounds, then every line into its range.
+    text = fingerprint_lines(source, ("v",), ("text",), encoding="utf-8")
+    assert text["fingerprint"] == fp["fingerprint"]
+    assert sum(b["rows"] for b in text["buckets"]) == 100_000 and len(text["buckets"]) > 8
+    bounds = [(b["lo"][0].encode(), b["hi"][0].encode()) for b in text["buckets"]]
+    assert all(lo <= hi < nxt for (lo, hi), (nxt, _) in itertools.pairwise(bounds))
     shuffled = fingerprint_lines(
         lambda: iter([(part, sorted(lines))]), ("id",), ("int",), encoding="utf-8"
     )
