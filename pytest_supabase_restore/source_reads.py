@@ -85,6 +85,8 @@ def counters(db_url: str) -> Counters | None:
 
 
 def _settled(conn: psycopg.Connection[Any], wait: float) -> Counters:
+    """Once the export's sessions are gone (up to ``wait`` seconds), the counters when two
+    readings 0.25 s apart agree (at most a second more: a busy source never stops)."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         row = conn.execute(_OURS, (list(APPLICATIONS),)).fetchone()
@@ -92,6 +94,7 @@ def _settled(conn: psycopg.Connection[Any], wait: float) -> Counters:
             break
         time.sleep(0.1)
     last = _read(conn)
+    deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         time.sleep(0.25)
         now = _read(conn)
