@@ -269,7 +269,11 @@ def _check_copy_fields(
     table: dict[str, Any], where: str, need: Callable[[bool, str, str], None]
 ) -> None:
     """A table fingerprinted from the dump's COPY lines (proof.copyhash): how to read it."""
-    need(table["hash"] == "copy-blake2b64", f"{where}.hash", "unknown fingerprint scheme")
+    need(
+        table["hash"] in ("copy-blake2b64", "copy-xxh3-64"),
+        f"{where}.hash",
+        "unknown fingerprint scheme",
+    )
     parts = table.get("copy")
     need(
         isinstance(parts, list)

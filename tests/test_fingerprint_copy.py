@@ -27,7 +27,7 @@ from pytest_supabase_restore.manifest import read_manifest, validate_manifest
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.copyhash import (
-    COPY_HASH,
+    HASH_SCHEMES,
     copy_escape,
     copy_unescape,
     fingerprint_lines,
@@ -105,7 +105,7 @@ def test_every_table_is_fingerprinted_from_the_dump_and_matches(env: Env) -> Non
     with env.connect("dst", options=odd) as conn:
         for name, table in env.tables.items():
             entry = recorded[name]
-            assert entry.get("hash") == COPY_HASH, (name, entry)
+            assert entry.get("hash") in HASH_SCHEMES, (name, entry)
             result = compare_table(conn, table, entry)
             assert result.ok, result.message
     types = recorded["public.all_types"]
@@ -266,3 +266,24 @@ def test_manifest_refuses_malformed_copy_fields(env: Env, edit: Any, where: str)
     with pytest.raises(BackupError, match=re.escape(f"tables['public.todos'].{where}")):
         validate_manifest(data, Path("manifest.json"))
     validate_manifest(copy.deepcopy(env.manifest), Path("manifest.json"))
+
+
+def test_both_line_hashes_fingerprint_alike_and_a_missing_one_says_what_to_install() -> None:
+    from pytest_supabase_restore.errors import DrillError
+    from pytest_supabase_restore.proof.copyhash import HASHERS, XXH3_HASH, Part, hasher
+
+    part = Part("s", "t", ("id", "v"))
+    lines = [f"{i}\tv{i}".encode() for i in range(1, 5001)]
+    results = {
+        scheme: fingerprint_lines(
+            lambda: iter([(part, lines)]), ("id",), ("int",), encoding="utf-8", scheme=scheme
+        )
+        for scheme in HASHERS
+    }
+    for fp in results.values():  # same rows and ranges whatever the line hash
+        assert fp["rows"] == 5000 and [b["rows"] for b in fp["buckets"]] == [313] * 8 + [312] * 8
+    if len(results) == 2:
+        assert len({fp["fingerprint"] for fp in results.values()}) == 2
+    with pytest.raises(DrillError, match="pip install xxhash"):
+        hasher("copy-unknown")
+    assert XXH3_HASH in {"copy-xxh3-64"}

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..pg.binaries import PgBinaries
 from ..toc import list_archive
-from .copyhash import COPY_HASH, DumpTable, Part, fingerprint_dump_table, key_kind
+from .copyhash import DumpTable, Part, default_scheme, fingerprint_dump_table, key_kind
 from .scope import Conn, TableRef
 
 # pg_dump's setup_connection() sets these in every session it opens; the rest of what
@@ -150,6 +150,7 @@ def dump_tables(
                 t.pk,
                 lay.kinds,
                 tuple((p, str(path)) for p, path in zip(parts, paths, strict=True)),
+                default_scheme(),
             )
         )
     return ready, missing
@@ -158,7 +159,7 @@ def dump_tables(
 def entry_fields(table: DumpTable, settings: dict[str, str]) -> dict[str, Any]:
     """The manifest fields that say how the restored copy is read for the comparison."""
     return {
-        "hash": COPY_HASH,
+        "hash": table.scheme,
         "copy": [p.to_json() for p, _ in table.parts],
         "key_kinds": list(table.kinds),
         "copy_settings": settings,

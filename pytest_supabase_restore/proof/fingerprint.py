@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import DrillError
-from .copyhash import COPY_HASH, Part, copy_ranges, copy_whole
+from .copyhash import HASH_SCHEMES, Part, copy_ranges, copy_whole
 from .scope import SESSION_SETTINGS, Conn, TableRef, relation, scoped
 
 # Fingerprints must see every row or fail: with row_security off, a role that RLS would
@@ -314,16 +314,17 @@ Ranges = Callable[[Sequence[Mapping[str, Any]]], list[dict[str, Any]]]
 def _readers(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> tuple[Whole, Ranges]:
     """How to read ``table`` the way ``expected`` was fingerprinted: the whole table, and
     per recorded key range."""
-    if expected.get("hash") == COPY_HASH:
+    scheme = expected.get("hash")
+    if scheme in HASH_SCHEMES:
         parts = [Part.from_json(p) for p in expected["copy"]]
         settings = {str(k): str(v) for k, v in expected["copy_settings"].items()}
         kinds = [str(k) for k in expected["key_kinds"]]
 
         def copy_ranges_of(buckets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-            found = copy_ranges(conn, parts, settings, table.pk, kinds, buckets)
+            found = copy_ranges(conn, parts, settings, table.pk, kinds, buckets, str(scheme))
             return _ranges(buckets, found)
 
-        return (lambda: copy_whole(conn, parts, settings)), copy_ranges_of
+        return (lambda: copy_whole(conn, parts, settings, str(scheme))), copy_ranges_of
 
     # The whole-table pass runs in parallel workers; the range pass cannot (its GROUP BY
     # looks like a million groups to the planner), so it only runs to explain a mismatch.
@@ -350,7 +351,7 @@ def compare_table(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> T
     narrowable = narrowable and all(
         len(b["lo"]) == len(table.pk) and len(b["hi"]) == len(table.pk) for b in exp_buckets
     )
-    if expected.get("hash") == COPY_HASH:  # key ranges in the recorded key types' order
+    if expected.get("hash") in HASH_SCHEMES:  # key ranges in the recorded key types' order
         narrowable = narrowable and len(expected.get("key_kinds") or ()) == len(table.pk)
     whole, ranges = _readers(conn, table, expected)
     differing: list[RangeDiff] = []
