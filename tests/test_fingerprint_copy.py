@@ -212,7 +212,11 @@ def test_ranges_are_exact_for_small_and_sampled_for_large_tables() -> None:
     assert 8 <= len(fp["buckets"]) <= 16
     assert all(5_000 <= b["rows"] <= 8_000 for b in fp["buckets"])
     assert fp["buckets"][0]["lo"] == ["1"] and fp["buckets"][-1]["hi"] == ["100000"]
-    # Text keys take the two-pass path: sampled bounds, then every line into its range.
+    # A composite key takes the two-pass path: sampled bounds, then every line into its range.
+    both = fingerprint_lines(source, ("v", "id"), ("text", "int"), encoding="utf-8")
+    assert both["fingerprint"] == fp["fingerprint"] and len(both["buckets"]) > 8
+    assert sum(b["rows"] for b in both["buckets"]) == 100_000
+    # One text key: one pass, ranges from their first key to the largest key in them.
     text = fingerprint_lines(source, ("v",), ("text",), encoding="utf-8")
     assert text["fingerprint"] == fp["fingerprint"]
     assert sum(b["rows"] for b in text["buckets"]) == 100_000 and len(text["buckets"]) > 8

@@ -46,6 +46,7 @@ _MOD = 1 << 64
 _CHUNK = 1 << 22
 _EXACT = 20_000  # up to this many rows, key ranges are exact ntile splits; above, sampled
 _KEPT_ROWS = 4_000_000  # a single integer key: keys and hashes kept in memory up to this
+_KEPT_TEXT_ROWS = 1_000_000  # a single key of another type (some 100 bytes a row)
 _INT_TYPES = frozenset({"smallint", "integer", "bigint", "oid"})
 _digest = partial(hashlib.blake2b, digest_size=8)
 _DIGEST = methodcaller("digest")
@@ -330,6 +331,54 @@ def _int_fingerprint(
     return result
 
 
+def _text_fingerprint(
+    source: Source, pk: str, buckets: int, _hashes: Hasher, encoding: str
+) -> dict[str, Any] | None:
+    """:func:`fingerprint_lines` for one key column of any other type (uuid, text, ...), in
+    one pass: keys (as COPY text) and hashes are kept; each range runs from its first key
+    to the largest key in it. None for a table too large to keep them."""
+    rows, acc = 0, 0
+    keys: list[bytes] = []
+    hashes: array[int] = array("Q")
+    sample = _Sample()
+    for part, lines in source():
+        hs = _hashes(lines)
+        pos = part.key_positions([pk])[0]
+        ks = list(map(itemgetter(pos), map(methodcaller("split", b"\t", pos + 1), lines)))
+        rows += len(hs)
+        if rows > _KEPT_TEXT_ROWS:
+            return None
+        acc += sum(hs)
+        keys.extend(ks)
+        hashes.extend(hs)
+        sample.add(ks)
+    result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
+    if rows == 0:
+        return result
+    starts: list[bytes] = _ntile_starts(sorted(sample.keys), buckets)
+    counts = [0] * (len(starts) + 1)
+    sums = [0] * (len(starts) + 1)
+    his = [b""] * (len(starts) + 1)
+    bucket_of = map(partial(bisect.bisect_right, starts), keys)
+    for j, h, k in zip(bucket_of, hashes, keys, strict=True):
+        counts[j] += 1
+        sums[j] += h
+        if k > his[j]:
+            his[j] = k
+    los = [min(keys), *starts]
+    result["buckets"] = [
+        {
+            "lo": _key_text((lo,), encoding),
+            "hi": _key_text((hi,), encoding),
+            "rows": n,
+            "fingerprint": _fmt(n, a),
+        }
+        for lo, hi, n, a in zip(los, his, counts, sums, strict=True)
+        if n
+    ]
+    return result
+
+
 def fingerprint_lines(
     source: Source,
     pk: Sequence[str],
@@ -343,11 +392,15 @@ def fingerprint_lines(
 
     ``source`` is called once, or twice for a table of more than a few thousand rows: the
     first pass samples the keys for the range bounds, the second fills the ranges (one pass
-    for a single integer key, :func:`_int_fingerprint`).
+    for a single key column: :func:`_int_fingerprint`, :func:`_text_fingerprint`).
     """
     _hashes = hasher(scheme)
-    if len(pk) == 1 and tuple(kinds) == ("int",):
-        fast = _int_fingerprint(source, pk[0], buckets, _hashes)
+    if len(pk) == 1:
+        fast = (
+            _int_fingerprint(source, pk[0], buckets, _hashes)
+            if tuple(kinds) == ("int",)
+            else _text_fingerprint(source, pk[0], buckets, _hashes, encoding)
+        )
         if fast is not None:
             return fast
     rows, acc = 0, 0
