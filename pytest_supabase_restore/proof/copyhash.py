@@ -292,79 +292,72 @@ def _int_keys(lines: Sequence[bytes], pos: int) -> list[int]:
     return list(map(int, map(itemgetter(pos), map(split, lines))))  # all in C
 
 
-def _int_fingerprint(
-    source: Source, pk: str, buckets: int, _hashes: Hasher
-) -> dict[str, Any] | None:
-    """:func:`fingerprint_lines` for one integer key column, in one pass: keys and hashes
-    are kept (16 bytes a row), the ranges are contiguous (``hi`` is the next ``lo`` - 1).
-    None for a table too large to keep them."""
+def _text_keys(lines: Sequence[bytes], pos: int) -> list[bytes]:
+    return list(map(itemgetter(pos), map(methodcaller("split", b"\t", pos + 1), lines)))
+
+
+Kept = tuple[int, int, Any, "array[int]", _Sample]
+
+
+def _keep(
+    source: Source,
+    pk: str,
+    _hashes: Hasher,
+    extract: Callable[[Sequence[bytes], int], list[Any]],
+    keys: Any,
+    limit: int,
+) -> Kept | None:
+    """One pass keeping every line's key and hash (None past ``limit`` rows): (rows, sum of
+    hashes, keys, hashes, key sample)."""
     rows, acc = 0, 0
-    keys: array[int] = array("q")
     hashes: array[int] = array("Q")
     sample = _Sample()
     for part, lines in source():
         hs = _hashes(lines)
-        ks = _int_keys(lines, part.key_positions([pk])[0])
+        ks = extract(lines, part.key_positions([pk])[0])
         rows += len(hs)
-        if rows > _KEPT_ROWS:
+        if rows > limit:
             return None
         acc += sum(hs)
         keys.extend(ks)
         hashes.extend(hs)
         sample.add(ks)
-    result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
-    if rows == 0:
-        return result
-    starts: list[int] = _ntile_starts(sorted(sample.keys), buckets)
-    counts = [0] * (len(starts) + 1)
-    sums = [0] * (len(starts) + 1)
-    for j, h in zip(map(partial(bisect.bisect_right, starts), keys), hashes, strict=True):
-        counts[j] += 1
-        sums[j] += h
-    los = [min(keys), *starts]
-    his = [s - 1 for s in starts] + [max(keys)]
-    result["buckets"] = [
-        {"lo": [str(lo)], "hi": [str(hi)], "rows": n, "fingerprint": _fmt(n, a)}
-        for lo, hi, n, a in zip(los, his, counts, sums, strict=True)
-        if n
-    ]
-    return result
+    return rows, acc, keys, hashes, sample
 
 
-def _text_fingerprint(
-    source: Source, pk: str, buckets: int, _hashes: Hasher, encoding: str
+def _one_key_fingerprint(
+    source: Source, pk: str, kind: str, buckets: int, _hashes: Hasher, encoding: str
 ) -> dict[str, Any] | None:
-    """:func:`fingerprint_lines` for one key column of any other type (uuid, text, ...), in
-    one pass: keys (as COPY text) and hashes are kept; each range runs from its first key
-    to the largest key in it. None for a table too large to keep them."""
-    rows, acc = 0, 0
-    keys: list[bytes] = []
-    hashes: array[int] = array("Q")
-    sample = _Sample()
-    for part, lines in source():
-        hs = _hashes(lines)
-        pos = part.key_positions([pk])[0]
-        ks = list(map(itemgetter(pos), map(methodcaller("split", b"\t", pos + 1), lines)))
-        rows += len(hs)
-        if rows > _KEPT_TEXT_ROWS:
-            return None
-        acc += sum(hs)
-        keys.extend(ks)
-        hashes.extend(hs)
-        sample.add(ks)
+    """:func:`fingerprint_lines` for one key column, in one pass: keys and hashes are kept
+    (None for a table too large to keep them). Integer ranges are contiguous (``hi`` is the
+    next ``lo`` - 1); others (uuid, text, ...) run from their first key to their largest."""
+    ints = kind == "int"
+    kept = (
+        _keep(source, pk, _hashes, _int_keys, array("q"), _KEPT_ROWS)
+        if ints
+        else _keep(source, pk, _hashes, _text_keys, [], _KEPT_TEXT_ROWS)
+    )
+    if kept is None:
+        return None
+    rows, acc, keys, hashes, sample = kept
     result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
     if rows == 0:
         return result
-    starts: list[bytes] = _ntile_starts(sorted(sample.keys), buckets)
+    starts: list[Any] = _ntile_starts(sorted(sample.keys), buckets)
     counts = [0] * (len(starts) + 1)
     sums = [0] * (len(starts) + 1)
-    his = [b""] * (len(starts) + 1)
+    his: list[Any] = [s - 1 for s in starts] + [max(keys)] if ints else [b""] * len(counts)
     bucket_of = map(partial(bisect.bisect_right, starts), keys)
-    for j, h, k in zip(bucket_of, hashes, keys, strict=True):
-        counts[j] += 1
-        sums[j] += h
-        if k > his[j]:
-            his[j] = k
+    if ints:
+        for j, h in zip(bucket_of, hashes, strict=True):
+            counts[j] += 1
+            sums[j] += h
+    else:
+        for j, h, k in zip(bucket_of, hashes, keys, strict=True):
+            counts[j] += 1
+            sums[j] += h
+            if k > his[j]:
+                his[j] = k
     los = [min(keys), *starts]
     result["buckets"] = [
         {
@@ -392,15 +385,11 @@ def fingerprint_lines(
 
     ``source`` is called once, or twice for a table of more than a few thousand rows: the
     first pass samples the keys for the range bounds, the second fills the ranges (one pass
-    for a single key column: :func:`_int_fingerprint`, :func:`_text_fingerprint`).
+    for a single key column: :func:`_one_key_fingerprint`).
     """
     _hashes = hasher(scheme)
     if len(pk) == 1:
-        fast = (
-            _int_fingerprint(source, pk[0], buckets, _hashes)
-            if tuple(kinds) == ("int",)
-            else _text_fingerprint(source, pk[0], buckets, _hashes, encoding)
-        )
+        fast = _one_key_fingerprint(source, pk[0], kinds[0], buckets, _hashes, encoding)
         if fast is not None:
             return fast
     rows, acc = 0, 0
