@@ -39,6 +39,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pytest_supabase_restore import source_reads
 from pytest_supabase_restore.config import OPTIONS
 from pytest_supabase_restore.demo import DemoProject, s3_client
 from pytest_supabase_restore.export import compression_args
@@ -77,6 +78,7 @@ LABELS = (
     "peak RSS of the pytest process",
     "fingerprint throughput",
     "COPY TO throughput",
+    "source read amplification (rows / blocks)",
     "growth factor",
 )
 """Figure labels the summary always prints (the suite checks them)."""
@@ -162,9 +164,16 @@ def baseline_pg(demo: DemoProject, tools: PgBinaries, jobs: int, work: Path) -> 
         ),
         f"--dbname={demo.db_url}",
     ]
+    before = source_reads.counters(demo.db_url)
     code, dump_s, err = _run(args, env=_pg_env())
     if code != 0:
         raise RuntimeError(f"baseline pg_dump failed (exit {code}): {err[-2000:]}")
+    after = source_reads.settled(demo.db_url)
+    reads = (
+        {"rows": after.rows - before.rows, "blocks": after.blocks - before.blocks}
+        if before is not None and after is not None
+        else None
+    )
     dump_bytes = sum(p.stat().st_size for p in dump_dir.rglob("*") if p.is_file())
 
     t0 = time.monotonic()
@@ -189,6 +198,7 @@ def baseline_pg(demo: DemoProject, tools: PgBinaries, jobs: int, work: Path) -> 
         cluster.stop()
         shutil.rmtree(dump_dir, ignore_errors=True)
     return {
+        "pg_dump_reads": reads,
         "pg_dump_s": dump_s,
         "cluster_start_s": start_s,
         "pg_restore_s": restore_s,
@@ -294,6 +304,7 @@ def run_drill(demo: DemoProject, jobs: int, work: Path) -> dict[str, Any]:
             phases=data.get("phases", {}),
             rto_s=data.get("rto_seconds"),
             tests=data.get("tests", {}),
+            source_reads=data.get("source_reads"),
         )
     else:
         result.update(status="NO SUMMARY", reason=err.strip().splitlines()[-1:] or "")
@@ -401,7 +412,14 @@ def bench_scale(scale: int, objects: int, jobs: int) -> dict[str, Any]:
             _log("rclone not installed")
 
         _log(f"scale {scale}: the drill (pytest --supabase-restore)")
+        before = source_reads.counters(demo.db_url)
         result["drill"] = run_drill(demo, jobs, work)
+        after = source_reads.settled(demo.db_url)
+        if before is not None and after is not None:  # the drill reads the source only to export
+            result["drill"]["source_reads_whole_drill"] = {
+                "rows": after.rows - before.rows,
+                "blocks": after.blocks - before.blocks,
+            }
         _log(f"scale {scale}: drill {result['drill'].get('status')}")
 
         tables = result["drill"].pop("tables", [])
@@ -441,10 +459,21 @@ def figures(r: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": drill.get("peak_rss_mb"),
         "fingerprint_mb_s": table_mb / fp_s if fp_s and table_mb else None,
         "copy_mb_s": table_mb / copy["seconds"] if copy.get("seconds") and table_mb else None,
+        "read_ratio": _read_ratio(
+            drill.get("source_reads") or drill.get("source_reads_whole_drill"),
+            base.get("pg_dump_reads"),
+        ),
         "copy_stream_mb_s": copy["copy_bytes"] / MB / copy["seconds"]
         if copy.get("seconds")
         else None,
     }
+
+
+def _read_ratio(drill: dict[str, Any] | None, bare: dict[str, Any] | None) -> str:
+    """What the drill's export read from the source over what the bare pg_dump read."""
+    if not drill or not bare:
+        return "n/a"
+    return f"{_ratio(drill.get('rows'), bare.get('rows'))} / {_ratio(drill.get('blocks'), bare.get('blocks'))}"
 
 
 def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
@@ -485,6 +514,14 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
         phases = drill.get("phases", {})
         if phases:
             p("  drill phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
+        reads, bare = drill.get("source_reads"), base.get("pg_dump_reads")
+        whole = drill.get("source_reads_whole_drill")
+        if reads or bare or whole:
+            p(
+                f"  source reads: drill export {reads and reads.get('rows')} rows, "
+                f"{reads and reads.get('blocks')} blocks (whole drill {whole}); bare pg_dump "
+                f"{bare and bare.get('rows')} rows, {bare and bare.get('blocks')} blocks"
+            )
         timings = drill.get("timings", {})
         if timings:
             p("  export timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
@@ -534,12 +571,13 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
     rows.append(
         (LABELS[4], [f"{f['copy_mb_s']:.1f} MB/s" if f["copy_mb_s"] else "n/a" for f in fs])
     )
+    rows.append((LABELS[5], [f["read_ratio"] for f in fs]))
     for label, cells in rows:
         p(f"{label:<36}" + "".join(f"{c:>16}" for c in cells))
     first, last = fs[0], fs[-1]
     size = (results[-1]["scale"] / results[0]["scale"]) if results else 1
     p(
-        f"{LABELS[5]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
+        f"{LABELS[6]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
         f"{size:.0f}x data): drill {_ratio(last['drill_s'], first['drill_s'])}, "
         f"baseline {_ratio(last['baseline_s'], first['baseline_s'])}, "
         f"peak RSS {_ratio(last['peak_rss_mb'], first['peak_rss_mb'])}"

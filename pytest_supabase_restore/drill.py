@@ -164,6 +164,7 @@ class Drill:
             reaper.watch_path(self._temp_backups)
             base = self._temp_backups
         timings: dict[str, float] = {}
+        reads: dict[str, Any] = {}
         for attempt in range(1, EXPORT_ATTEMPTS + 1):
             try:
                 out = export(
@@ -182,6 +183,7 @@ class Drill:
                     ),
                     progress=self.progress,
                     timings=timings,
+                    source_reads=reads,
                 )
                 break
             except SourceConnectionLost as exc:
@@ -197,6 +199,7 @@ class Drill:
                 )
                 time.sleep(EXPORT_RETRY_DELAY)
         self.state.export_timings = {k: round(v, 3) for k, v in timings.items()}
+        self.state.source_reads = reads or None
         if self.settings.backup_dir is not None and (
             self.settings.retain_count is not None or self.settings.retain_days is not None
         ):

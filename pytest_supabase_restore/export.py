@@ -2,13 +2,15 @@
 
 The source is only read. One connection opens a REPEATABLE READ, READ ONLY transaction and
 exports its snapshot; ``pg_dump --snapshot`` dumps exactly that snapshot while other
-connections import it to compute row counts, fingerprints, the schema inventory, row-level
-security visibility and the ``storage.objects`` listing. Everything the manifest says is
-therefore true of exactly what was dumped, even while production keeps writing.
+connections import it to read the schema inventory, row-level security visibility and the
+``storage.objects`` listing. Row counts and fingerprints come from the COPY lines pg_dump
+wrote (:mod:`.proof.copyhash`): the table data is read from the source once, by pg_dump.
+Everything the manifest says is therefore true of exactly what was dumped, even while
+production keeps writing.
 
 An export is a sequence of small phases over one :class:`_ExportRun`: probe the source,
 take the snapshot, start pg_dump and the Storage download, read the proof beside them,
-then write, encrypt, sign and name the set. Any failure removes the partial set.
+fingerprint the dump's data files, then write, encrypt, sign and name the set. Any failure removes the partial set.
 """
 
 from __future__ import annotations
@@ -33,12 +35,24 @@ from typing import IO, TYPE_CHECKING, Any
 import psycopg
 
 from . import __version__, extdeps, manifest
+from . import source_reads as source_reads_mod
 from .background import Background
 from .connections import mask_url
 from .errors import BackupError, ToolError
 from .model import DumpInfo, Manifest, RlsProof, SourceInfo, StorageSection
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
+from .proof.copyhash import DecompressorMissing, DumpTable
+from .proof.dumpset import (
+    Layout,
+    copy_settings,
+    data_files,
+    dump_tables,
+    entry_fields,
+    fingerprint_all,
+    layouts,
+    python_encoding,
+)
 from .proof.fingerprint import fingerprint_table
 from .proof.inventory import schema_inventory
 from .proof.postgrest import postgrest_session
@@ -80,7 +94,7 @@ def _noop(_: str) -> None:
 class ExportOptions:
     """How an export runs. The keys never appear in a repr (or a log line made from one)."""
 
-    jobs: int = 2  # pg_dump jobs and fingerprint threads (capped to the source's free slots)
+    jobs: int = 2  # pg_dump jobs and fingerprint processes (capped to the source's free slots)
     compression: str = "none"  # none | gzip:N | lz4 | zstd (see compression_args)
     s3_concurrency: int = 8  # parallel Storage downloads
     rls_sample: int = 5  # auth users whose row-level security visibility is recorded
@@ -166,6 +180,7 @@ def export(
     options: ExportOptions | None = None,
     progress: Progress = _noop,
     timings: dict[str, float] | None = None,
+    source_reads: dict[str, Any] | None = None,
 ) -> Path:
     """Write one complete backup set below ``base_dir`` and return its directory.
 
@@ -177,7 +192,11 @@ def export(
     raised. The set is renamed to its final name only once the manifest is complete.
     A database error becomes a :class:`SourceError` (``SourceConnectionLost`` when the
     connection broke, which the drill retries with a new snapshot).
+
+    ``source_reads``, when given, receives what the export read from the source
+    (:mod:`.source_reads`).
     """
+    before = source_reads_mod.counters(db_url) if source_reads is not None else None
     cancel = Cancel()
     run = _ExportRun(
         db_url,
@@ -200,13 +219,34 @@ def export(
         work.join(60)
         raise
     try:
-        return work.result()
+        out = work.result()
     except psycopg.Error as exc:
         raise source_failure("Export", str(exc)) from exc
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise disk_full(base_dir) from exc
         raise
+    if source_reads is not None and before is not None:
+        measured = _measure_reads(db_url, before, run.proof.fingerprints)
+        if measured is not None:
+            source_reads.update(measured)
+    return out
+
+
+def _measure_reads(
+    db_url: str, before: source_reads_mod.Counters, tables: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    relations: list[tuple[str, str]] = []
+    for entry in tables.values():
+        if entry.get("copy"):
+            relations += [(str(p["schema"]), str(p["name"])) for p in entry["copy"]]
+        else:
+            relations.append((str(entry["schema"]), str(entry["name"])))
+            for qualified in entry.get("partitions", []):
+                schema, _, name = str(qualified).partition(".")
+                relations.append((schema, name))
+    rows = sum(int(e.get("rows", 0)) for e in tables.values())
+    return source_reads_mod.measure(db_url, before, rows, relations)
 
 
 def disk_full(base_dir: Path) -> BackupError:
@@ -248,6 +288,7 @@ class _ExportRun:
         self.dump_args: list[str] = []
         self.fetcher: Background[TransferResult] | None = None
         self.proof = _Proof()
+        self.copy_settings: dict[str, str] = {}
 
     def run(self) -> Path:
         started = time.monotonic()
@@ -283,9 +324,56 @@ class _ExportRun:
         try:
             major, version = server_version(probe)
             self.jobs = jobs_for_slots(probe, self.jobs, self.progress)
+            # pg_dump's sessions start as this one does (role and database defaults).
+            self.copy_settings = copy_settings(probe, quote_all_identifiers=True)
         finally:
             probe.close()
         return major, version
+
+    def _read_layouts(self, snap: SnapshotExport, tables: list[TableRef]) -> dict[str, Layout]:
+        """What pg_dump will copy of each table (catalog only, in the snapshot)."""
+        conn = snap.importer()
+        try:
+            return layouts(conn, tables)
+        finally:
+            conn.rollback()
+            conn.close()
+
+    def _fingerprint_dump(
+        self,
+        snap: SnapshotExport,
+        tools: PgBinaries,
+        partial: Path,
+        tables: list[TableRef],
+        layout: dict[str, Layout],
+    ) -> None:
+        """Every table's fingerprint from the COPY lines pg_dump wrote: no second read of the
+        source. A table without a data file of its own is fingerprinted on the source."""
+        t0 = time.monotonic()
+        ready, missing = dump_tables(tables, layout, data_files(tools, partial / "db"))
+        refs = {t.qualified: t for t in tables}
+        settings = self.copy_settings
+        encoding = python_encoding(settings["client_encoding"])
+        fingerprints = self.proof.fingerprints
+
+        def done(table: DumpTable, fp: dict[str, Any]) -> None:
+            fingerprints[table.qualified] = {
+                **_table_json(refs[table.qualified], fp),
+                **entry_fields(table, settings),
+            }
+            self.progress(
+                f"fingerprinted {table.qualified}: {fp['rows']} rows "
+                f"({len(fingerprints)}/{len(tables)})"
+            )
+
+        try:
+            fingerprint_all(ready, encoding, max(1, self.jobs), done)
+        except DecompressorMissing as exc:
+            self.progress(f"{exc}: fingerprinting on the source instead")
+            missing = [t for t in tables if t.qualified not in fingerprints]
+        self.timings["fingerprint"] = time.monotonic() - t0
+        if missing:
+            self._fingerprint(snap, missing)
 
     def _read_and_dump(
         self, snap: SnapshotExport, tools: PgBinaries, partial: Path, major: int, version: str
@@ -305,11 +393,12 @@ class _ExportRun:
         migration_history = migration_history_of(snap.conn)
         self._start_storage(partial, buckets)
         self._read_inventory(snap, scope)
+        layout = self._read_layouts(snap, tables)
         self._start_dump(snap, tools, partial)
-        self._fingerprint(snap, tables)
         self._read_rls(snap, tables)
         storage_section = self._storage_section(buckets, db_objects)
         self._finish_dump()
+        self._fingerprint_dump(snap, tools, partial, tables, layout)
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
         manifest.restrict_tree(partial)
         return Manifest(
@@ -417,7 +506,7 @@ class _ExportRun:
         self.cancel.process(self.dumper)
 
     def _fingerprint(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
-        """Every table's fingerprint, in the snapshot, in parallel while pg_dump runs."""
+        """Fingerprints read on the source, in the snapshot, in parallel."""
         t0 = time.monotonic()
         lock = threading.Lock()
         fingerprints = self.proof.fingerprints
@@ -450,7 +539,7 @@ class _ExportRun:
             if not done:
                 self.cancel.abort()
             pool.shutdown(wait=True, cancel_futures=True)
-        self.timings["fingerprint"] = time.monotonic() - t0
+        self.timings["fingerprint_source"] = time.monotonic() - t0
 
     def _read_rls(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
         t0 = time.monotonic()

@@ -243,11 +243,51 @@ def _check_tables(data: dict[str, Any], need: Callable[[bool, str, str], None]) 
             need(key not in table or _is_count(table[key]), f"{where}.{key}", "not a count")
         for key in ("schema", "name"):
             need(key not in table or isinstance(table[key], str), f"{where}.{key}", "not a string")
+        if "hash" in table:
+            _check_copy_fields(table, where, need)
     schema = data["schema"]
     need(
         isinstance(schema, dict) and all(isinstance(v, dict) for v in schema.values()),
         "schema",
         "must be an object of objects",
+    )
+
+
+def _check_copy_fields(
+    table: dict[str, Any], where: str, need: Callable[[bool, str, str], None]
+) -> None:
+    """A table fingerprinted from the dump's COPY lines (proof.copyhash): how to read it."""
+    need(
+        table["hash"] in ("copy-blake2b64", "copy-xxh3-64"),
+        f"{where}.hash",
+        "unknown fingerprint scheme",
+    )
+    parts = table.get("copy")
+    need(
+        isinstance(parts, list)
+        and all(
+            isinstance(p, dict)
+            and isinstance(p.get("schema"), str)
+            and isinstance(p.get("name"), str)
+            and isinstance(p.get("columns"), list)
+            and all(isinstance(c, str) for c in p["columns"])
+            for p in parts
+        ),
+        f"{where}.copy",
+        "must list the copied relations with their columns",
+    )
+    kinds = table.get("key_kinds")
+    need(
+        isinstance(kinds, list) and all(k in ("int", "text") for k in kinds),
+        f"{where}.key_kinds",
+        "must list int or text per key column",
+    )
+    settings = table.get("copy_settings")
+    need(
+        isinstance(settings, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items()),
+        f"{where}.copy_settings",
+        "must map setting names to values",
     )
 
 

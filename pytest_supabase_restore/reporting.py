@@ -210,6 +210,7 @@ class ReportingPlugin:
         were not selected (without it, every category counts as selected)."""
         self.settings = settings
         self._state = state
+        self._source_reads: dict[str, Any] | None = None
         self._selection = selection
         self.redactor = redactor
         self._retry = retry
@@ -305,6 +306,7 @@ class ReportingPlugin:
         except Exception as exc:
             self._problem("could not read the drill state", exc)
             state = None
+        self._source_reads = state.source_reads if state is not None else None
         return build_verdict(
             self.outcomes(),
             state,
@@ -331,6 +333,8 @@ class ReportingPlugin:
         data = self.verdict.to_json()
         data["notifications"] = dict(self.notifications)
         data["reporting_problems"] = list(self.problems)
+        # What the export read from the source, against a bare pg_dump's share.
+        data["source_reads"] = self._source_reads
         redacted: dict[str, Any] = self.redactor.redact_obj(data)
         return redacted
 

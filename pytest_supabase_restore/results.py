@@ -106,6 +106,8 @@ class DrillState:
     signature: str | None = None
     export_retries: list[str] = field(default_factory=list)  # why each retry was needed
     export_timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    # What the export read from the source (source_reads.measure); None when not measured.
+    source_reads: dict[str, Any] | None = None
     # What the restore switched off in staging so it never calls out (pg_cron, pg_net, hooks).
     neutralised: list[str] = field(default_factory=list)
     self_test: list[FaultResult] | None = None  # None: --supabase-self-test did not run

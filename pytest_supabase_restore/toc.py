@@ -131,10 +131,9 @@ def parse_toc(text: str) -> list[TocEntry]:
     return entries
 
 
-def read_toc(tools: PgBinaries, db_dir: Path) -> list[TocEntry]:
-    """The table of contents of the pg_dump archive ``db_dir`` (``pg_restore -l``; reads the
-    archive only, connects to nothing). Empty when it cannot be read: naming objects then
-    falls back to the statements alone."""
+def list_archive(tools: PgBinaries, db_dir: Path) -> str | None:
+    """``pg_restore -l`` of the pg_dump archive ``db_dir`` (reads the archive only, connects
+    to nothing); None when it cannot be read."""
     try:
         result = subprocess.run(
             [tools.path("pg_restore"), "--list", str(db_dir)],
@@ -145,8 +144,15 @@ def read_toc(tools: PgBinaries, db_dir: Path) -> list[TocEntry]:
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
-        return []
-    return parse_toc(result.stdout) if result.returncode == 0 else []
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def read_toc(tools: PgBinaries, db_dir: Path) -> list[TocEntry]:
+    """The table of contents of the pg_dump archive ``db_dir``. Empty when it cannot be
+    read: naming objects then falls back to the statements alone."""
+    listing = list_archive(tools, db_dir)
+    return parse_toc(listing) if listing is not None else []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """data_integrity: every table holds exactly the rows the backup recorded.
 
-Row count and an order-independent fingerprint of every row, computed by the same SQL on
-the source (inside the dump's snapshot) and here; on a mismatch the message names the
-primary-key ranges that differ, with their row counts, never the rows themselves.
+Row count and an order-independent fingerprint of every row: at backup time of the COPY
+lines pg_dump wrote, here of the same COPY read from the restored copy under pg_dump's
+session settings (older backups: the same SQL on both sides); on a mismatch the message
+names the primary-key ranges that differ, with their row counts, never the rows themselves.
 """
 
 from __future__ import annotations

@@ -1,0 +1,207 @@
+"""The export's side of :mod:`.copyhash`: which data file holds which table, pg_dump's session
+settings, and the fingerprints of every table's data files, computed in worker processes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import multiprocessing
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..pg.binaries import PgBinaries
+from ..toc import list_archive
+from .copyhash import DumpTable, Part, default_scheme, fingerprint_dump_table, key_kind
+from .scope import Conn, TableRef
+
+# pg_dump's setup_connection() sets these in every session it opens; the rest of what
+# changes a value's text is the session default, read from the source (copy_settings).
+_PG_DUMP_FIXED: dict[str, str] = {
+    "DateStyle": "ISO",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "search_path": "",  # ALWAYS_SECURE_SEARCH_PATH_SQL: reg* values are qualified
+    "row_security": "off",
+}
+_FROM_SOURCE = ("TimeZone", "bytea_output", "lc_monetary", "xmloption")
+
+# What pg_dump copies of each relation: every column but dropped and generated ones, in
+# attnum order (pg_dump.c fmtCopyColumnList); a partitioned table's leaves are copied
+# one by one, each with its own column order.
+_LAYOUT = """
+SELECT t.ord, c.oid::bigint, n.nspname::text, c.relname::text,
+    ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attgenerated = '' ORDER BY a.attnum)
+FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS t(name, ord)
+JOIN pg_catalog.pg_class r ON r.oid = t.name::pg_catalog.regclass
+CROSS JOIN LATERAL (
+    SELECT r.oid AS relid WHERE r.relkind = 'r'
+    UNION ALL
+    SELECT pt.relid FROM pg_catalog.pg_partition_tree(r.oid) pt
+    WHERE r.relkind = 'p' AND pt.isleaf) AS leaf
+JOIN pg_catalog.pg_class c ON c.oid = leaf.relid AND c.relkind = 'r'
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+"""
+
+_KEY_TYPES = """
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = %s::pg_catalog.regclass AND a.attname = %s
+"""
+
+
+def _regclass(ref: TableRef) -> str:
+    return '"{}"."{}"'.format(ref.schema.replace('"', '""'), ref.name.replace('"', '""'))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What pg_dump copies of one manifest table, and its key types' order kinds."""
+
+    parts: tuple[Part, ...]
+    kinds: tuple[str, ...]
+
+
+def layouts(conn: Conn, tables: Sequence[TableRef]) -> dict[str, Layout]:
+    """Every table's :class:`Layout`, read from the catalog (inside the dump's snapshot)."""
+    parts: dict[str, list[Part]] = {t.qualified: [] for t in tables}
+    for ord_, oid, schema, name, columns in conn.execute(
+        _LAYOUT, ([_regclass(t) for t in tables],)
+    ).fetchall():
+        part = Part(schema, name, tuple(columns), int(oid))
+        parts[tables[int(ord_) - 1].qualified].append(part)
+    out: dict[str, Layout] = {}
+    for t in tables:
+        kinds = []
+        for col in t.pk:
+            row = conn.execute(_KEY_TYPES, (_regclass(t), col)).fetchone()
+            kinds.append(key_kind(str(row[0]) if row else "text"))
+        found = sorted(parts[t.qualified], key=lambda p: (p.schema, p.name))
+        out[t.qualified] = Layout(tuple(found), tuple(kinds))
+    return out
+
+
+def copy_settings(conn: Conn, *, quote_all_identifiers: bool) -> dict[str, str]:
+    """The settings under which pg_dump's sessions wrote the COPY text: read on the source
+    through a session opened like pg_dump's (role and database defaults applied)."""
+    settings = dict(_PG_DUMP_FIXED)
+    for name in _FROM_SOURCE:
+        row = conn.execute("SELECT pg_catalog.current_setting(%s)", (name,)).fetchone()
+        if row is not None:
+            settings[name] = str(row[0])
+    row = conn.execute("SELECT pg_catalog.current_setting('server_encoding')").fetchone()
+    settings["client_encoding"] = str(row[0]) if row else "UTF8"
+    settings["quote_all_identifiers"] = "on" if quote_all_identifiers else "off"
+    return settings
+
+
+def python_encoding(pg_encoding: str) -> str:
+    """The Python codec for a server encoding (latin-1, which never fails, if unknown)."""
+    name = {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "WIN1252": "cp1252"}.get(pg_encoding)
+    if name is not None:
+        return name
+    try:
+        return codecs.lookup(pg_encoding.replace("_", "-")).name
+    except LookupError:
+        return "latin-1"
+
+
+_TABLE_DATA = re.compile(r"^(\d+); 0 (\d+) TABLE DATA ", re.MULTILINE)
+
+
+def data_files(tools: PgBinaries, db_dir: Path) -> dict[int, Path]:
+    """Source table oid -> the data file of its TABLE DATA entry in the archive (a TABLE
+    DATA entry carries its table's oid: names with spaces cannot break the match)."""
+    listing = list_archive(tools, db_dir)
+    if listing is None:
+        return {}
+    files: dict[int, Path] = {}
+    for m in _TABLE_DATA.finditer(listing):
+        found = sorted(db_dir.glob(f"{m.group(1)}.dat*"))
+        if len(found) == 1:
+            files[int(m.group(2))] = found[0]
+    return files
+
+
+def dump_tables(
+    tables: Sequence[TableRef],
+    layout: dict[str, Layout],
+    files: dict[int, Path],
+) -> tuple[list[DumpTable], list[TableRef]]:
+    """The tables whose every part has a data file, and the others (fingerprinted on the
+    source instead)."""
+    ready: list[DumpTable] = []
+    missing: list[TableRef] = []
+    for t in tables:
+        lay = layout.get(t.qualified)
+        parts = lay.parts if lay is not None else ()
+        paths = [files.get(p.oid) for p in parts]
+        if lay is None or (t.kind == "r" and not parts) or any(p is None for p in paths):
+            missing.append(t)
+            continue
+        ready.append(
+            DumpTable(
+                t.qualified,
+                t.pk,
+                lay.kinds,
+                tuple((p, str(path)) for p, path in zip(parts, paths, strict=True)),
+                default_scheme(),
+            )
+        )
+    return ready, missing
+
+
+def entry_fields(table: DumpTable, settings: dict[str, str]) -> dict[str, Any]:
+    """The manifest fields that say how the restored copy is read for the comparison."""
+    return {
+        "hash": table.scheme,
+        "copy": [p.to_json() for p, _ in table.parts],
+        "key_kinds": list(table.kinds),
+        "copy_settings": settings,
+    }
+
+
+def fingerprint_all(
+    tables: Sequence[DumpTable],
+    encoding: str,
+    jobs: int,
+    done: Callable[[DumpTable, dict[str, Any]], None],
+) -> None:
+    """Fingerprint every table's files, largest first, in ``jobs`` worker processes (hashing
+    is CPU work the GIL would serialise in threads); in this process for small dumps."""
+    sizes = {t.qualified: sum(Path(f).stat().st_size for _, f in t.parts) for t in tables}
+    ordered = sorted(tables, key=lambda t: sizes[t.qualified], reverse=True)
+    if jobs <= 1 or sum(sizes.values()) < 32 * 1024 * 1024:
+        for t in ordered:
+            done(t, fingerprint_dump_table(t, encoding))
+        return
+    pool: Executor = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+    )
+    finished = False
+    try:
+        futures: dict[Future[dict[str, Any]], DumpTable] = {
+            pool.submit(fingerprint_dump_table, t, encoding): t for t in ordered
+        }
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+        finished = True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+__all__ = [
+    "Layout",
+    "copy_settings",
+    "data_files",
+    "dump_tables",
+    "entry_fields",
+    "fingerprint_all",
+    "layouts",
+    "python_encoding",
+]
