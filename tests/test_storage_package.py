@@ -91,7 +91,8 @@ def test_stop_after_the_server_was_killed_cleans_up_and_never_raises(
 ) -> None:
     server = LocalS3Server("stop-test").start()
     assert server.process is not None and server._log is not None
-    proc, log_file = server.process, server._log
+    assert server._store is not None and server._store.is_dir()
+    proc, log_file, store = server.process, server._log, server._store
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
 
@@ -103,7 +104,7 @@ def test_stop_after_the_server_was_killed_cleans_up_and_never_raises(
     with caplog.at_level(logging.WARNING):
         server.stop()
         server.stop()  # twice: nothing left to do, nothing raised
-    assert server.process is None and not log_file.exists()
+    assert server.process is None and not log_file.exists() and not store.exists()
     assert "unregistering it: the watchdog's pipe is gone" in caplog.text
     with pytest.raises(Exception, match="is not running"):
         _ = server.endpoint
