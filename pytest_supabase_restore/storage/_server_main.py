@@ -15,16 +15,26 @@ removes, opened only while a request reads or writes them: the server's memory t
 with the number of objects (moto's metadata, a few kB each), not with their bytes, and no
 file descriptor is held between requests. One request still holds its object, or its part,
 in memory while moto serves it (moto reads whole bodies).
+
+Every object also gets the SHA-256 of the bytes the server received, computed as it stores
+them: HEAD and GET with ``x-amz-checksum-mode: ENABLED`` return it as a full-object
+``x-amz-checksum-sha256``, as S3 does for an object uploaded with that checksum, so a
+verification can compare the store's own hash with the backup's without downloading the
+object again. A checksum a client sends is stored by moto unchecked; for SHA-256 the server
+reports its own instead.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 POLICY = json.dumps(
@@ -108,6 +118,44 @@ def _values_on_disk(root: str) -> None:
     models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=DiskValue)
 
 
+def _checksums_of_received_bytes() -> None:
+    """Make each moto key report the SHA-256 of the bytes it was given (see the docstring)."""
+    from moto.s3.models import FakeKey
+
+    keys: Any = FakeKey  # patched in place: moto's model has no hook for this
+    value = keys.value
+
+    def set_value(self: Any, new: bytes | str) -> None:
+        data = new.encode() if isinstance(new, str) else new
+        self._received_sha256 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        value.fset(self, data)
+
+    def told(self: Any) -> str | None:
+        """The algorithm a client named, unless it is SHA-256 (then ours stands)."""
+        algorithm = self.__dict__.get("_told_algorithm")
+        return None if algorithm == "SHA256" else algorithm
+
+    def received(self: Any) -> str | None:
+        return getattr(self, "_received_sha256", None)
+
+    def field(name: str, ours: Callable[[Any], Any]) -> property:
+        def get(self: Any) -> Any:
+            return self.__dict__.get(name) if told(self) is not None else ours(self)
+
+        def put(self: Any, new: Any) -> None:
+            self.__dict__[name] = new
+
+        return property(get, put)
+
+    keys.value = property(value.fget, set_value)
+    keys.checksum_algorithm = field(
+        "_told_algorithm", lambda key: "SHA256" if received(key) else None
+    )
+    keys.checksum_value = field("_told_value", received)
+    keys.checksum_type = field("_told_type", lambda key: "FULL_OBJECT" if received(key) else None)
+    keys.checksum_parts = field("_told_parts", lambda key: None)
+
+
 _REQUEST = threading.local()  # the raw request line of the request this thread serves
 
 
@@ -136,6 +184,7 @@ def _verify_against_raw_uri() -> None:
 def main(host: str, port: int, log_path: str, store: str) -> None:
     os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # every request is authenticated
     _values_on_disk(store)
+    _checksums_of_received_bytes()
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
