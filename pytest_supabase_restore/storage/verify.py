@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import random
 import threading
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from ..errors import StorageError
 from .client import iter_objects, make_client
 from .endpoint import S3Endpoint
 from .faults import Retrier, describe, endpoint_error, error_code, hint, is_gone
+from .pool import bounded_map
 from .records import ObjectProblem, ObjectRecord, Problem
 from .stream import fetch_object
 
@@ -198,16 +198,19 @@ def verify_all(
     stop = threading.Event()
     retrier = Retrier(_ATTEMPTS - 1, None, stop)
     client = make_client(endpoint, max_attempts=1, max_pool_connections=max(16, concurrency))
-    check = functools.partial(_check, _Checker(client, endpoint, retrier))
+    checker = _Checker(client, endpoint, retrier)
     chosen = set(random.sample(range(len(objects)), min(max(0, sample), len(objects))))
-    downloads = [i in chosen for i in range(len(objects))]
+    downloads = (i in chosen for i in range(len(objects)))
 
     problems: list[ObjectProblem] = []
     try:
         with ThreadPoolExecutor(
             max_workers=max(1, concurrency), thread_name_prefix="s3-verify"
         ) as pool:
-            for found in pool.map(check, objects, downloads):
+            pairs = zip(objects, downloads, strict=True)
+            for found in bounded_map(
+                pool, lambda pair: _check(checker, *pair), pairs, window=4 * concurrency
+            ):
                 problems.extend(found)
     except BaseException:
         stop.set()
