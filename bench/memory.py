@@ -62,13 +62,16 @@ def resident(fields: dict[str, str]) -> int:
 _SCRIPTS = {"_server_main.py": "S3 server", "reaper.py": "watchdog"}
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def label(pid: int, name: str) -> str:
     """What a process is, for the report: the script or module a Python process runs."""
-    try:
-        argv = (_PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return name
-    words = [a.decode(errors="replace") for a in argv if a]
+    words = [a.decode(errors="replace") for a in _cmdline(pid).split(b"\0") if a]
     if not name.startswith("python") or len(words) < 2:
         return name
     for i, word in enumerate(words[1:], start=1):
@@ -97,15 +100,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def descendants(root: int) -> set[int]:
-    """``root`` and every live process below it."""
-    found: set[int] = set()
-    todo = [root]
+def descendants(root: int) -> dict[int, int | None]:
+    """``root`` and every live process below it, each with its parent (None for ``root``)."""
+    found: dict[int, int | None] = {}
+    todo: list[tuple[int, int | None]] = [(root, None)]
     while todo:
-        pid = todo.pop()
+        pid, parent = todo.pop()
         if pid not in found:
-            found.add(pid)
-            todo += _children(pid)
+            found[pid] = parent
+            todo += [(child, pid) for child in _children(pid)]
     return found
 
 
@@ -121,13 +124,17 @@ class TreePeak:
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
-        for pid in descendants(self.root):
+        for pid, parent in descendants(self.root).items():
+            # A child forked but not yet exec'd still shares its parent's pages (and cmdline):
+            # its memory is the parent's, already counted.
+            if parent is not None and _cmdline(pid) == _cmdline(parent):
+                continue
             fields = _status(pid)
-            if not fields:
+            if "VmRSS" not in fields:  # gone, or a zombie: no memory of its own any more
                 continue
             seen = self.peaks.get(pid)
-            if seen is None:
-                name = self.root_label if pid == self.root else label(pid, fields.get("Name", "?"))
+            name = self.root_label if pid == self.root else label(pid, fields.get("Name", "?"))
+            if seen is None or seen.label != name:  # new, or it has exec'd since
                 seen = self.peaks[pid] = ProcessPeak(pid, name)
             seen.peak = max(seen.peak, resident(fields))
 

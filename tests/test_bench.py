@@ -117,3 +117,24 @@ def test_tree_peak_sees_a_grandchild_that_grows_and_exits() -> None:
     assert largest.peak >= 150 * MB, tree.peaks
     assert largest.label == "python -c"
     assert set(tree.by_label()) == {"parent", "python -c"}
+
+
+def test_tree_peak_does_not_count_a_fork_that_has_not_exec_d() -> None:
+    """A forked child shares its parent's pages until it runs a program of its own: counted
+    once, for the parent."""
+    from bench.memory import MB, TreePeak
+
+    code = (
+        "import os, time; b = bytearray(150_000_000); b[::4096] = bytes(len(b[::4096])); "
+        "pid = os.fork()\n"
+        "if pid == 0: time.sleep(1.0); os._exit(0)\n"
+        "os.waitpid(pid, 0)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    tree = TreePeak(parent.pid, root_label="parent", interval=0.05).start()
+    try:
+        assert parent.wait(timeout=60) == 0
+    finally:
+        tree.stop()
+    assert list(tree.by_label()) == ["parent"], tree.peaks
+    assert tree.peaks[parent.pid].peak >= 150 * MB
