@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import Empty, Queue
@@ -39,6 +39,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench.memory import TreePeak
 from pytest_supabase_restore import source_reads
 from pytest_supabase_restore.config import OPTIONS
 from pytest_supabase_restore.demo import DemoProject, s3_client
@@ -76,6 +77,7 @@ LABELS = (
     "drill time / baseline time",
     "storage export / rclone time",
     "peak RSS of the pytest process",
+    "peak RSS of the largest process",
     "fingerprint throughput",
     "COPY TO throughput",
     "source read amplification (rows / blocks)",
@@ -95,8 +97,10 @@ def _run(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     stdout: Path | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> tuple[int, float, str]:
-    """Run ``args``; (exit code, wall seconds, stderr). Ctrl-C stops the child first."""
+    """Run ``args``; (exit code, wall seconds, stderr). Ctrl-C stops the child first.
+    ``on_start`` is called with the child's pid once it runs."""
     t0 = time.monotonic()
     out = open(stdout, "w") if stdout is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
@@ -114,6 +118,8 @@ def _run(
         if stdout is not None and not isinstance(out, int):
             out.close()
     try:
+        if on_start is not None:
+            on_start(proc.pid)
         _, err = proc.communicate()
     except BaseException:
         _stop(proc)
@@ -294,8 +300,20 @@ def run_drill(demo: DemoProject, jobs: int, work: Path) -> dict[str, Any]:
         "--durations=8",
     ]
     log = work / "drill.log"
-    code, seconds, err = _run(args, env=env, cwd=str(empty), stdout=log)
+    tree: list[TreePeak] = []
+    try:
+        code, seconds, err = _run(
+            args,
+            env=env,
+            cwd=str(empty),
+            stdout=log,
+            on_start=lambda pid: tree.append(TreePeak(pid).start()),
+        )
+    finally:
+        for sampler in tree:
+            sampler.stop()
     result: dict[str, Any] = {"exit": code, "wall_s": seconds, "slowest": _slowest(log)}
+    result.update(_tree_peaks(tree[0] if tree else None))
     if summary.is_file():
         data = json.loads(summary.read_text())
         result.update(
@@ -324,6 +342,18 @@ def run_drill(demo: DemoProject, jobs: int, work: Path) -> dict[str, Any]:
         result["objects"] = len(storage.get("objects", []))
     shutil.rmtree(backups, ignore_errors=True)
     return result
+
+
+def _tree_peaks(tree: TreePeak | None) -> dict[str, Any]:
+    """The largest process of the drill's tree and the peak of each kind of process."""
+    largest = tree.largest() if tree is not None else None
+    if tree is None or largest is None:
+        return {}
+    return {
+        "tree_peak_rss_mb": largest.peak / MB,
+        "tree_peak_process": largest.label,
+        "tree_peaks_mb": tree.by_label(),
+    }
 
 
 def _slowest(log: Path) -> list[str]:
@@ -457,6 +487,8 @@ def figures(r: dict[str, Any]) -> dict[str, Any]:
         "storage_s": timings.get("storage_export"),
         "rclone_s": rclone["seconds"] if rclone else None,
         "peak_rss_mb": drill.get("peak_rss_mb"),
+        "tree_peak_rss_mb": drill.get("tree_peak_rss_mb"),
+        "tree_peak_process": drill.get("tree_peak_process"),
         "fingerprint_mb_s": table_mb / fp_s if fp_s and table_mb else None,
         "copy_mb_s": table_mb / copy["seconds"] if copy.get("seconds") and table_mb else None,
         "read_ratio": _read_ratio(
@@ -531,6 +563,12 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
             f"  children peak RSS (largest single child of pytest): "
             f"{drill.get('children_peak_rss_mb', 0):.0f} MB"
         )
+        peaks = drill.get("tree_peaks_mb", {})
+        if peaks:
+            p(
+                "  peak RSS per kind of process (PostgreSQL servers without shared memory): "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in list(peaks.items())[:8])
+            )
         p(
             f"  copy: {_secs(r.get('copy', {}).get('seconds'))}, "
             f"{r.get('copy', {}).get('copy_bytes', 0) / MB:.0f} MB of COPY text streamed, "
@@ -565,11 +603,18 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
     rows.append(
         (
             LABELS[3],
+            [f"{f['tree_peak_rss_mb']:.0f} MB" if f["tree_peak_rss_mb"] else "n/a" for f in fs],
+        )
+    )
+    rows.append(("  (that process)", [str(f["tree_peak_process"] or "n/a") for f in fs]))
+    rows.append(
+        (
+            LABELS[4],
             [f"{f['fingerprint_mb_s']:.1f} MB/s" if f["fingerprint_mb_s"] else "n/a" for f in fs],
         )
     )
     rows.append(
-        (LABELS[4], [f"{f['copy_mb_s']:.1f} MB/s" if f["copy_mb_s"] else "n/a" for f in fs])
+        (LABELS[5], [f"{f['copy_mb_s']:.1f} MB/s" if f["copy_mb_s"] else "n/a" for f in fs])
     )
     rows.append((LABELS[5], [f["read_ratio"] for f in fs]))
     for label, cells in rows:
@@ -580,7 +625,8 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
         f"{LABELS[6]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
         f"{size:.0f}x data): drill {_ratio(last['drill_s'], first['drill_s'])}, "
         f"baseline {_ratio(last['baseline_s'], first['baseline_s'])}, "
-        f"peak RSS {_ratio(last['peak_rss_mb'], first['peak_rss_mb'])}"
+        f"peak RSS {_ratio(last['peak_rss_mb'], first['peak_rss_mb'])}, "
+        f"largest process {_ratio(last['tree_peak_rss_mb'], first['tree_peak_rss_mb'])}"
     )
 
 

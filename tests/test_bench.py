@@ -20,6 +20,7 @@ LABELS = (
     "drill time / baseline time",
     "storage export / rclone time",
     "peak RSS of the pytest process",
+    "peak RSS of the largest process",
     "fingerprint throughput",
     "COPY TO throughput",
     "growth factor",
@@ -77,6 +78,9 @@ def test_bench_runs_at_tiny_scale_and_prints_every_figure(private_tmp: Path) -> 
         assert result["objects"] == 5
         assert {"pg_dump_s", "pg_restore_s", "total_s"} <= set(result["baseline"])
         assert "wall_s" in result["drill"] and "peak_rss_mb" in result["drill"]
+        # The tree's largest process is at least as large as the pytest process.
+        assert result["drill"]["tree_peak_rss_mb"] >= result["drill"]["peak_rss_mb"] * 0.9
+        assert "S3 server" in result["drill"]["tree_peaks_mb"]
         assert "fingerprint" in result["drill"]["timings"]
         assert result["copy"]["copy_bytes"] > 0
         if shutil.which("rclone"):
@@ -87,3 +91,50 @@ def test_bench_runs_at_tiny_scale_and_prints_every_figure(private_tmp: Path) -> 
         assert list(private_tmp.iterdir()) == []
     finally:
         out_json.unlink(missing_ok=True)
+
+
+def test_tree_peak_sees_a_grandchild_that_grows_and_exits() -> None:
+    """The sampler finds a process one level below the root's child, keeps its peak after it
+    has shrunk and exited, and names it."""
+    from bench.memory import MB, TreePeak
+
+    grow = "b = bytearray(150_000_000); b[::4096] = bytes(len(b[::4096])); del b; time.sleep(0.3)"
+    child = f"import time; {grow}"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])",
+        ]
+    )
+    tree = TreePeak(parent.pid, root_label="parent", interval=0.05).start()
+    try:
+        assert parent.wait(timeout=60) == 0
+    finally:
+        tree.stop()
+    largest = tree.largest()
+    assert largest is not None and largest.pid != parent.pid, tree.peaks
+    assert largest.peak >= 150 * MB, tree.peaks
+    assert largest.label == "python -c"
+    assert set(tree.by_label()) == {"parent", "python -c"}
+
+
+def test_tree_peak_does_not_count_a_fork_that_has_not_exec_d() -> None:
+    """A forked child shares its parent's pages until it runs a program of its own: counted
+    once, for the parent."""
+    from bench.memory import MB, TreePeak
+
+    code = (
+        "import os, time; b = bytearray(150_000_000); b[::4096] = bytes(len(b[::4096])); "
+        "pid = os.fork()\n"
+        "if pid == 0: time.sleep(1.0); os._exit(0)\n"
+        "os.waitpid(pid, 0)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    tree = TreePeak(parent.pid, root_label="parent", interval=0.05).start()
+    try:
+        assert parent.wait(timeout=60) == 0
+    finally:
+        tree.stop()
+    assert list(tree.by_label()) == ["parent"], tree.peaks
+    assert tree.peaks[parent.pid].peak >= 150 * MB

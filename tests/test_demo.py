@@ -126,8 +126,10 @@ def _footprint(project: DemoProject) -> tuple[set[int], list[Path]]:
     postmaster = project.cluster.process.pid
     pids = {postmaster, project.s3_server.process.pid} | _children(postmaster)
     assert project.cluster.base_dir is not None
-    # The S3 server's log file is its only file; LocalS3Server keeps its path private.
-    paths = [project.cluster.base_dir, Path(str(project.s3_server._log))]
+    # The S3 server's log file and its objects' directory are its only files; LocalS3Server
+    # keeps their paths private.
+    server = project.s3_server
+    paths = [project.cluster.base_dir, Path(str(server._log)), Path(str(server._store))]
     return pids, paths
 
 

@@ -254,6 +254,7 @@ def test_kept_staging_outlives_the_run_and_its_keys_are_handed_over_privately(
         for line in ps.splitlines():
             if "_server_main" in line and f" {port} " in line:
                 os.kill(int(line.split()[0]), signal.SIGKILL)
+                shutil.rmtree(line.split()[-1], ignore_errors=True)  # its objects' directory
         if data_dir is not None:
             pid = int((data_dir / "postmaster.pid").read_text().split()[0])
             os.kill(pid, signal.SIGQUIT)

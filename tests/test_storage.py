@@ -13,6 +13,7 @@ retried, message names what to check).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, StorageError
@@ -40,7 +42,7 @@ from pytest_supabase_restore.storage.records import ObjectProblem, ObjectRecord,
 from pytest_supabase_restore.storage.server import LocalS3Server
 from pytest_supabase_restore.storage.stream import MAX_CHANGES
 from pytest_supabase_restore.storage.upload import upload_all
-from pytest_supabase_restore.storage.verify import verify_all
+from pytest_supabase_restore.storage.verify import store_sha256, verify_all
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -498,6 +500,94 @@ def test_verify_of_a_missing_bucket_reports_every_object_missing(target: LocalS3
     assert [(p.key, p.problem) for p in problems] == [("k", "missing")]
 
 
+def _round_trip(source: LocalS3Server, target: LocalS3Server, workdir: Path) -> list[ObjectRecord]:
+    """Three objects backed up from ``source`` and restored into ``target``."""
+    src = make_client(source.endpoint)
+    bucket = new_bucket(src)
+    seed(src, bucket, {f"k{i}": (f"body {i}".encode(), "text/plain", None) for i in range(3)})
+    records = download_all(source.endpoint, workdir, [bucket]).objects
+    assert upload_all(target.endpoint, records, workdir).errors == []
+    return records
+
+
+def test_verify_trusts_the_store_checksum_and_downloads_only_a_sample(
+    source: LocalS3Server, target: LocalS3Server, workdir: Path
+) -> None:
+    """The local server reports the SHA-256 of what it received: no object is downloaded
+    again, except the sample; a replaced object is still caught, from its new checksum."""
+    records = _round_trip(source, target, workdir)
+    with FaultProxy(target) as proxy:
+        assert verify_all(proxy.endpoint(), records, sample=0) == []
+        assert [s.method for s in proxy.seen] == ["HEAD"] * 3
+        assert all(s.headers.get("x-amz-checksum-mode") == "ENABLED" for s in proxy.seen)
+
+        first = records[0]
+        make_client(target.endpoint).put_object(
+            Bucket=first.bucket, Key=first.key, Body=b"BODY 0", ContentType="text/plain"
+        )
+        proxy.seen.clear()
+        problems = verify_all(proxy.endpoint(), records, sample=0)
+        assert [(p.key, p.problem, p.actual) for p in problems] == [
+            (first.key, "sha256", sha(b"BODY 0"))
+        ]
+        assert "GET" not in {s.method for s in proxy.seen}
+
+        proxy.seen.clear()
+        assert len(verify_all(proxy.endpoint(), records, sample=2)) == 1
+        assert sorted(s.method for s in proxy.seen) == ["GET", "GET", "HEAD"]
+
+
+def test_verify_downloads_every_object_where_the_store_refuses_checksums(
+    source: LocalS3Server, target: LocalS3Server, workdir: Path
+) -> None:
+    """A target that rejects ``x-amz-checksum-mode`` (as a store without checksums may) gets
+    the full download of every object, and a changed object is caught from its bytes."""
+    records = _round_trip(source, target, workdir)
+    first = records[0]
+    make_client(target.endpoint).put_object(
+        Bucket=first.bucket, Key=first.key, Body=b"BODY 0", ContentType="text/plain"
+    )
+
+    def refuse(seen: Seen) -> Respond | None:
+        if "x-amz-checksum-mode" in seen.headers:
+            return s3_error(400, "Bad Request", "InvalidArgument")
+        return None
+
+    with FaultProxy(target, refuse) as proxy:
+        problems = verify_all(proxy.endpoint(), records, sample=0, concurrency=1)
+        methods = [s.method for s in proxy.seen]
+    assert [(p.key, p.problem) for p in problems] == [(first.key, "sha256")]
+    # One refusal (botocore's region probe repeats the HEAD), then downloads only.
+    assert methods[methods.index("GET") :] == ["GET"] * 3, methods
+
+
+def test_the_local_server_reports_its_own_hash_of_what_it_received(
+    target: LocalS3Server, workdir: Path
+) -> None:
+    """A checksum a client claims is not what the server reports: it hashes the bytes it got,
+    for a plain upload and for the whole of a multipart one."""
+    client = make_client(target.endpoint)
+    bucket = new_bucket(client)
+    claimed = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
+    client.put_object(Bucket=bucket, Key="claimed", Body=b"payload", ChecksumSHA256=claimed)
+    head = client.head_object(Bucket=bucket, Key="claimed", ChecksumMode="ENABLED")
+    assert store_sha256(head) == sha(b"payload")
+    assert "ChecksumSHA256" not in client.head_object(Bucket=bucket, Key="claimed")
+
+    local = workdir / "big.bin"
+    digest = _write_file(local, 12 * MiB)
+    client.upload_file(
+        str(local),
+        bucket,
+        "multipart",
+        Config=TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB),
+    )
+    head = client.head_object(Bucket=bucket, Key="multipart", ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-2")
+    assert store_sha256(head) == digest
+    assert store_sha256({"ChecksumSHA256": claimed + "-2"}) is None  # type: ignore[typeddict-item]
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -549,6 +639,40 @@ def test_a_40_mib_object_streams_with_bounded_memory(
     problems, peak = _peak_python_memory(lambda: verify_all(target.endpoint, got.objects))
     assert problems == []
     assert peak < 8 * MiB, f"verify peak {peak / MiB:.1f} MiB for a 40 MiB object"
+    # From the store's checksum of the whole multipart object, without the download.
+    assert verify_all(target.endpoint, got.objects, sample=0) == []
+
+
+def _resident(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_the_local_server_keeps_object_bytes_on_disk() -> None:
+    """100 MB of objects leave the server's memory nearly where it was: the bytes are in
+    files under its private directory, removed when it stops."""
+    with LocalS3Server("disk-store") as server:
+        assert server.process is not None and server._store is not None
+        store = server._store
+        assert stat.S_IMODE(store.stat().st_mode) == 0o700
+        client = make_client(server.endpoint)
+        bucket = new_bucket(client)
+        client.put_object(Bucket=bucket, Key="warm-up", Body=os.urandom(MiB))
+        before = _resident(server.process.pid)
+        for i in range(100):
+            client.put_object(Bucket=bucket, Key=f"k{i}", Body=os.urandom(MiB))
+        grown = _resident(server.process.pid) - before
+        on_disk = sum(f.stat().st_size for f in store.iterdir())
+        body = client.get_object(Bucket=bucket, Key="k7")["Body"].read()
+        assert len(body) == MiB
+        client.delete_object(Bucket=bucket, Key="k7")
+        after_delete = sum(f.stat().st_size for f in store.iterdir())
+    assert grown < 30 * MiB, f"the server grew by {grown / MiB:.0f} MiB for 100 MiB of objects"
+    assert on_disk >= 101 * MiB
+    assert after_delete <= on_disk - MiB  # a deleted object's file goes with it
+    assert not store.exists()
 
 
 # --------------------------------------------------------------------------- faults

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from pytest_supabase_restore.storage.endpoint import (
     S3Endpoint,
     connection_endpoint,
 )
+from pytest_supabase_restore.storage.pool import bounded_map
 from pytest_supabase_restore.storage.server import LocalS3Server
 
 PACKAGE = Path(pytest_supabase_restore.__file__).parent / "storage"
@@ -44,6 +46,7 @@ def test_the_package_holds_the_expected_modules() -> None:
         "download",
         "endpoint",
         "faults",
+        "pool",
         "records",
         "server",
         "stream",
@@ -91,7 +94,8 @@ def test_stop_after_the_server_was_killed_cleans_up_and_never_raises(
 ) -> None:
     server = LocalS3Server("stop-test").start()
     assert server.process is not None and server._log is not None
-    proc, log_file = server.process, server._log
+    assert server._store is not None and server._store.is_dir()
+    proc, log_file, store = server.process, server._log, server._store
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
 
@@ -103,7 +107,40 @@ def test_stop_after_the_server_was_killed_cleans_up_and_never_raises(
     with caplog.at_level(logging.WARNING):
         server.stop()
         server.stop()  # twice: nothing left to do, nothing raised
-    assert server.process is None and not log_file.exists()
+    assert server.process is None and not log_file.exists() and not store.exists()
     assert "unregistering it: the watchdog's pipe is gone" in caplog.text
     with pytest.raises(Exception, match="is not running"):
         _ = server.endpoint
+
+
+def test_bounded_map_keeps_at_most_window_tasks_ahead_and_raises_in_order() -> None:
+    """Results come in order; no more than ``window`` items are taken ahead of the result
+    being read (pool.map would take all 1,000 at once); a task's error surfaces at its turn."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    taken = [0]
+    ahead: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(1000):
+            taken[0] += 1
+            yield i
+
+    with ThreadPoolExecutor(4) as pool:
+        results = []
+        for n, value in enumerate(bounded_map(pool, lambda i: i * 2, items(), window=8)):
+            ahead.append(taken[0] - (n + 1))  # items taken beyond this result
+            results.append(value)
+        assert results == [i * 2 for i in range(1000)]
+        assert max(ahead) == 8
+
+        def fail_at_3(i: int) -> int:
+            if i == 3:
+                raise ValueError("three")
+            return i
+
+        seen: list[int] = []
+        with pytest.raises(ValueError, match="three"):
+            for value in bounded_map(pool, fail_at_3, range(10), window=2):
+                seen.append(value)
+        assert seen == [0, 1, 2]

@@ -1,19 +1,40 @@
-"""The local S3 server's program: moto, with authentication on and its own random keys.
+"""The local S3 server's program: moto, with authentication on, its own random keys, and
+object bytes on disk.
 
-Run as a script (``python -I _server_main.py HOST PORT LOG``) by :mod:`.server`, never
+Run as a script (``python -I _server_main.py HOST PORT LOG STORE``) by :mod:`.server`, never
 imported by the package. Before it serves, it creates one IAM user with a fresh access key
 inside moto and prints the key pair as one JSON line on stdout (a pipe read by the parent);
 from then on stdout and stderr go to LOG, and moto verifies every request's signature
 against that key, so another local process without the key can read or write nothing.
 moto's own ``/moto-api`` (state dumps and resets that bypass authentication) is refused.
+
+moto keeps each object's bytes in a ``SpooledTemporaryFile`` (in memory below 5 MiB), so a
+store of 4,000 objects of 200 kB held 870 MB resident. Here each object's (and each
+multipart part's) bytes are a file of their own under STORE, a private directory the parent
+removes, opened only while a request reads or writes them: the server's memory then grows
+with the number of objects (moto's metadata, a few kB each), not with their bytes, and no
+file descriptor is held between requests. One request still holds its object, or its part,
+in memory while moto serves it (moto reads whole bodies).
+
+Every object also gets the SHA-256 of the bytes the server received, computed as it stores
+them: HEAD and GET with ``x-amz-checksum-mode: ENABLED`` return it as a full-object
+``x-amz-checksum-sha256``, as S3 does for an object uploaded with that checksum, so a
+verification can compare the store's own hash with the backup's without downloading the
+object again. A checksum a client sends is stored by moto unchecked; for SHA-256 the server
+reports its own instead.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import itertools
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 POLICY = json.dumps(
@@ -22,6 +43,117 @@ POLICY = json.dumps(
         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
     }
 )
+
+
+class DiskValue:
+    """One object's bytes in a file of its own, in place of moto's ``SpooledTemporaryFile``.
+
+    moto uses only ``seek(0)``, ``truncate()``, ``write``, ``read`` and ``close`` on it
+    (``moto.s3.models.FakeKey``); each opens the file for that call alone.
+    """
+
+    _names = itertools.count()
+    root = ""  # the store's directory, set by main()
+
+    def __init__(self, max_size: int = 0, *args: Any, **kwargs: Any) -> None:
+        self.path = os.path.join(self.root, str(next(self._names)))
+        self.position = 0
+        self.closed = False
+        with open(self.path, "wb"):
+            pass
+
+    def _live(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on a closed object value")
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        self._live()
+        if whence == os.SEEK_END:
+            position += os.path.getsize(self.path)
+        elif whence == os.SEEK_CUR:
+            position += self.position
+        self.position = position
+        return position
+
+    def tell(self) -> int:
+        return self.position
+
+    def truncate(self, size: int | None = None) -> int:
+        self._live()
+        size = self.position if size is None else size
+        os.truncate(self.path, size)
+        return size
+
+    def write(self, data: bytes) -> int:
+        self._live()
+        with open(self.path, "r+b") as fh:
+            fh.seek(self.position)
+            written = fh.write(data)
+        self.position += written
+        return written
+
+    def read(self, size: int = -1) -> bytes:
+        self._live()
+        with open(self.path, "rb") as fh:
+            fh.seek(self.position)
+            data = fh.read(size)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def _values_on_disk(root: str) -> None:
+    """Make moto's S3 keys keep their bytes in files under ``root``."""
+    import types
+
+    import moto.s3.models
+
+    DiskValue.root = root
+    models: Any = moto.s3.models  # its ``tempfile`` is only ever asked for this class
+    models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=DiskValue)
+
+
+def _checksums_of_received_bytes() -> None:
+    """Make each moto key report the SHA-256 of the bytes it was given (see the docstring)."""
+    from moto.s3.models import FakeKey
+
+    keys: Any = FakeKey  # patched in place: moto's model has no hook for this
+    value = keys.value
+
+    def set_value(self: Any, new: bytes | str) -> None:
+        data = new.encode() if isinstance(new, str) else new
+        self._received_sha256 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        value.fset(self, data)
+
+    def told(self: Any) -> str | None:
+        """The algorithm a client named, unless it is SHA-256 (then ours stands)."""
+        algorithm = self.__dict__.get("_told_algorithm")
+        return None if algorithm == "SHA256" else algorithm
+
+    def received(self: Any) -> str | None:
+        return getattr(self, "_received_sha256", None)
+
+    def field(name: str, ours: Callable[[Any], Any]) -> property:
+        def get(self: Any) -> Any:
+            return self.__dict__.get(name) if told(self) is not None else ours(self)
+
+        def put(self: Any, new: Any) -> None:
+            self.__dict__[name] = new
+
+        return property(get, put)
+
+    keys.value = property(value.fget, set_value)
+    keys.checksum_algorithm = field(
+        "_told_algorithm", lambda key: "SHA256" if received(key) else None
+    )
+    keys.checksum_value = field("_told_value", received)
+    keys.checksum_type = field("_told_type", lambda key: "FULL_OBJECT" if received(key) else None)
+    keys.checksum_parts = field("_told_parts", lambda key: None)
 
 
 _REQUEST = threading.local()  # the raw request line of the request this thread serves
@@ -49,8 +181,10 @@ def _verify_against_raw_uri() -> None:
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate  # type: ignore[method-assign]
 
 
-def main(host: str, port: int, log_path: str) -> None:
+def main(host: str, port: int, log_path: str, store: str) -> None:
     os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # every request is authenticated
+    _values_on_disk(store)
+    _checksums_of_received_bytes()
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -90,4 +224,4 @@ def main(host: str, port: int, log_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -19,9 +19,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 Problem = Literal["missing", "size", "sha256", "content_type", "cache_control", "unexpected"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRecord:
-    """One Storage object as recorded in the manifest. ``sha256`` addresses its bytes."""
+    """One Storage object as recorded in the manifest. ``sha256`` addresses its bytes.
+
+    Slotted: a drill holds one per object (12,000 in the benchmark at 4x) for its whole run."""
 
     bucket: str
     key: str

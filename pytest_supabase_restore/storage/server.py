@@ -2,7 +2,9 @@
 
 Used as the demo project's Storage backend and as the object store of throwaway staging
 targets. It runs as a separate process so that object bytes never count against the
-pytest process's memory, and so that every xdist worker reaches it over real HTTP. It
+pytest process's memory, and so that every xdist worker reaches it over real HTTP. Object
+bytes live in files under a private temporary directory (see ``_server_main``), removed
+when the server stops, so its memory does not grow with the bytes it holds. It
 authenticates every request against a key pair it generates at start (see ``_server_main``),
 so the restored objects are private to this run.
 """
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +44,7 @@ class LocalS3Server:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
+        self._store: Path | None = None
         self._keys: tuple[str, str] | None = None
 
     @property
@@ -60,17 +64,27 @@ class LocalS3Server:
         os.close(fd)
         self._log = Path(log_path)
         reaper.watch_path(self._log)
+        self._store = Path(tempfile.mkdtemp(prefix=f"supabase-restore-{self.name}-objects-"))
+        reaper.watch_path(self._store)
         for _ in range(5):
             self.port = free_port()
             # -I: the program needs only moto from site-packages; the environment is an
             # allow-list (no AWS_* settings, no secrets of this process).
             self.process = subprocess.Popen(
-                [sys.executable, "-I", _MAIN, "127.0.0.1", str(self.port), str(self._log)],
+                [
+                    sys.executable,
+                    "-I",
+                    _MAIN,
+                    "127.0.0.1",
+                    str(self.port),
+                    str(self._log),
+                    str(self._store),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
-                env=python_env(),
+                env=python_env({"MALLOC_ARENA_MAX": "2"}),
             )
             reaper.watch_process(self.process.pid)  # stopped even if this process dies
             if self._wait(timeout):
@@ -115,8 +129,8 @@ class LocalS3Server:
             return ""
 
     def stop(self, keep_log: bool = False) -> None:
-        """Stop the server and remove its log. Best effort: each step is guarded, and what
-        fails is logged, never raised."""
+        """Stop the server and remove its objects and its log. Best effort: each step is
+        guarded, and what fails is logged, never raised."""
         proc, self.process = self.process, None
         self._keys = None
         if proc is not None and self._end(proc):
@@ -124,6 +138,13 @@ class LocalS3Server:
                 reaper.forget_process(proc.pid)
             except Exception as exc:  # the watchdog checks a pid's start time: no harm
                 log.warning("the local S3 server (%s): unregistering it: %s", self.name, exc)
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                shutil.rmtree(store, ignore_errors=True)
+                reaper.forget_path(store)
+            except Exception as exc:
+                log.warning("the local S3 server (%s): removing its objects: %s", self.name, exc)
         if not keep_log and self._log is not None:
             try:
                 self._log.unlink(missing_ok=True)
@@ -133,9 +154,11 @@ class LocalS3Server:
 
     def release(self) -> None:
         """Leave the server running for someone else: the watchdog no longer stops it, nor
-        removes its log, when this process ends."""
+        removes its log or its objects, when this process ends."""
         if self.process is not None:
             reaper.forget_process(self.process.pid)
+        if self._store is not None:
+            reaper.forget_path(self._store)
         if self._log is not None:
             reaper.forget_path(self._log)
 

@@ -15,6 +15,7 @@ from ..errors import BackupError, StorageError
 from .client import make_client
 from .endpoint import S3Endpoint
 from .faults import UNREACHABLE, describe, endpoint_error, error_code, hint
+from .pool import bounded_map
 from .records import ObjectRecord, TransferResult, object_path
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ def upload_all(
     with ThreadPoolExecutor(
         max_workers=max(1, concurrency), thread_name_prefix="s3-upload"
     ) as pool:
-        for record, error in zip(todo, pool.map(one, todo), strict=True):
+        errors = bounded_map(pool, one, todo, window=4 * concurrency)
+        for record, error in zip(todo, errors, strict=True):
             if error is None:
                 result.objects.append(record)
                 result.bytes += record.size
