@@ -616,13 +616,13 @@ def report(results: Sequence[dict[str, Any]], out: Any = sys.stdout) -> None:
     rows.append(
         (LABELS[5], [f"{f['copy_mb_s']:.1f} MB/s" if f["copy_mb_s"] else "n/a" for f in fs])
     )
-    rows.append((LABELS[5], [f["read_ratio"] for f in fs]))
+    rows.append((LABELS[6], [f["read_ratio"] for f in fs]))
     for label, cells in rows:
         p(f"{label:<36}" + "".join(f"{c:>16}" for c in cells))
     first, last = fs[0], fs[-1]
     size = (results[-1]["scale"] / results[0]["scale"]) if results else 1
     p(
-        f"{LABELS[6]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
+        f"{LABELS[7]} (scale {results[0]['scale']} -> {results[-1]['scale']}, "
         f"{size:.0f}x data): drill {_ratio(last['drill_s'], first['drill_s'])}, "
         f"baseline {_ratio(last['baseline_s'], first['baseline_s'])}, "
         f"peak RSS {_ratio(last['peak_rss_mb'], first['peak_rss_mb'])}, "
