@@ -98,6 +98,7 @@ class Drill:
     def _run(self) -> DrillState:
         state = self.state
         phase = "source"
+        self._platform_health()
         try:
             db_url, s3 = self._source()
             if self.settings.dry_run:
@@ -129,6 +130,17 @@ class Drill:
             state.error_phase = phase
             self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
         return state
+
+    def _platform_health(self) -> None:
+        """The platform's own backups (only with SUPABASE_ACCESS_TOKEN; it never raises)."""
+        if not self.settings.access_token:
+            return
+        from .platform_health import health_lines, read_health
+
+        self.state.platform = health = read_health(self.settings)
+        if health is not None:
+            for line in health_lines(health)[:-1]:
+                self.progress(self.redactor.line(line, 500))
 
     def _source(self) -> tuple[str | None, S3Endpoint | None]:
         if self.settings.demo:

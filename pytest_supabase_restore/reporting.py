@@ -490,7 +490,15 @@ def _measures(verdict: Verdict) -> list[str]:
         f"  backup: {backup_line(verdict)}",
         f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}",
         f"  scope: {scope_line(verdict)}",
+        *_platform_measures(verdict),
     ]
+
+
+def _platform_measures(verdict: Verdict) -> list[str]:
+    """The platform's own backups (only with SUPABASE_ACCESS_TOKEN)."""
+    from .verdict import platform_lines
+
+    return [f"  {line}" for line in platform_lines(verdict)]
 
 
 def _what_went_wrong(verdict: Verdict) -> list[str]:

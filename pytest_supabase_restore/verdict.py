@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 from . import CATEGORIES, __version__
 from .config import Config
 from .extdeps import dependents_by_extension
+from .platform_health import health_lines, health_reasons
 from .redact import Redactor
 from .redact import one_line as one_line  # re-exported: the verdict's one-line rule
 from .restore_report import (
@@ -130,6 +131,9 @@ class Verdict:
     restore_errors: list[RestoreErrorGroup] = field(default_factory=list)
     # Per extension the target cannot load, the objects not restored because of it.
     extension_dependents: dict[str, list[str]] = field(default_factory=dict)
+    # The platform's own backups (SUPABASE_ACCESS_TOKEN), with ``lines`` in words; None
+    # without a token (and then absent from the JSON).
+    platform: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -187,6 +191,8 @@ class Verdict:
         }
         if self.self_test is not None:
             data["self_test"] = self.self_test
+        if self.platform is not None:
+            data["platform"] = self.platform
         return data
 
 
@@ -476,6 +482,7 @@ def build_verdict(
     missed = _self_test_reason(state)
     if missed:
         reasons.append(missed)
+    reasons += [redactor.line(r, 500) for r in health_reasons(state.platform if state else None)]
     status = "FAIL" if reasons else "PASS"
     passed = _pass_reason(categories, dry_run, left_out, vacant)
     reason = "; ".join(reasons) if reasons else passed
@@ -503,8 +510,24 @@ def build_verdict(
         scope=QUICK if left_out else FULL,
         not_selected=left_out,
         restore_errors=restore_errors,
+        platform=_platform(state, redactor),
         **_from_state(state, redactor),
     )
+
+
+def _platform(state: DrillState | None, redactor: Redactor) -> dict[str, Any] | None:
+    """The platform-health section (redacted), or None when no token was configured."""
+    if state is None or state.platform is None:
+        return None
+    data: dict[str, Any] = redactor.redact_obj(
+        {**asdict(state.platform), "lines": health_lines(state.platform)}
+    )
+    return data
+
+
+def platform_lines(verdict: Verdict) -> list[str]:
+    """The platform-health section in words, for every report (none without a token)."""
+    return [str(line) for line in (verdict.platform or {}).get("lines", [])]
 
 
 class _StateFields(TypedDict):
