@@ -319,6 +319,10 @@ class Drill:
             self.progress(line)
             self.state.not_tested.append(line)
 
+        if kind == "branch":
+            from .staging.branch import BranchStaging
+
+            return BranchStaging.create(self.settings, sources, progress=self.progress, warn=warn)
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: Manifest | None, db_url: str | None) -> None:
@@ -529,6 +533,5 @@ def _kept(staging: StagingTarget) -> str:
         s3 = f"; S3 at {staging.s3.url} (its keys: {env})"
     return (
         f'--supabase-keep-staging: staging left running: psql "{connect}"{s3}. Stop it with: '
-        "kill the postgres process and remove its directory, or simply end this machine's "
-        "session."
+        f"{staging.stop_hint()}"
     )

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pytest_supabase_restore.pg import cron
 from pytest_supabase_restore.pg.binaries import find_server_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.staging import platform
@@ -109,7 +110,10 @@ def backups_answer(*completed_at: datetime, pitr: bool = False) -> dict[str, Any
 
 def _start_branch_database(branch: StandInBranch) -> None:
     """What the platform provisions: a database with Supabase's roles, auth and storage."""
-    cluster = Cluster(find_server_tools(15), superuser="supabase_admin", name="branch")
+    binaries = find_server_tools(15)
+    # pg_cron is there, as on the platform (with a scheduler that never runs a job here).
+    settings = cron.settings(binaries)
+    cluster = Cluster(binaries, superuser="supabase_admin", name="branch", settings=settings)
     cluster.start()
     branch.cluster = cluster
     with cluster.connect(autocommit=True) as conn:

@@ -1,0 +1,183 @@
+"""--supabase-staging=branch: a disposable branch of the project for each drill, against a
+local stand-in for the Supabase platform (tests/platform_standin.py; the real Management
+API cannot be reached here). Each run is a real ``pytest`` process with the demo project as
+the source; each branch database is a real local PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from platform_standin import REF, TOKEN, StandInPlatform, backups_answer, standin_platform
+
+CUSTOM = (
+    "import psycopg, pytest\n\n@pytest.mark.supabase_category('custom')\n"
+    "def test_staging(staging_dsn):\n"
+    "    with psycopg.connect(staging_dsn) as conn:\n"
+    "        assert conn.execute('SELECT count(*) FROM auth.users').fetchone()[0] > 0\n"
+)
+SOURCE_PATHS = ("/database/backups", "/branches")  # all the source project is ever asked
+
+
+def _env(api: StandInPlatform, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "GITHUB"))}
+    env.update(
+        SUPABASE_ACCESS_TOKEN=TOKEN,
+        SUPABASE_MANAGEMENT_API_URL=api.url,
+        SUPABASE_URL=f"https://{REF}.supabase.co",
+        GITHUB_STEP_SUMMARY=str(tmp_path / "job-summary.md"),
+    )
+    return env
+
+
+def _args(tmp_path: Path, *extra: str, builtin: bool = False) -> list[str]:
+    (tmp_path / "test_custom.py").write_text(CUSTOM)
+    args = [sys.executable, "-m", "pytest", "--supabase-restore", "--supabase-demo",
+            "--supabase-staging=branch", "-p", "no:cacheprovider",
+            "--supabase-summary-json", str(tmp_path / "summary.json"),
+            "--junitxml", str(tmp_path / "junit.xml"), *extra]  # fmt: skip
+    return args if builtin else [*args, "--no-supabase-builtin-tests", "test_custom.py"]
+
+
+def _run(api: StandInPlatform, tmp_path: Path, *extra: str, builtin: bool = False) -> str:
+    proc = subprocess.run(
+        _args(tmp_path, *extra, builtin=builtin),
+        cwd=tmp_path,
+        env=_env(api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return proc.stdout + proc.stderr
+
+
+def _never_the_token(output: str, tmp_path: Path) -> None:
+    artifacts = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert TOKEN not in output
+    for path in artifacts:
+        assert TOKEN not in path.read_text(errors="replace"), path
+
+
+def _source_untouched_but_for_the_branch(api: StandInPlatform) -> None:
+    """No restore, PITR or other endpoint of the source project was ever called."""
+    for method, path in api.requests:
+        route = path.split("?", 1)[0]
+        if route.startswith(f"/v1/projects/{REF}"):
+            assert route.removeprefix(f"/v1/projects/{REF}") in SOURCE_PATHS, (method, path)
+        assert "restore" not in route and "pitr" not in route, (method, path)
+
+
+def test_a_branch_is_created_polled_restored_checked_and_deleted(tmp_path: Path) -> None:
+    """Stands in for the platform: the branch is COMING_UP for two polls, then healthy; the
+    full built-in drill runs against it and PASSes; the branch is deleted at the end; the
+    verdict shows the platform's backups; the token is in no output or artifact."""
+    with standin_platform(backups=backups_answer(datetime.now(timezone.utc))) as api:
+        out = _run(api, tmp_path, builtin=True)
+        (branch,) = api.branches.values()
+    assert "supabase restore drill: PASS" in out, out[-4000:]
+    assert branch.name.startswith("supabase-restore-drill-") and branch.deleted
+    assert branch.body["persistent"] is False and branch.body["with_data"] is False
+    assert f"branch {branch.name}: ACTIVE_HEALTHY after 3 poll(s)" in out
+    assert ("DELETE", f"/v1/branches/{branch.id}?force=true") in api.requests
+    assert ("GET", f"/v1/projects/{branch.ref}/api-keys?reveal=true") in api.requests
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["staging"] == "branch" and branch.name in data["staging_label"]
+    assert data["platform"]["newest_completed_id"] == 1
+    assert "Platform backups" in (tmp_path / "job-summary.md").read_text()
+    _source_untouched_but_for_the_branch(api)
+    _never_the_token(out, tmp_path)
+
+
+def test_branching_refused_names_the_apis_reason_and_an_old_backup_fails(tmp_path: Path) -> None:
+    """Stands in for the platform: POST /branches answers 402 with the API's message, and
+    the newest COMPLETED backup is 30 h old with --supabase-max-backup-age 26."""
+    old = datetime.now(timezone.utc) - timedelta(hours=30)
+    refusal = (402, "Branching is not available on the Free plan")
+    with standin_platform(backups=backups_answer(old), branching_refusal=refusal) as api:
+        out = _run(api, tmp_path, "--supabase-max-backup-age", "26")
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["status"] == "FAIL" and api.branches == {}
+    (refused,) = [r for r in data["reasons"] if "refused to create a branch" in r]
+    assert "HTTP 402: Branching is not available on the Free plan" in refused
+    (aged,) = [r for r in data["reasons"] if r.startswith("platform backups")]
+    assert "30.0 h old" in aged and "--supabase-max-backup-age 26 h" in aged
+    assert "30.0 h old" in out
+    _source_untouched_but_for_the_branch(api)
+    _never_the_token(out, tmp_path)
+
+
+def test_a_branch_that_fails_to_come_up_fails_the_drill_and_is_deleted(tmp_path: Path) -> None:
+    """Stands in for the platform: the branch settles in INIT_FAILED after one poll."""
+    with standin_platform(polls_until_healthy=1, final_state="INIT_FAILED") as api:
+        _run(api, tmp_path)
+        (branch,) = api.branches.values()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["status"] == "FAIL" and branch.deleted
+    assert any("reached INIT_FAILED instead of ACTIVE_HEALTHY" in r for r in data["reasons"])
+
+
+def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _interrupted(tmp_path: Path, sig: int) -> StandInPlatform:
+    """Start a drill whose branch never becomes healthy, send ``sig`` once the branch
+    exists, and wait until the stand-in saw it deleted."""
+    with standin_platform(polls_until_healthy=10_000) as api:
+        proc = subprocess.Popen(
+            _args(tmp_path),
+            cwd=tmp_path,
+            env=_env(api, tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            _until(lambda: any(b.polls for b in api.branches.values()), 300, "the branch")
+            proc.send_signal(sig)
+            proc.wait(timeout=120)
+            _until(lambda: not api.live_branches(), 60, "the branch's deletion")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+        assert TOKEN not in out
+        return api
+
+
+def test_ctrl_c_while_waiting_for_the_branch_deletes_it(tmp_path: Path) -> None:
+    """Stands in for the platform: Ctrl-C (SIGINT) while the branch is COMING_UP."""
+    api = _interrupted(tmp_path, signal.SIGINT)
+    assert [m for m, p in api.requests if p.startswith("/v1/branches/")].count("DELETE") >= 1
+
+
+def test_kill_9_leaves_the_deletion_to_the_watchdog(tmp_path: Path) -> None:
+    """Stands in for the platform: ``kill -9`` of pytest while the branch is COMING_UP; no
+    teardown runs, so the watchdog sends the DELETE it was given."""
+    api = _interrupted(tmp_path, signal.SIGKILL)
+    (branch,) = api.branches.values()
+    assert branch.deleted
+
+
+def test_a_kept_branch_is_left_and_says_how_to_delete_it(tmp_path: Path) -> None:
+    """Stands in for the platform: --supabase-keep-staging keeps the branch after the
+    process ended (neither teardown nor the watchdog deletes it)."""
+    with standin_platform() as api:
+        out = _run(api, tmp_path, "--supabase-keep-staging")
+        time.sleep(2)  # the watchdog has seen the pipe close by now
+        (branch,) = api.branches.values()
+        assert not branch.deleted, out[-3000:]
+    assert f"delete branch {branch.name} ({branch.ref})" in out
+    assert branch.password not in out and TOKEN not in out
