@@ -119,3 +119,30 @@ def test_an_unreadable_api_fails_only_when_a_rule_was_asked_for() -> None:
     assert "could not be read" in platform_lines(verdict)[0]
     verdict = build_verdict([], DrillState(enabled=True, platform=ruled), settings("x", 26), NOW)
     assert any(r.startswith("platform backups could not be read") for r in verdict.reasons)
+
+
+def test_branch_staging_or_an_age_rule_without_a_token_is_a_usage_error() -> None:
+    """Checked before anything runs, naming the variable to set (no platform involved)."""
+    from pytest_supabase_restore.config import validate
+
+    base = {"enabled": True, "demo": True}
+    with pytest.raises(pytest.UsageError, match="needs SUPABASE_ACCESS_TOKEN"):
+        validate(Config(staging="branch", **base))  # type: ignore[arg-type]
+    with pytest.raises(pytest.UsageError, match="--supabase-max-backup-age needs SUPABASE_ACC"):
+        validate(Config(max_backup_age=26.0, **base))  # type: ignore[arg-type]
+    with pytest.raises(pytest.UsageError, match="needs the project's ref"):
+        validate(Config(staging="branch", access_token=TOKEN, **base))  # type: ignore[arg-type]
+    validate(Config(staging="branch", access_token=TOKEN, project_ref=REF, **base))  # type: ignore[arg-type]
+
+
+def test_the_ref_comes_from_supabase_url_or_the_option_and_the_token_is_a_secret() -> None:
+    """No platform involved: how the project ref and the token are resolved."""
+    from pytest_supabase_restore.config import project_ref
+
+    config = settings("http://127.0.0.1:1")
+    assert project_ref(config) == REF
+    assert project_ref(Config(source=Connection(api_url="https://example.com"))) is None
+    assert project_ref(Config(project_ref="zyx", source=config.source)) == "zyx"
+    assert TOKEN in config.secrets() and TOKEN not in repr(config)
+    # A personal access token is masked even where the run was not told about it.
+    assert TOKEN not in Redactor([]).redact(f"curl -H 'Authorization: Bearer {TOKEN}'")

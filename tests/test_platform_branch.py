@@ -181,3 +181,20 @@ def test_a_kept_branch_is_left_and_says_how_to_delete_it(tmp_path: Path) -> None
         assert not branch.deleted, out[-3000:]
     assert f"delete branch {branch.name} ({branch.ref})" in out
     assert branch.password not in out and TOKEN not in out
+
+
+def test_sigterm_while_waiting_for_the_branch_deletes_it(tmp_path: Path) -> None:
+    """Stands in for the platform: SIGTERM (a CI job cancelled) while the branch is COMING_UP."""
+    api = _interrupted(tmp_path, signal.SIGTERM)
+    (branch,) = api.branches.values()
+    assert branch.deleted
+
+
+def test_the_time_limit_stops_the_wait_and_deletes_the_branch(tmp_path: Path) -> None:
+    """Stands in for the platform: the branch never becomes healthy, and the drill's time
+    limit (--supabase-drill-timeout) ends the wait: FAIL, and the branch is deleted."""
+    with standin_platform(polls_until_healthy=10_000) as api:
+        _run(api, tmp_path, "--supabase-drill-timeout", "45")
+        (branch,) = api.branches.values()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["status"] == "FAIL" and branch.deleted and branch.polls > 1
