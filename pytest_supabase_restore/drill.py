@@ -34,7 +34,7 @@ from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
 
 if TYPE_CHECKING:
-    from .model import Manifest
+    from .model import FunctionEntry, Manifest
     from .pg.binaries import PgBinaries
     from .restore import RestoreOutcome
     from .staging.base import StagingTarget
@@ -191,6 +191,7 @@ class Drill:
                         source_label=self.state.source_label,
                         signing_key=self.settings.signing_key,
                         encryption_key=self._encryption_key(),
+                        functions=self._functions_exporter(),
                     ),
                     progress=self.progress,
                     timings=timings,
@@ -218,6 +219,19 @@ class Drill:
             if deleted:
                 self.progress(f"retention: deleted {len(deleted)} older backup set(s)")
         return out
+
+    def _functions_exporter(self) -> Callable[[Path], tuple[FunctionEntry, ...]] | None:
+        """Edge Function bundles into the set (only with SUPABASE_ACCESS_TOKEN and a ref)."""
+        from .config import project_ref
+
+        ref = project_ref(self.settings)
+        if not self.settings.access_token or ref is None:
+            return None
+        from .edge_functions import export_functions
+        from .management import ManagementApi
+
+        api = ManagementApi(self.settings.access_token, self.settings.management_api_url, ref)
+        return partial(export_functions, api)
 
     def _encryption_key(self) -> bytes | None:
         if self.settings.encryption_key is None:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import DrillError
-from .notify.http import HttpError, RetryPolicy, request_json
+from .notify.http import HttpError, Response, RetryPolicy, request_json
 
 API_POLICY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=10.0, total_seconds=60.0)
 
@@ -134,20 +134,24 @@ class ManagementApi:
     def __repr__(self) -> str:  # never the token
         return f"ManagementApi({self.base_url!r}, ref={self.ref!r})"
 
-    def call(self, method: str, path: str, payload: Any = None) -> Any:
-        """The parsed JSON answer of one request, or :class:`ManagementApiError`."""
-        label = f"Supabase Management API {method} {path}"
+    def _send(self, method: str, path: str, payload: Any = None, accept: str = "") -> Response:
+        headers = {**self._headers, **({"Accept": accept} if accept else {})}
         try:
-            response = request_json(
+            return request_json(
                 method,
                 self.base_url + path,
-                label=label,
+                label=f"Supabase Management API {method} {path}",
                 payload=payload,
-                headers=self._headers,
+                headers=headers,
                 policy=self._policy,
             )
         except HttpError as exc:
             raise ManagementApiError(str(exc), exc.status) from None
+
+    def call(self, method: str, path: str, payload: Any = None) -> Any:
+        """The parsed JSON answer of one request, or :class:`ManagementApiError`."""
+        label = f"Supabase Management API {method} {path}"
+        response = self._send(method, path, payload)
         try:
             return response.json()
         except ValueError:
@@ -188,6 +192,17 @@ class ManagementApi:
             for k in data or []
             if isinstance(k, dict) and k.get("api_key")
         }
+
+    def functions(self) -> list[dict[str, Any]]:
+        """The project's Edge Functions (``FunctionResponse``: slug, name, version, status,
+        entrypoint_path, ...)."""
+        data = self.call("GET", self._project("/functions"))
+        return [f for f in data or [] if isinstance(f, dict)]
+
+    def function_body(self, slug: str) -> bytes:
+        """The deployed source bundle of one Edge Function, as the API stores it."""
+        path = self._project(f"/functions/{quote(slug, safe='')}/body")
+        return self._send("GET", path, accept="*/*").body
 
     def delete_request(self, branch_id: str) -> tuple[str, dict[str, str]]:
         """The URL and headers that delete ``branch_id``: what the watchdog sends if this

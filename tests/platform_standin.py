@@ -57,6 +57,7 @@ class StandInPlatform:
     branching_refusal: tuple[int, str] | None = None  # (status, message) for POST branches
     polls_until_healthy: int = 2
     final_state: str = "ACTIVE_HEALTHY"  # or INIT_FAILED: what the branch settles in
+    functions: dict[str, bytes] = field(default_factory=dict)  # slug -> deployed bundle
     fail_first: list[int] = field(default_factory=list)  # statuses answered before any other
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     headers_seen: list[str] = field(default_factory=list)  # Authorization values
@@ -129,9 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+        raw = isinstance(body, bytes)
+        data = body if raw else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         if status == 429:
             self.send_header("Retry-After", "0")
@@ -171,6 +173,8 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
         return 200, state.backups
     if method == "POST" and route == f"/v1/projects/{state.ref}/branches":
         return _create(state, body)
+    if method == "GET" and route.startswith(f"/v1/projects/{state.ref}/functions"):
+        return _functions(state, route.removeprefix(f"/v1/projects/{state.ref}/functions"))
     match = re.fullmatch(r"/v1/branches/([\w-]+)", route)
     branch = state.branches.get(match.group(1)) if match else None
     if branch is not None and not branch.deleted:
@@ -190,6 +194,29 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
                 {"name": "service_role", "api_key": "eyJhbGciOiJIUzI1NiJ9.servicepay01.sig0002"},
             ]
     return 404, {"message": f"Cannot {method} {route}"}
+
+
+def _functions(state: StandInPlatform, rest: str) -> tuple[int, Any]:
+    """``FunctionResponse`` list, or one function's bundle (``StreamableFile``)."""
+    if rest == "":
+        return 200, [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, slug)),
+                "slug": slug,
+                "name": slug.replace("-", " "),
+                "version": 3,
+                "status": "ACTIVE",
+                "created_at": 1_767_000_000_000,
+                "updated_at": 1_767_000_000_000,
+                "entrypoint_path": f"file:///src/{slug}/index.ts",
+                "verify_jwt": True,
+            }
+            for slug in sorted(state.functions)
+        ]
+    match = re.fullmatch(r"/([\w-]+)/body", rest)
+    if match and match.group(1) in state.functions:
+        return 200, state.functions[match.group(1)]
+    return 404, {"message": "Function not found"}
 
 
 def _create(state: StandInPlatform, body: Any) -> tuple[int, Any]:

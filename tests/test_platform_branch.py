@@ -23,7 +23,8 @@ CUSTOM = (
     "    with psycopg.connect(staging_dsn) as conn:\n"
     "        assert conn.execute('SELECT count(*) FROM auth.users').fetchone()[0] > 0\n"
 )
-SOURCE_PATHS = ("/database/backups", "/branches")  # all the source project is ever asked
+# All the source project is ever asked: its backups and functions, and to create a branch.
+SOURCE_PATHS = ("/database/backups", "/branches", "/functions")
 
 
 def _env(api: StandInPlatform, tmp_path: Path) -> dict[str, str]:
@@ -71,7 +72,9 @@ def _source_untouched_but_for_the_branch(api: StandInPlatform) -> None:
     for method, path in api.requests:
         route = path.split("?", 1)[0]
         if route.startswith(f"/v1/projects/{REF}"):
-            assert route.removeprefix(f"/v1/projects/{REF}") in SOURCE_PATHS, (method, path)
+            rest = route.removeprefix(f"/v1/projects/{REF}")
+            assert rest.startswith(SOURCE_PATHS), (method, path)
+            assert method == "GET" or rest == "/branches", (method, path)
         assert "restore" not in route and "pitr" not in route, (method, path)
 
 
@@ -198,3 +201,42 @@ def test_the_time_limit_stops_the_wait_and_deletes_the_branch(tmp_path: Path) ->
         (branch,) = api.branches.values()
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["status"] == "FAIL" and branch.deleted and branch.polls > 1
+
+
+def test_edge_function_bundles_round_trip_through_the_backup_set(tmp_path: Path) -> None:
+    """Stands in for the platform: two deployed Edge Functions. Their bundles are exported
+    into the set with their SHA-256, checked by the integrity check, and a
+    changed bundle fails a later --supabase-from-backup run naming its file."""
+    import hashlib
+
+    bundles = {"hello-world": b"ESZIP2\x00hello" * 100, "send_mail": os.urandom(5000)}
+    sets = tmp_path / "sets"
+    common = ["--no-supabase-builtin-tests", "test_custom.py", "-p", "no:cacheprovider"]
+    with standin_platform(functions=bundles) as api:
+        env = _env(api, tmp_path)
+        (tmp_path / "test_custom.py").write_text(CUSTOM)
+        first = subprocess.run(
+            [sys.executable, "-m", "pytest", "--supabase-restore", "--supabase-demo",
+             "--supabase-backup-dir", str(sets), *common],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        # Only the custom test ran, so the verdict is FAIL; the set is what is looked at.
+        (set_dir,) = [p for p in sets.iterdir() if p.is_dir()]
+        manifest = json.loads((set_dir / "manifest.json").read_text())
+        listed = {f["slug"]: f for f in manifest["functions"]}
+        assert set(listed) == set(bundles)
+        for slug, body in bundles.items():
+            entry = listed[slug]
+            assert entry["sha256"] == hashlib.sha256(body).hexdigest()
+            assert manifest["files"][entry["file"]]["sha256"] == entry["sha256"]
+            assert (set_dir / entry["file"]).read_bytes() == body
+        (set_dir / "functions" / "send_mail.bundle").write_bytes(b"changed")
+        second = subprocess.run(
+            [sys.executable, "-m", "pytest", "--supabase-restore", "--supabase-from-backup",
+             str(set_dir), "--supabase-summary-json", str(tmp_path / "again.json"), *common],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    data = json.loads((tmp_path / "again.json").read_text())
+    assert data["status"] == "FAIL"
+    assert any("functions/send_mail.bundle" in r for r in data["reasons"]), data["reasons"]
+    assert TOKEN not in first.stdout + first.stderr + second.stdout + second.stderr
