@@ -22,6 +22,9 @@ from .errors import DrillError
 from .notify.http import HttpError, Response, RetryPolicy, request_json
 
 API_POLICY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=10.0, total_seconds=60.0)
+# Creating a branch is never retried: a 5xx may come after the branch was made, and a retry
+# would make a second one (the caller looks for the first by its name instead).
+ONCE = RetryPolicy(attempts=1, total_seconds=120.0, timeout=120.0)
 
 
 class ManagementApiError(DrillError):
@@ -134,7 +137,14 @@ class ManagementApi:
     def __repr__(self) -> str:  # never the token
         return f"ManagementApi({self.base_url!r}, ref={self.ref!r})"
 
-    def _send(self, method: str, path: str, payload: Any = None, accept: str = "") -> Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        accept: str = "",
+        policy: RetryPolicy | None = None,
+    ) -> Response:
         headers = {**self._headers, **({"Accept": accept} if accept else {})}
         try:
             return request_json(
@@ -143,15 +153,17 @@ class ManagementApi:
                 label=f"Supabase Management API {method} {path}",
                 payload=payload,
                 headers=headers,
-                policy=self._policy,
+                policy=policy or self._policy,
             )
         except HttpError as exc:
             raise ManagementApiError(str(exc), exc.status) from None
 
-    def call(self, method: str, path: str, payload: Any = None) -> Any:
+    def call(
+        self, method: str, path: str, payload: Any = None, policy: RetryPolicy | None = None
+    ) -> Any:
         """The parsed JSON answer of one request, or :class:`ManagementApiError`."""
         label = f"Supabase Management API {method} {path}"
-        response = self._send(method, path, payload)
+        response = self._send(method, path, payload, policy=policy)
         try:
             return response.json()
         except ValueError:
@@ -174,7 +186,11 @@ class ManagementApi:
     def create_branch(self, name: str) -> Branch:
         """A new preview branch of the project: not persistent, without the source's data."""
         body = {"branch_name": name, "persistent": False, "with_data": False}
-        return _branch(self.call("POST", self._project("/branches"), body))
+        return _branch(self.call("POST", self._project("/branches"), body, policy=ONCE))
+
+    def branches(self) -> list[Branch]:
+        """The project's branches (``GET /v1/projects/{ref}/branches``)."""
+        return [_branch(b) for b in self.call("GET", self._project("/branches")) or []]
 
     def branch_detail(self, branch_id: str) -> BranchDetail:
         return _detail(self.call("GET", f"/v1/branches/{quote(branch_id, safe='')}"))

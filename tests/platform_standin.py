@@ -55,6 +55,7 @@ class StandInPlatform:
     ref: str = REF
     backups: dict[str, Any] = field(default_factory=dict)
     branching_refusal: tuple[int, str] | None = None  # (status, message) for POST branches
+    fail_after_create: bool = False  # make the branch, then answer 500 (a lost answer)
     polls_until_healthy: int = 2
     final_state: str = "ACTIVE_HEALTHY"  # or INIT_FAILED: what the branch settles in
     functions: dict[str, bytes] = field(default_factory=dict)  # slug -> deployed bundle
@@ -172,7 +173,12 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
     if method == "GET" and route == f"/v1/projects/{state.ref}/database/backups":
         return 200, state.backups
     if method == "POST" and route == f"/v1/projects/{state.ref}/branches":
-        return _create(state, body)
+        status, answer = _create(state, body)
+        if state.fail_after_create and status == 201:
+            return 500, {"message": "Internal Server Error"}
+        return status, answer
+    if method == "GET" and route == f"/v1/projects/{state.ref}/branches":
+        return 200, [_branch_response(state, b) for b in state.live_branches()]
     if method == "GET" and route.startswith(f"/v1/projects/{state.ref}/functions"):
         return _functions(state, route.removeprefix(f"/v1/projects/{state.ref}/functions"))
     match = re.fullmatch(r"/v1/branches/([\w-]+)", route)
@@ -225,13 +231,19 @@ def _create(state: StandInPlatform, body: Any) -> tuple[int, Any]:
         return status, {"message": message}
     if not isinstance(body, dict) or not body.get("branch_name"):
         return 400, {"message": "branch_name is required"}
-    now = datetime.now(timezone.utc).isoformat()
     branch = StandInBranch(
         id=str(uuid.uuid4()), name=str(body["branch_name"]), ref=_ref(), body=dict(body)
     )
     _start_branch_database(branch)
     state.branches[branch.id] = branch
-    return 201, {
+    return 201, _branch_response(state, branch)
+
+
+def _branch_response(state: StandInPlatform, branch: StandInBranch) -> dict[str, Any]:
+    """A ``BranchResponse``."""
+    now = datetime.now(timezone.utc).isoformat()
+    body = branch.body
+    return {
         "id": branch.id,
         "name": branch.name,
         "project_ref": branch.ref,

@@ -108,7 +108,7 @@ def test_branching_refused_names_the_apis_reason_and_an_old_backup_fails(tmp_pat
         out = _run(api, tmp_path, "--supabase-max-backup-age", "26")
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["status"] == "FAIL" and api.branches == {}
-    (refused,) = [r for r in data["reasons"] if "refused to create a branch" in r]
+    (refused,) = [r for r in data["reasons"] if "no branch of project" in r]
     assert "HTTP 402: Branching is not available on the Free plan" in refused
     (aged,) = [r for r in data["reasons"] if r.startswith("platform backups")]
     assert "30.0 h old" in aged and "--supabase-max-backup-age 26 h" in aged
@@ -240,3 +240,20 @@ def test_edge_function_bundles_round_trip_through_the_backup_set(tmp_path: Path)
     assert data["status"] == "FAIL"
     assert any("functions/send_mail.bundle" in r for r in data["reasons"]), data["reasons"]
     assert TOKEN not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_a_create_whose_answer_is_lost_is_not_retried_and_its_branch_is_deleted(
+    tmp_path: Path,
+) -> None:
+    """Stands in for the platform: POST /branches makes the branch, then answers 500. The
+    drill does not retry (a second branch would be made), finds the branch by its name,
+    deletes it and FAILs naming the API's answer."""
+    with standin_platform(fail_after_create=True) as api:
+        out = _run(api, tmp_path)
+        (branch,) = api.branches.values()
+    posts = [p for m, p in api.requests if m == "POST"]
+    assert len(posts) == 1 and branch.deleted
+    assert ("GET", f"/v1/projects/{REF}/branches") in api.requests
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["status"] == "FAIL"
+    assert "no branch of project" in out and "last: HTTP 500" in out, out[-3000:]

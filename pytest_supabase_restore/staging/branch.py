@@ -53,9 +53,12 @@ def branch_name(now: datetime | None = None) -> str:
 
 
 def _refusal(ref: str, exc: ManagementApiError) -> ConfigError:
+    # The API's answer first (the request's label after it): a verdict line is shortened.
+    label, _, answer = str(exc).partition(": ")
     return ConfigError(
-        f"--supabase-staging=branch: the Supabase Management API refused to create a branch "
-        f"of project {ref}: {exc}. Branching needs a paid plan with branching enabled for "
+        f"--supabase-staging=branch: no branch of project {ref}: {answer or label} "
+        f"({label.removeprefix('Supabase ')}). Branching needs a paid plan with branching "
+        "enabled for "
         "the project and a token whose account may create branches; or use another "
         "--supabase-staging target."
     )
@@ -139,6 +142,8 @@ class BranchStaging(UrlStaging):
         try:
             branch = api.create_branch(name)
         except ManagementApiError as exc:
+            if exc.status is None or exc.status >= 500:  # it may exist all the same
+                _delete_named(api, name, progress)
             raise _refusal(ref, exc) from None
         url, headers = api.delete_request(branch.id)
         reaper.watch_request("DELETE", url, headers)
@@ -200,6 +205,17 @@ class BranchStaging(UrlStaging):
         """Delete the branch (best effort: a failure is logged with the branch's name)."""
         if self.api is not None and self.branch is not None:
             _delete(self.api, self.branch, log.info)
+
+
+def _delete_named(api: ManagementApi, name: str, progress: Progress) -> None:
+    """Delete the branch called ``name`` if the failed create made it after all."""
+    try:
+        made = [b for b in api.branches() if b.name == name]
+    except ManagementApiError as exc:
+        log.warning("could not list the branches to look for %s: %s", name, exc)
+        return
+    for branch in made:
+        _delete(api, branch, progress)
 
 
 def _delete(api: ManagementApi, branch: Branch, progress: Progress) -> None:
