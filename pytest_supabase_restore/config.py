@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from .connections import Connection, mask_url, url_passwords
 from .options import Option, convert, declared_options, option
 
-STAGING_KINDS = ("auto", "ephemeral", "container", "url")
+STAGING_KINDS = ("auto", "ephemeral", "container", "url", "branch")
 
 SOURCE_ENV = (
     "SUPABASE_DB_URL",
@@ -42,6 +43,9 @@ STAGING_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
 )
 NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
+PLATFORM_ENV = ("SUPABASE_ACCESS_TOKEN", "SUPABASE_MANAGEMENT_API_URL")
+"""The Supabase Management API: a personal access token (a secret) and the API's base URL."""
+MANAGEMENT_API_URL = "https://api.supabase.com"
 BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY", "SUPABASE_RESTORE_ENCRYPTION_KEY")
 """Keys that protect backup sets (docs: "Security model"); environment only, never a flag."""
 SECRET_ENV = (
@@ -55,6 +59,7 @@ SECRET_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
     "GITHUB_TOKEN",
     "SLACK_WEBHOOK_URL",
+    "SUPABASE_ACCESS_TOKEN",
     *BACKUP_ENV,
 )
 """Environment variables whose values are secrets (URLs: the password, or the whole URL)."""
@@ -163,6 +168,23 @@ class Config:
         "Keep a throwaway staging target running after the run, and print how to connect.",
         False,
     )
+    project_ref: str | None = option(
+        "The Supabase project's ref for the Management API (default: taken from SUPABASE_URL,"
+        " https://<ref>.supabase.co).",
+        None,
+        metavar="REF",
+    )
+    max_backup_age: float | None = option(
+        "With SUPABASE_ACCESS_TOKEN: FAIL when the platform's newest completed backup is "
+        "older than this many hours.",
+        None,
+        metavar="HOURS",
+    )
+    branch_timeout: float = option(
+        "--supabase-staging=branch: how many seconds to wait for the new branch to become healthy.",
+        600.0,
+        metavar="SECONDS",
+    )
     self_test: bool = option(
         "After the drill, inject faults into a scratch copy and report that each one was caught.",
         False,
@@ -208,6 +230,8 @@ class Config:
     slack_webhook_url: str | None = field(default=None, repr=False)
     signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
+    access_token: str | None = field(default=None, repr=False)  # SUPABASE_ACCESS_TOKEN
+    management_api_url: str = MANAGEMENT_API_URL  # SUPABASE_MANAGEMENT_API_URL
     # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
     drill_time_limit: float | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
@@ -236,6 +260,7 @@ class Config:
             self.slack_webhook_url,
             self.signing_key,
             self.encryption_key,
+            self.access_token,
         ):
             if value:
                 values.append(value)
@@ -281,6 +306,10 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         # Surrounding whitespace (a newline pasted into a CI secret) is not part of a key.
         signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
         encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
+        access_token=(env.get("SUPABASE_ACCESS_TOKEN") or "").strip() or None,
+        management_api_url=(env.get("SUPABASE_MANAGEMENT_API_URL") or MANAGEMENT_API_URL).rstrip(
+            "/"
+        ),
         drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
         origins=origins,
     )
@@ -343,6 +372,7 @@ def validate(config: Config) -> None:
         raise pytest.UsageError("--supabase-jobs and --supabase-s3-concurrency must be at least 1.")
     _check_notifiers(config)
     _check_keys(config)
+    _check_platform(config)
 
 
 def _check_source(config: Config) -> None:
@@ -431,6 +461,38 @@ def _check_keys(config: Config) -> None:
             parse_key(config.encryption_key)
         except ValueError as exc:
             raise pytest.UsageError(f"{exc}.") from None
+
+
+def project_ref(config: Config) -> str | None:
+    """The project's ref: --supabase-project-ref, else the first label of SUPABASE_URL's host
+    when it is a ``<ref>.supabase.co`` (or ``.supabase.in``) address."""
+    if config.project_ref:
+        return config.project_ref
+    host = urlsplit(config.source.api_url or "").hostname or ""
+    ref, _, domain = host.partition(".")
+    return ref if domain in ("supabase.co", "supabase.in") and ref else None
+
+
+def _check_platform(config: Config) -> None:
+    if config.staging != "branch" and config.max_backup_age is None:
+        return
+    needs = (
+        "--supabase-staging=branch" if config.staging == "branch" else "--supabase-max-backup-age"
+    )
+    if not config.access_token:
+        raise pytest.UsageError(
+            f"{needs} needs SUPABASE_ACCESS_TOKEN in the environment: a Supabase personal "
+            "access token (dashboard > Account > Access Tokens; keep it in a secret)."
+        )
+    if project_ref(config) is None:
+        raise pytest.UsageError(
+            f"{needs} needs the project's ref: set SUPABASE_URL to https://<ref>.supabase.co "
+            "or give --supabase-project-ref REF."
+        )
+    if not config.management_api_url.lower().startswith(("http://", "https://")):
+        raise pytest.UsageError(
+            f"SUPABASE_MANAGEMENT_API_URL must be an http(s) URL (default {MANAGEMENT_API_URL})."
+        )
 
 
 # pg_dump's compression levels (PostgreSQL's compression specification): gzip 1-9,

@@ -34,7 +34,7 @@ from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
 
 if TYPE_CHECKING:
-    from .model import Manifest
+    from .model import FunctionEntry, Manifest
     from .pg.binaries import PgBinaries
     from .restore import RestoreOutcome
     from .staging.base import StagingTarget
@@ -98,6 +98,7 @@ class Drill:
     def _run(self) -> DrillState:
         state = self.state
         phase = "source"
+        self._platform_health()
         try:
             db_url, s3 = self._source()
             if self.settings.dry_run:
@@ -129,6 +130,17 @@ class Drill:
             state.error_phase = phase
             self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
         return state
+
+    def _platform_health(self) -> None:
+        """The platform's own backups (only with SUPABASE_ACCESS_TOKEN; it never raises)."""
+        if not self.settings.access_token:
+            return
+        from .platform_health import health_lines, read_health
+
+        self.state.platform = health = read_health(self.settings)
+        if health is not None:
+            for line in health_lines(health)[:-1]:
+                self.progress(self.redactor.line(line, 500))
 
     def _source(self) -> tuple[str | None, S3Endpoint | None]:
         if self.settings.demo:
@@ -180,6 +192,7 @@ class Drill:
                         source_label=self.state.source_label,
                         signing_key=self.settings.signing_key,
                         encryption_key=self._encryption_key(),
+                        functions=self._functions_exporter(),
                     ),
                     progress=self.progress,
                     timings=timings,
@@ -209,6 +222,19 @@ class Drill:
             if deleted:
                 self.progress(f"retention: deleted {len(deleted)} older backup set(s)")
         return out
+
+    def _functions_exporter(self) -> Callable[[Path], tuple[FunctionEntry, ...]] | None:
+        """Edge Function bundles into the set (only with SUPABASE_ACCESS_TOKEN and a ref)."""
+        from .config import project_ref
+
+        ref = project_ref(self.settings)
+        if not self.settings.access_token or ref is None:
+            return None
+        from .edge_functions import export_functions
+        from .management import ManagementApi
+
+        api = ManagementApi(self.settings.access_token, self.settings.management_api_url, ref)
+        return partial(export_functions, api)
 
     def _encryption_key(self) -> bytes | None:
         if self.settings.encryption_key is None:
@@ -310,6 +336,10 @@ class Drill:
             self.progress(line)
             self.state.not_tested.append(line)
 
+        if kind == "branch":
+            from .staging.branch import BranchStaging
+
+            return BranchStaging.create(self.settings, sources, progress=self.progress, warn=warn)
         return UrlStaging.open(self.settings.target, sources, progress=self.progress, warn=warn)
 
     def _restore(self, set_dir: Path, manifest: Manifest | None, db_url: str | None) -> None:
@@ -522,6 +552,5 @@ def _kept(staging: StagingTarget) -> str:
         s3 = f"; S3 at {staging.s3.url} (its keys: {env})"
     return (
         f'--supabase-keep-staging: staging left running: psql "{connect}"{s3}. Stop it with: '
-        "kill the postgres process and remove its directory, or simply end this machine's "
-        "session."
+        f"{staging.stop_hint()}"
     )

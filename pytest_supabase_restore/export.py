@@ -39,7 +39,7 @@ from . import source_reads as source_reads_mod
 from .background import Background
 from .connections import mask_url
 from .errors import BackupError, ToolError
-from .model import DumpInfo, Manifest, RlsProof, SourceInfo, StorageSection
+from .model import DumpInfo, FunctionEntry, Manifest, RlsProof, SourceInfo, StorageSection
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
 from .proof.copyhash import DecompressorMissing, DumpTable
@@ -102,6 +102,9 @@ class ExportOptions:
     source_label: str | None = None  # what the manifest names the source (default: masked URL)
     signing_key: str | None = field(default=None, repr=False)
     encryption_key: bytes | None = field(default=None, repr=False)
+    # Writes what the Management API gives beside the database (Edge Function bundles) into
+    # the partial set and describes it; None without a token.
+    functions: Callable[[Path], tuple[FunctionEntry, ...]] | None = field(default=None, repr=False)
 
 
 def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
@@ -400,6 +403,7 @@ class _ExportRun:
         self._finish_dump()
         self._fingerprint_dump(snap, tools, partial, tables, layout)
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
+        functions = self.options.functions(partial) if self.options.functions else ()
         manifest.restrict_tree(partial)
         return Manifest(
             format=manifest.FORMAT,
@@ -435,6 +439,7 @@ class _ExportRun:
             extensions=self.proof.extensions,
             rls=self.proof.rls,
             storage=storage_section,
+            functions=functions,
         )
 
     def _start_storage(self, partial: Path, buckets: list[dict[str, Any]]) -> None:

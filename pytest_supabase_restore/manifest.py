@@ -397,6 +397,35 @@ def _check_objects(
         )
 
 
+def _check_functions(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """Each Edge Function bundle's fields, and its file listed with that size and SHA-256."""
+    functions = data.get("functions", [])
+    need(isinstance(functions, list), "functions", "must be a list")
+    for i, fn in enumerate(functions):
+        where = f"functions[{i}]"
+        need(isinstance(fn, dict), where, "must be an object")
+        slug = fn.get("slug")
+        need(
+            isinstance(slug, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,100}", slug) is not None,
+            f"{where}.slug",
+            "not a function slug",
+        )
+        for key in ("name", "status"):
+            need(isinstance(fn.get(key), str), f"{where}.{key}", "not a string")
+        need(_is_count(fn.get("version")), f"{where}.version", "not a version number")
+        need(_is_count(fn.get("size")), f"{where}.size", "not a byte count")
+        need(_is_sha256(fn.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+        need(fn.get("file") == f"functions/{slug}.bundle", f"{where}.file", "not its bundle")
+        listed = data["files"].get(fn["file"])
+        need(
+            isinstance(listed, dict)
+            and listed["sha256"] == fn["sha256"]
+            and listed["size"] == fn["size"],
+            f"{where} (Edge Function {slug!r})",
+            "its bundle is not in the backup set's file list with that size and SHA-256",
+        )
+
+
 def _check_storage(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
     """The buckets, the object lists, and each object's bytes in the file list."""
     storage = data["storage"]
@@ -446,6 +475,7 @@ def validate_manifest(data: Any, path: Path) -> Manifest:
     encryption = _check_encryption(data, version, need)
     _check_files(data, encryption is not None, need)
     _check_storage(data, need)
+    _check_functions(data, need)
     return Manifest.from_json(data)
 
 

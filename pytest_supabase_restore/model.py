@@ -208,6 +208,47 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class FunctionEntry:
+    """One Edge Function's deployed source bundle, exported with the Management API
+    (``GET /v1/projects/{ref}/functions/{slug}/body``) into ``file`` (listed in ``files``
+    with its SHA-256, so the integrity check covers it)."""
+
+    slug: str
+    name: str
+    version: int
+    status: str
+    file: str  # functions/<slug>.bundle
+    size: int
+    sha256: str
+    entrypoint_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "version": self.version,
+            "status": self.status,
+            "file": self.file,
+            "size": self.size,
+            "sha256": self.sha256,
+            "entrypoint_path": self.entrypoint_path,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FunctionEntry:
+        return cls(
+            slug=str(d["slug"]),
+            name=str(d["name"]),
+            version=int(d["version"]),
+            status=str(d["status"]),
+            file=str(d["file"]),
+            size=int(d["size"]),
+            sha256=str(d["sha256"]),
+            entrypoint_path=d.get("entrypoint_path"),
+        )
+
+
+@dataclass(frozen=True)
 class Encryption:
     """How the set's files were encrypted (:mod:`.encryption`)."""
 
@@ -250,6 +291,8 @@ class Manifest:
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
     encryption: Encryption | None = None
+    # Edge Function bundles (with SUPABASE_ACCESS_TOKEN); () in a set without them.
+    functions: tuple[FunctionEntry, ...] = ()
 
     @property
     def encrypted(self) -> bool:
@@ -290,6 +333,8 @@ class Manifest:
         }
         if self.encryption is not None:
             out["encryption"] = self.encryption.to_json()
+        if self.functions:
+            out["functions"] = [f.to_json() for f in self.functions]
         return out
 
     @classmethod
@@ -317,4 +362,5 @@ class Manifest:
             timings=dict(d.get("timings") or {}),
             files={rel: FileEntry.from_json(f) for rel, f in d["files"].items()},
             encryption=Encryption.from_json(encryption) if encryption is not None else None,
+            functions=tuple(FunctionEntry.from_json(f) for f in d.get("functions") or ()),
         )

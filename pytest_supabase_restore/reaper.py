@@ -4,9 +4,12 @@ Teardown normally stops every server and removes every temporary directory (also
 Ctrl-C and SIGTERM). Some endings skip it: ``kill -9``, the out-of-memory killer, or
 pytest-timeout's ``thread`` method, which ends the process with ``os._exit`` after a test
 hangs. For those, each process that starts servers also starts one small watchdog in its
-own session. The parent tells it, over a pipe, which processes and paths it owns; the
-watchdog only waits. When the pipe closes (the parent is gone, however it ended), it stops
-every process still registered and removes every path still registered. A normal teardown
+own session. The parent tells it, over a pipe, which processes and paths it owns, and which
+HTTP requests undo what it created elsewhere (deleting a Supabase branch); the watchdog
+only waits. When the pipe closes (the parent is gone, however it ended), it sends every
+request still registered, stops every process still registered and removes every path
+still registered. A request's headers (a token) travel only over the pipe, never in the
+watchdog's arguments or environment. A normal teardown
 unregisters everything first, so then the watchdog has nothing to do.
 
 The watchdog uses only the standard library and never imports the rest of the package.
@@ -15,6 +18,7 @@ The watchdog uses only the standard library and never imports the rest of the pa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,6 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import IO
 
@@ -93,6 +99,14 @@ class Reaper:
     def forget_path(self, path: str | os.PathLike[str]) -> None:
         self._send(f"d\t{os.fspath(path)}")
 
+    def watch_request(self, method: str, url: str, headers: dict[str, str]) -> None:
+        """Send ``method url`` (with ``headers``) if this process dies: e.g. the DELETE that
+        removes a branch it created. ``url`` is the key of :meth:`forget_request`."""
+        self._send(f"R\t{url}\t{method}\t{json.dumps(headers)}")
+
+    def forget_request(self, url: str) -> None:
+        self._send(f"r\t{url}")
+
 
 reaper = Reaper()
 
@@ -128,11 +142,27 @@ def _remove(path: str) -> None:
             p.unlink()
 
 
+def _request(url: str, method: str, headers: dict[str, str]) -> None:
+    """Send one clean-up request: three tries, 30 s each, 5xx and connection errors retried."""
+    for attempt in range(3):
+        request = urllib.request.Request(url, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code != 429:
+                return  # refused for good (already gone: 404): nothing more to try
+        except (OSError, ValueError):
+            pass
+        time.sleep(2.0 * (attempt + 1))
+
+
 def main() -> None:
     for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(ignored, signal.SIG_IGN)
     processes: dict[int, tuple[str, int]] = {}
     paths: dict[str, None] = {}
+    requests: dict[str, tuple[str, dict[str, str]]] = {}
     for line in sys.stdin:
         kind, _, rest = line.rstrip("\n").partition("\t")
         if kind == "P":
@@ -144,7 +174,16 @@ def main() -> None:
             paths[rest] = None
         elif kind == "d":
             paths.pop(rest, None)
-    # The parent is gone. Processes first (a server must stop before its directory goes).
+        elif kind == "R":
+            url, method, headers = rest.split("\t", 2)
+            requests[url] = (method, json.loads(headers))
+        elif kind == "r":
+            requests.pop(rest, None)
+    # The parent is gone. What it created elsewhere first (a branch costs money by the hour).
+    for url, (method, headers) in requests.items():
+        with contextlib.suppress(Exception):
+            _request(url, method, headers)
+    # Processes first (a server must stop before its directory goes).
     for pid, (start, stop_signal) in processes.items():
         _stop(pid, start, stop_signal)
     for path in reversed(list(paths)):

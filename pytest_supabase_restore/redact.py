@@ -43,6 +43,7 @@ _TOKEN_SHAPES = (
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
     re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[^\s'\"<>`]+"),
     re.compile(r"\bsb_secret_[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\bsbp_[A-Za-z0-9]{16,}"),  # a Supabase personal access token
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),
     re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
 )

@@ -495,6 +495,7 @@ def _measures(verdict: Verdict) -> list[str]:
         f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}",
         f"  scope: {scope_line(verdict)}",
         *_self_test_line(verdict),
+        *_platform_measures(verdict),
     ]
 
 
@@ -505,6 +506,13 @@ def _self_test_line(verdict: Verdict) -> list[str]:
     injected = sum(1 for r in results if r.get("injected", True))
     caught = sum(1 for r in results if r.get("injected", True) and r["caught"])
     return [f"  self-test: {injected} of {len(results)} fault(s) injected, {caught} caught"]
+
+
+def _platform_measures(verdict: Verdict) -> list[str]:
+    """The platform's own backups (only with SUPABASE_ACCESS_TOKEN)."""
+    from .verdict import platform_lines
+
+    return [f"  {line}" for line in platform_lines(verdict)]
 
 
 def _what_went_wrong(verdict: Verdict) -> list[str]:

@@ -64,6 +64,24 @@ class FaultResult:
 
 
 @dataclass
+class PlatformHealth:
+    """The platform's own view of the project's backups (the Management API), when a token
+    is configured. ``problems`` are FAIL reasons; ``error`` says why nothing could be read."""
+
+    project_ref: str | None = None
+    newest_completed_at: str | None = None  # ISO 8601, UTC
+    newest_completed_id: int | None = None
+    newest_age_seconds: float | None = None
+    completed_count: int = 0
+    pitr_enabled: bool | None = None
+    pitr_earliest: str | None = None  # the physical backup window (PITR), ISO 8601
+    pitr_latest: str | None = None
+    max_age_hours: float | None = None
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
 class DrillState:
     """Everything the tests and the verdict need to know about this run's drill."""
 
@@ -80,7 +98,7 @@ class DrillState:
     source_label: str | None = None  # a masked description of the source
     server_version: str | None = None
     tool_version: str | None = None
-    staging_kind: str | None = None  # "ephemeral" | "container" | "url"
+    staging_kind: str | None = None  # "ephemeral" | "container" | "url" | "branch"
     staging_dsn: str | None = None  # not shown anywhere; may carry a password for "url"
     staging_label: str | None = None  # masked, for people
     staging_server_version: str | None = None
@@ -116,6 +134,8 @@ class DrillState:
     preflight: list[dict[str, str]] = field(default_factory=list)
     # The source had no Storage settings, so its objects were not exported.
     storage_not_exported: bool = False
+    # The platform's backups, read with SUPABASE_ACCESS_TOKEN; None without a token.
+    platform: PlatformHealth | None = None
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, run_dir: Path) -> None:
@@ -138,6 +158,8 @@ class DrillState:
         data["restore_issues"] = [RestoreIssue(**r) for r in data.get("restore_issues", [])]
         if data.get("backup") is not None:
             data["backup"] = BackupSizes(**data["backup"])
+        if data.get("platform") is not None:
+            data["platform"] = PlatformHealth(**data["platform"])
         if data.get("self_test") is not None:
             data["self_test"] = [FaultResult(**r) for r in data["self_test"]]
         return cls(**data)

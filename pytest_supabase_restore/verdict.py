@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 from . import CATEGORIES, __version__
 from .config import Config
 from .extdeps import dependents_by_extension
+from .platform_health import health_lines, health_reasons
 from .redact import Redactor
 from .redact import one_line as one_line  # re-exported: the verdict's one-line rule
 from .restore_report import (
@@ -132,6 +133,9 @@ class Verdict:
     extension_dependents: dict[str, list[str]] = field(default_factory=dict)
     # The dry run's preflight table: one {check, status, result, fix} per row.
     preflight: list[dict[str, str]] = field(default_factory=list)
+    # The platform's own backups (SUPABASE_ACCESS_TOKEN), with ``lines`` in words; None
+    # without a token (and then absent from the JSON).
+    platform: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -191,6 +195,8 @@ class Verdict:
             data["self_test"] = self.self_test
         if self.preflight:
             data["preflight"] = [dict(row) for row in self.preflight]
+        if self.platform is not None:
+            data["platform"] = self.platform
         return data
 
 
@@ -491,6 +497,7 @@ def build_verdict(
     missed = _self_test_reason(state, settings.self_test)
     if missed:
         reasons.append(missed)
+    reasons += [redactor.line(r, 500) for r in health_reasons(state.platform if state else None)]
     status = "FAIL" if reasons else "PASS"
     passed = _pass_reason(categories, dry_run, left_out, vacant)
     if dry_run and state is not None and state.preflight:
@@ -525,8 +532,24 @@ def build_verdict(
         not_selected=left_out,
         restore_errors=restore_errors,
         preflight=redactor.redact_obj(state.preflight) if state is not None else [],
+        platform=_platform(state, redactor),
         **_from_state(state, redactor),
     )
+
+
+def _platform(state: DrillState | None, redactor: Redactor) -> dict[str, Any] | None:
+    """The platform-health section (redacted), or None when no token was configured."""
+    if state is None or state.platform is None:
+        return None
+    data: dict[str, Any] = redactor.redact_obj(
+        {**asdict(state.platform), "lines": health_lines(state.platform)}
+    )
+    return data
+
+
+def platform_lines(verdict: Verdict) -> list[str]:
+    """The platform-health section in words, for every report (none without a token)."""
+    return [str(line) for line in (verdict.platform or {}).get("lines", [])]
 
 
 class _StateFields(TypedDict):

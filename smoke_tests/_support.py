@@ -595,7 +595,7 @@ def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | 
     target is a ``url`` one, whose authenticator has a password the drill does not know.
     A throwaway staging cluster gives ``authenticator`` a password in its password file,
     whose path the staging DSN carries (``passfile``), so none is needed here."""
-    if staging_kind == "url":
+    if staging_kind in ("url", "branch"):
         return None
     params = conninfo_to_dict(staging_dsn)
     params["user"] = "authenticator"

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from html import escape
 
-from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line, scope_line
+from ..verdict import (
+    Verdict,
+    backup_line,
+    category_status,
+    format_seconds,
+    platform_lines,
+    rpo_line,
+    scope_line,
+)
 
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NOT RUN": "#9a6700", "-": "#57606a"}
 _CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left"
@@ -104,6 +112,7 @@ def summary_html(verdict: Verdict) -> str:
         parts.append(f'<li><a href="{_e(verdict.run_url)}">Workflow run</a></li>')
     parts.append("</ul>")
 
+    parts += _platform_html(verdict)
     parts += _restore_errors_html(verdict)
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
@@ -124,3 +133,16 @@ def summary_html(verdict: Verdict) -> str:
         parts.append("</ul>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _platform_html(verdict: Verdict) -> list[str]:
+    """The platform's own backups (only with SUPABASE_ACCESS_TOKEN)."""
+    lines = platform_lines(verdict)
+    if not lines:
+        return []
+    return [
+        '<h3 style="margin:0.3em 0">Platform backups</h3>',
+        '<ul class="drill-platform" style="margin:0 0 0.8em 1.2em;padding:0">',
+        *(f"<li>{_e(line)}</li>" for line in lines),
+        "</ul>",
+    ]

@@ -11,6 +11,7 @@ from ..verdict import (
     backup_line,
     category_status,
     format_seconds,
+    platform_lines,
     rpo_line,
     scope_line,
 )
@@ -85,6 +86,7 @@ def markdown(
     facts.append(f"- **Versions**: {versions}")
     lines.extend(facts)
     lines.append("")
+    lines += _platform_markdown(verdict)
 
     lines += restore_errors_markdown(verdict, statements_per_cause, statement_limit)
     if verdict.failures:
@@ -114,6 +116,14 @@ def markdown(
         footer += f" · [workflow run]({verdict.run_url})"
     lines.append(footer)
     return "\n".join(lines) + "\n"
+
+
+def _platform_markdown(verdict: Verdict) -> list[str]:
+    """The platform's own backups (only with SUPABASE_ACCESS_TOKEN)."""
+    lines = platform_lines(verdict)
+    if not lines:
+        return []
+    return ["**Platform backups**", "", *(f"- {md(line)}" for line in lines), ""]
 
 
 def restore_errors_markdown(verdict: Verdict, per_cause: int, limit: int) -> list[str]:

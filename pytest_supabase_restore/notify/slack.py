@@ -9,7 +9,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..redact import Redactor
-from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line, scope_line
+from ..verdict import (
+    Verdict,
+    backup_line,
+    category_status,
+    format_seconds,
+    platform_lines,
+    rpo_line,
+    scope_line,
+)
 from .http import HttpError, RetryPolicy, request_json
 
 MAX_FAILURES = 5
@@ -144,6 +152,20 @@ def _not_tested_block(verdict: Verdict, redactor: Redactor) -> dict[str, Any]:
     }
 
 
+def _platform_blocks(verdict: Verdict, redactor: Redactor) -> list[dict[str, Any]]:
+    """The platform's own backups (only with SUPABASE_ACCESS_TOKEN), as a context line."""
+    lines = platform_lines(verdict)
+    if not lines:
+        return []
+    text = "*Platform backups:* " + "; ".join(_esc(redactor, line) for line in lines)
+    return [
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": redactor.shorten(text, _TEXT_LIMIT)}],
+        }
+    ]
+
+
 def _run_link_block(run_url: str) -> dict[str, Any]:
     """A button to the CI run."""
     return {
@@ -169,6 +191,7 @@ def slack_payload(verdict: Verdict, redactor: Redactor, max_failures: int = MAX_
         *_category_blocks(verdict, redactor),
         _figures_block(verdict, redactor),
     ]
+    blocks += _platform_blocks(verdict, redactor)
     if verdict.restore_errors:
         blocks.append(_restore_errors_block(verdict, redactor))
     if verdict.failures:

@@ -50,5 +50,12 @@ class StagingTarget:
         """Hand the target over (--supabase-keep-staging): nothing this process set up to
         stop it at exit may do so (default: nothing to hand over)."""
 
+    def stop_hint(self) -> str:
+        """How a person stops the target once it was kept (--supabase-keep-staging)."""
+        return (
+            "kill the postgres process and remove its directory, or simply end this "
+            "machine's session."
+        )
+
     def stop(self) -> None:  # pragma: no cover - overridden where there is something to stop
         """Tear the target down (best effort, never raises)."""
