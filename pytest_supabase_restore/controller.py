@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .cleanup import remove_dir, run_steps
-from .fixtures import RUN_DIR_KEY, STATE_KEY
+from .config import header_lines
+from .fixtures import HEADER_SHOWN_KEY, RUN_DIR_KEY, STATE_KEY
 
 if TYPE_CHECKING:
     from .config import Config
@@ -63,6 +64,7 @@ class DrillController:
         from .drill import Drill
         from .reaper import reaper
 
+        self._header()
         self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
         os.chmod(self.run_dir, 0o700)
         reaper.watch_path(self.run_dir)  # removed even if this process is killed
@@ -73,6 +75,16 @@ class DrillController:
         state = self.drill.run()
         self.config.stash[STATE_KEY] = state
         state.save(self.run_dir)
+
+    def _header(self) -> None:
+        """The settings header, before the drill starts (pytest's own header comes after
+        the drill, and not at all with ``-q``): what runs, and where each setting came from."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        for line in header_lines(self.settings):
+            tr.write_line(self.redactor.redact(line))
+        self.config.stash[HEADER_SHOWN_KEY] = True
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

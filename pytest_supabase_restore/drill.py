@@ -118,15 +118,16 @@ class Drill:
         except DrillError as exc:
             state.error = str(exc)
             state.error_phase = phase
-            self.progress(f"drill FAILED in {phase}: {exc}")
+            self.progress(_failed(phase))
         except psycopg.Error as exc:
             state.error = f"{phase}: database error: {first_line(exc, repr(exc))}"
             state.error_phase = phase
+            self.progress(_failed(phase))
         except Exception as exc:  # a FAIL with the cause, never an INTERNALERROR
             text = first_line(exc)
             state.error = self.redactor.shorten(f"{phase}: {type(exc).__name__}: {text}", 1000)
             state.error_phase = phase
-            self.progress(f"drill FAILED in {phase}: {type(exc).__name__}: {text}")
+            self.progress(_failed(phase))
         return state
 
     def _source(self) -> tuple[str | None, S3Endpoint | None]:
@@ -491,6 +492,13 @@ class Drill:
         failures = run_steps(steps, redactor=self.redactor, logger=log)
         messages += [f"teardown: could not {line}" for line in failures]
         return messages
+
+
+def _failed(phase: str) -> str:
+    """The progress line of a failed drill: a pointer; its error is said once, in the verdict."""
+    return (
+        f"drill FAILED in {phase}: the smoke tests are skipped; the error is in the verdict below"
+    )
 
 
 def _private_file(suffix: str, text: str) -> str:

@@ -437,7 +437,7 @@ class ReportingPlugin:
         lines = [
             *_category_table(verdict),
             *_measures(verdict),
-            *_what_went_wrong(verdict),
+            *_what_went_wrong(verdict, self.settings.summary_json is not None),
             *_what_was_left_out(verdict),
         ]
         lines += [
@@ -493,13 +493,15 @@ def _measures(verdict: Verdict) -> list[str]:
     ]
 
 
-def _what_went_wrong(verdict: Verdict) -> list[str]:
-    """Restore errors by cause, then the first 20 failures."""
+def _what_went_wrong(verdict: Verdict, json_summary: bool) -> list[str]:
+    """Restore errors by cause, then the first 20 failures (the rest: in the JSON summary,
+    when one was asked for)."""
     lines: list[str] = []
     if verdict.restore_errors:
         from .restore_report import heading, text_lines
 
-        lines.append(f"  {heading(verdict.restore_errors)} (every statement: the JSON summary):")
+        where = " (every statement: the JSON summary)" if json_summary else ""
+        lines.append(f"  {heading(verdict.restore_errors)}{where}:")
         lines += [f"    {line}" for line in text_lines(verdict.restore_errors)]
     if verdict.failures:
         lines.append("  failures:")
@@ -507,7 +509,8 @@ def _what_went_wrong(verdict: Verdict) -> list[str]:
             lines.append(f"    {failure.test} ({failure.category}): {failure.message}")
         hidden = len(verdict.failures) + verdict.failures_omitted - 20
         if hidden > 0:
-            lines.append(f"    ... and {hidden} more (see the JSON summary)")
+            where = " (see the JSON summary)" if json_summary else ""
+            lines.append(f"    ... and {hidden} more{where}")
     return lines
 
 

@@ -44,7 +44,7 @@ from .restore_report import (
     causes_line,
     group_restore_errors,
 )
-from .results import BackupSizes, DrillState
+from .results import DRILL_FAILED_SKIP, BackupSizes, DrillState
 
 SCHEMA_VERSION = 1
 FULL, QUICK = "full", "quick"  # the scope of a run
@@ -397,10 +397,16 @@ def _not_tested(
     left_out: list[str],
     dry_run: bool,
 ) -> list[str]:
+    skipped = tally.skipped_reasons
+    if any(DRILL_FAILED_SKIP in r for r in skipped):
+        # Every smoke test points at the drill's error: one line for all of them.
+        n = sum(DRILL_FAILED_SKIP in r for r in skipped)
+        skipped = [r for r in skipped if DRILL_FAILED_SKIP not in r]
+        skipped.insert(0, f"{_plural(n, 'smoke test')}: not run, the drill failed (see the reason)")
     not_tested = _dedupe(
         [f"{name}: not selected in this run (quick check)" for name in left_out]
         + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
-        + tally.skipped_reasons
+        + skipped
     )
     if dry_run:
         not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
