@@ -208,6 +208,8 @@ class Config:
     slack_webhook_url: str | None = field(default=None, repr=False)
     signing_key: str | None = field(default=None, repr=False)  # SUPABASE_RESTORE_SIGNING_KEY
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
+    # libpq's PGPASSWORD: psycopg and every tool read it when a URL has no password.
+    libpq_password: str | None = field(default=None, repr=False)
     # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
     drill_time_limit: float | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
@@ -236,6 +238,7 @@ class Config:
             self.slack_webhook_url,
             self.signing_key,
             self.encryption_key,
+            self.libpq_password,
         ):
             if value:
                 values.append(value)
@@ -282,6 +285,7 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         signing_key=(env.get("SUPABASE_RESTORE_SIGNING_KEY") or "").strip() or None,
         encryption_key=(env.get("SUPABASE_RESTORE_ENCRYPTION_KEY") or "").strip() or None,
         drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
+        libpq_password=env.get("PGPASSWORD") or None,
         origins=origins,
     )
     validate(config)
