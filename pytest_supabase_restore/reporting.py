@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from .ci_report import add_verdict_case, drop_drill_properties, github_annotations
 from .config import Config
 from .errors import first_line
 from .notify.http import RetryPolicy
@@ -221,6 +222,17 @@ class ReportingPlugin:
         self.problems: list[str] = []  # what went wrong in reporting itself: shown loudly
         self.notifications: dict[str, str] = {}
         self._session: pytest.Session | None = None
+        self._junit: Any = None  # pytest's LogXML, when --junitxml is on
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from _pytest.junitxml import xml_key
+
+        self._junit = session.config.stash.get(xml_key, None)
+
+    @property
+    def _xunit2(self) -> bool:
+        """JUnit's default family, whose test cases take no properties."""
+        return self._junit is not None and self._junit.family == "xunit2"
 
     # -- collecting -----------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -231,6 +243,8 @@ class ReportingPlugin:
             if category is not None:
                 entry = self._entries.setdefault(report.nodeid, _Entry(category))
                 entry.add(report)
+                if self._xunit2 and report.when == "teardown":
+                    drop_drill_properties(report)
         except Exception as exc:
             self._problem(f"could not record the report of {report.nodeid}", exc)
         self._scrub(report)
@@ -282,6 +296,8 @@ class ReportingPlugin:
             self._problem(f"could not scrub secrets from the report of {report.nodeid}", exc)
 
     # -- publishing -----------------------------------------------------------------------
+    # First: before pytest's junitxml writes its file, which gets the verdict's test case.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the verdict, write it, notify, and make the exit status tell the truth."""
         if hasattr(session.config, "workerinput") or session.config.option.collectonly:
@@ -297,7 +313,16 @@ class ReportingPlugin:
         self._notify()
         self._write_summary_json()  # again, now with the notification results
         self._write_job_summary()
+        self._junit_verdict()
         self._fix_exitstatus()
+
+    def _junit_verdict(self) -> None:
+        if self._junit is None or self.verdict is None:
+            return
+        try:
+            add_verdict_case(self._junit, self.verdict, self.problems, self.redactor)
+        except Exception as exc:
+            self._problem("could not add the verdict to the JUnit XML", exc)
 
     def _build(self, exitstatus: int) -> Verdict:
         try:
@@ -446,6 +471,7 @@ class ReportingPlugin:
         lines += [f"  {note}" for note in self.notes]
         if verdict.run_url:
             lines.append(f"  run: {verdict.run_url}")
+        lines += github_annotations(verdict, os.environ if self._env is None else self._env)
         for line in lines:
             tr.write_line(self.redactor.redact(line))
 

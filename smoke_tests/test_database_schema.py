@@ -72,7 +72,7 @@ def _compare(
     what: str,
     unloadable: Unloadable,
     tables: list[str],
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """Diff ``expected`` with ``actual``, leaving out, on both sides, every object that
     depends on an extension this staging target cannot load; what was left out is recorded
@@ -80,7 +80,7 @@ def _compare(
     expected, left_out = unloadable.split(expected, tables)
     actual, _ = unloadable.split(actual, tables)
     if left_out:
-        record_property("not_compared", left_out)
+        drill_fact("not_compared", left_out)
     _fail_on(diff_inventory(expected, actual), what, left_out)
 
 
@@ -93,7 +93,7 @@ def test_table_schema(
     facts: Facts,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """The table, its columns, constraints, indexes and triggers are as backed up (those
     that depend on an extension this staging target cannot load left out, and named)."""
@@ -105,7 +105,7 @@ def test_table_schema(
     kinds = tuple(k for k in TABLE_SCOPED_KINDS if k in facts.inventory)
     expected = _select(facts.inventory, kinds, keep)
     actual = _select(staging_inventory, kinds, keep)
-    _compare(expected, actual, schema_table, unloadable, tables, record_property)
+    _compare(expected, actual, schema_table, unloadable, tables, drill_fact)
 
 
 def test_policy(
@@ -124,7 +124,7 @@ def test_schema_kind(
     facts: Facts,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """Every object of this kind is as backed up, and nothing was added.
 
@@ -146,7 +146,7 @@ def test_schema_kind(
 
     expected = _select(facts.inventory, (schema_kind,), keep)
     actual = _select(staging_inventory, (schema_kind,), keep)
-    _compare(expected, actual, schema_kind, unloadable, tables, record_property)
+    _compare(expected, actual, schema_kind, unloadable, tables, drill_fact)
 
 
 def test_no_extra_schemas(

@@ -59,9 +59,7 @@ def test_bucket_settings(
         pytest.fail(f"bucket {bucket}: settings differ: {'; '.join(diffs)}", pytrace=False)
 
 
-def test_source_had_every_object(
-    bucket: str, manifest: dict[str, Any], record_property: Any
-) -> None:
+def test_source_had_every_object(bucket: str, manifest: dict[str, Any], drill_fact: Any) -> None:
     """Every ``storage.objects`` row of the source had bytes to back up."""
     storage = manifest["storage"]
     if not storage.get("downloaded"):
@@ -69,7 +67,7 @@ def test_source_had_every_object(
     unknown = [o["key"] for o in storage.get("unknown_to_db", []) if o["bucket"] == bucket]
     if unknown:
         # Bytes without a row are invisible to the app; worth knowing, not a restore failure.
-        record_property("objects_without_row_in_source", len(unknown))
+        drill_fact("objects_without_row_in_source", len(unknown))
     missing = sorted(o["key"] for o in storage.get("missing_in_s3", []) if o["bucket"] == bucket)
     if missing:
         pytest.fail(
@@ -79,11 +77,11 @@ def test_source_had_every_object(
         )
 
 
-def test_bucket_objects(bucket: str, staging_storage: StagingStorage, record_property: Any) -> None:
+def test_bucket_objects(bucket: str, staging_storage: StagingStorage, drill_fact: Any) -> None:
     """Each backed-up object is in the staging store unchanged; nothing unexpected is there."""
     records = [o for o in staging_storage.objects if o.bucket == bucket]
     problems = verify_all(staging_storage.endpoint, records, concurrency=4, buckets=[bucket])
-    record_property("objects", len(records))
+    drill_fact("objects", len(records))
     if problems:
         pytest.fail(
             f"bucket {bucket}: {len(problems)} object problem(s): "

@@ -3,6 +3,7 @@ settings header before the drill, and JUnit that tells the truth."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,19 @@ def source() -> Iterator[Cluster]:
     with Cluster(name="run-output") as cluster:
         cluster.set_password("postgres", "the-right-one")  # the cluster is SCRAM-only
         yield cluster
+
+
+@pytest.fixture(autouse=True)
+def _outside_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On GitHub Actions the error would also be an ::error annotation (tested on its own).
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+def junit_suite(path: Path) -> ET.Element:
+    """The ``testsuite`` element of a JUnit file this test's own pytest run wrote."""
+    suite = ET.parse(path).getroot().find("testsuite")  # noqa: S314 - written by our run
+    assert suite is not None
+    return suite
 
 
 def wrong_password_url(cluster: Cluster) -> str:
@@ -56,3 +70,56 @@ def test_the_header_prints_once_without_q(
     assert out.count("supabase-restore: enabled=True (command line)") == 1, out
     assert out.index("supabase-restore: enabled=") < out.index("[supabase-restore] export")
     assert out.count(ERROR) == 1, out
+
+
+def test_junit_holds_the_failed_drill_as_a_failed_case(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: Cluster, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SUPABASE_DB_URL", wrong_password_url(source))
+    junit = tmp_path / "junit.xml"
+    result = pytester.runpytest(
+        "--supabase-restore", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "PytestWarning" not in result.stdout.str()
+    suite = junit_suite(junit)
+    assert suite.get("failures") == "1", ET.tostring(suite)[:2000]
+    assert not suite.findall("testcase/properties")  # xunit2 test cases have none
+    (case,) = [c for c in suite.iter("testcase") if c.get("classname") == "supabase_restore"]
+    failure = case.find("failure")
+    assert case.get("name") == "verdict" and failure is not None
+    assert ERROR in (failure.get("message") or "")
+    assert "not-the-password" not in junit.read_text()
+
+
+def test_junit_xunit1_keeps_the_category_property(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: Cluster, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SUPABASE_DB_URL", wrong_password_url(source))
+    junit = tmp_path / "junit.xml"
+    pytester.runpytest(
+        "--supabase-restore",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+    )
+    names = {p.get("name") for p in junit_suite(junit).iter("property")}
+    assert "supabase_category" in names
+
+
+def test_github_annotations_on_actions_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: Cluster
+) -> None:
+    monkeypatch.setenv("SUPABASE_DB_URL", wrong_password_url(source))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    quiet = pytester.runpytest("--supabase-restore", "-q", "-p", "no:cacheprovider")
+    assert "::error" not in quiet.stdout.str()
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = pytester.runpytest("--supabase-restore", "-q", "-p", "no:cacheprovider")
+    errors = [line for line in result.stdout.lines if line.startswith("::error")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("::error title=supabase restore drill%3A FAIL::the drill failed")
+    assert ERROR in errors[0] and "not-the-password" not in result.stdout.str()
