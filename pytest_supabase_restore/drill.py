@@ -146,11 +146,7 @@ class Drill:
         s3 = source_s3(self.settings)
         if s3 is None and self.settings.from_backup is None:
             self.state.storage_not_exported = True
-            self.state.not_tested.append(
-                "storage export: no source S3 settings (SUPABASE_S3_ENDPOINT, "
-                "SUPABASE_S3_ACCESS_KEY_ID, SUPABASE_S3_SECRET_ACCESS_KEY); Storage objects "
-                "were not backed up"
-            )
+            self.state.not_tested.append(NO_S3_SETTINGS)
         return self.settings.source.db_url, s3
 
     def _export(self, db_url: str | None, s3: S3Endpoint | None) -> Path:
@@ -255,7 +251,12 @@ class Drill:
             **{k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")}
         )
         storage = manifest.get("storage", {})
-        if not storage.get("downloaded") and not self.state.storage_not_exported:
+        if not storage.get("buckets") and not storage.get("db_objects"):
+            # A database-only project: the storage category passes, vacuously, and says why
+            # (no S3 settings are then no gap: there was nothing to back up).
+            self.state.not_applicable["storage"] = NO_BUCKETS
+            self.state.not_tested = [t for t in self.state.not_tested if t != NO_S3_SETTINGS]
+        elif not storage.get("downloaded") and not self.state.storage_not_exported:
             self.state.not_tested.append("storage: the backup set holds no Storage objects")
         history = manifest["source"].get("migration_history")
         if history:
@@ -492,6 +493,13 @@ class Drill:
         failures = run_steps(steps, redactor=self.redactor, logger=log)
         messages += [f"teardown: could not {line}" for line in failures]
         return messages
+
+
+NO_BUCKETS = "the source has no Storage buckets (storage.buckets is empty)"
+NO_S3_SETTINGS = (
+    "storage export: no source S3 settings (SUPABASE_S3_ENDPOINT, SUPABASE_S3_ACCESS_KEY_ID, "
+    "SUPABASE_S3_SECRET_ACCESS_KEY); Storage objects were not backed up"
+)
 
 
 def _failed(phase: str) -> str:

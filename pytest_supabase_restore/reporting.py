@@ -45,7 +45,6 @@ from .verdict import (
     Verdict,
     backup_line,
     build_verdict,
-    category_status,
     format_seconds,
     rpo_line,
     scope_line,
@@ -495,7 +494,7 @@ class ReportingPlugin:
 def _category_table(verdict: Verdict) -> list[str]:
     lines = [f"  {'category':<20} {'result':<8} passed failed skipped errors"]
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        status = verdict.category_result(name)
         lines.append(
             f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
             f"{c.skipped + c.xfail:>7} {c.errors:>6}"

@@ -130,10 +130,22 @@ class Verdict:
     restore_errors: list[RestoreErrorGroup] = field(default_factory=list)
     # Per extension the target cannot load, the objects not restored because of it.
     extension_dependents: dict[str, list[str]] = field(default_factory=dict)
+    # Categories that pass because this backup has nothing of theirs (category -> why); in
+    # the JSON summary as their not_tested line ("storage: nothing to restore: ...").
+    vacant: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.status == "PASS"
+
+    def category_result(self, name: str) -> str:
+        """The category's result as a table shows it (see :func:`category_status`)."""
+        return category_status(
+            self.categories[name],
+            self.dry_run,
+            name not in self.not_selected,
+            vacant=name in self.vacant,
+        )
 
     @property
     def proven(self) -> bool:
@@ -324,6 +336,14 @@ def _vacant(counts: CategoryCounts) -> bool:
     return counts.failed + counts.errors == 0 and counts.skipped + counts.xfail == counts.total
 
 
+def _vacant_categories(state: DrillState | None, tally: _Tally) -> dict[str, str]:
+    """The categories with nothing to prove for this backup (category -> why), as the drill
+    found them (:attr:`DrillState.not_applicable`: a CLI dump's, a backup without Storage)."""
+    if state is None or state.error:
+        return {}
+    return {n: why for n, why in state.not_applicable.items() if n in tally.categories}
+
+
 def _category_reasons(
     categories: Mapping[str, CategoryCounts], left_out: list[str], vacant: Mapping[str, str]
 ) -> list[str]:
@@ -396,6 +416,7 @@ def _not_tested(
     tally: _Tally,
     left_out: list[str],
     dry_run: bool,
+    vacant: Mapping[str, str],
 ) -> list[str]:
     skipped = tally.skipped_reasons
     if any(DRILL_FAILED_SKIP in r for r in skipped):
@@ -405,6 +426,11 @@ def _not_tested(
         skipped.insert(0, f"{_plural(n, 'smoke test')}: not run, the drill failed (see the reason)")
     not_tested = _dedupe(
         [f"{name}: not selected in this run (quick check)" for name in left_out]
+        + [
+            f"{name}: nothing to restore: {why}"
+            for name, why in vacant.items()
+            if _vacant(tally.categories[name])
+        ]
         + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
         + skipped
     )
@@ -467,7 +493,7 @@ def build_verdict(
     # A category that ran anything was selected, whatever the caller says.
     deselected = set(not_selected)
     left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
-    vacant = state.not_applicable if state is not None else {}
+    vacant = _vacant_categories(state, tally)
     restore_errors = group_restore_errors(state.restore_issues if state else [], redactor)
 
     rto, budget = _rto(state, settings)
@@ -511,7 +537,7 @@ def build_verdict(
         source=_label(redactor, state.source_label if state else None),
         mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
         dry_run=dry_run,
-        not_tested=_not_tested(state, redactor, tally, left_out, dry_run),
+        not_tested=_not_tested(state, redactor, tally, left_out, dry_run, vacant),
         not_restorable=[redactor.line(t, 500) for t in state.not_restorable] if state else [],
         side_effects_off=_side_effects_off(state, redactor),
         versions=_versions(state),
@@ -526,6 +552,7 @@ def build_verdict(
         extension_dependents=redactor.redact_obj(
             dependents_by_extension(state.extension_dependents if state else {})
         ),
+        vacant={n: why for n, why in vacant.items() if _vacant(categories[n])},
     )
 
 
@@ -577,12 +604,15 @@ def rpo_line(verdict: Verdict) -> str:
     return f"snapshot {snap}" + (f" ({format_seconds(age)} old)" if age is not None else "")
 
 
-def category_status(counts: CategoryCounts, dry_run: bool = False, selected: bool = True) -> str:
+def category_status(
+    counts: CategoryCounts, dry_run: bool = False, selected: bool = True, *, vacant: bool = False
+) -> str:
     """``PASS``, ``FAIL``, ``NOT RUN`` (no passing test) or ``-`` (dry run or not selected:
-    nothing was meant to run)."""
+    nothing was meant to run). A ``vacant`` category (nothing of it in this backup, every
+    test skipped) passes: there was nothing to restore."""
     if counts.failed or counts.errors:
         return "FAIL"
-    if counts.passed:
+    if counts.passed or (vacant and not dry_run and selected):
         return "PASS"
     return "-" if dry_run or not selected else "NOT RUN"
 

@@ -1,10 +1,11 @@
 """libpq's own conventions (PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, sslmode in the URL) work
 the same for psycopg and for the PostgreSQL tools the plugin runs, against a real cluster
 that speaks TLS with a certificate of its own test CA; a refused login is no lost
-connection."""
+connection; a database-only project drills to a proven PASS with PGPASSWORD."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,3 +147,51 @@ def test_pg_dump_refused_a_login_is_not_a_lost_connection(
     error = source_failure(f"pg_dump failed (exit {result.returncode})", result.stderr)
     assert isinstance(error, SourceError) and not isinstance(error, SourceConnectionLost)
     assert "the source refused the login" in str(error) and "PGPASSWORD" in str(error)
+
+
+@pytest.fixture(scope="module")
+def database_only() -> Iterator[tuple[str, str]]:
+    """The demo project without Storage: no bucket, no object. Its URL (no password in it)
+    and the postgres role's password."""
+    from pytest_supabase_restore.demo import DemoProject
+
+    with DemoProject(objects=0) as demo:
+        with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")  # storage's own triggers
+            conn.execute("DELETE FROM storage.objects")
+            conn.execute("DELETE FROM storage.buckets")
+        demo.cluster.set_password("postgres", PASSWORD)
+        yield f"postgresql://postgres@127.0.0.1:{demo.cluster.port}/postgres", PASSWORD
+
+
+def test_a_database_only_project_drills_to_a_proven_pass_with_pgpassword(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    database_only: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    url, password = database_only
+    monkeypatch.setenv("SUPABASE_DB_URL", url)
+    monkeypatch.setenv("PGPASSWORD", password)
+    for name in ("SUPABASE_S3_ENDPOINT", "SUPABASE_S3_ACCESS_KEY_ID", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--supabase-summary-json={summary}",
+    )
+    data = json.loads(summary.read_text())
+    out = result.stdout.str()
+    assert data["status"] == "PASS", data["reason"] + "\n" + out[-3000:]
+    assert result.ret == 0 and data["scope"] == "full" and not data["dry_run"]
+    assert data["categories"]["storage"]["passed"] == 0
+    assert "storage: nothing to restore: the source has no Storage buckets" in "\n".join(
+        data["not_tested"]
+    )
+    assert not any("no source S3 settings" in t for t in data["not_tested"])
+    storage_row = next(ln for ln in out.splitlines() if ln.strip().startswith("storage "))
+    assert storage_row.split()[1] == "PASS", storage_row
+    assert password not in out and password not in summary.read_text()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line, scope_line
+from ..verdict import Verdict, backup_line, format_seconds, rpo_line, scope_line
 
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NOT RUN": "#9a6700", "-": "#57606a"}
 _CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left"
@@ -64,7 +64,7 @@ def summary_html(verdict: Verdict) -> str:
         + "</tr></thead><tbody>",
     ]
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        status = verdict.category_result(name)
         cells = (
             f'<td style="{_CELL}">{_e(name)}</td>'
             f'<td style="{_CELL};color:{_COLOURS.get(status, "#57606a")};font-weight:bold">'

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..redact import Redactor
-from ..verdict import Verdict, backup_line, category_status, format_seconds, rpo_line, scope_line
+from ..verdict import Verdict, backup_line, format_seconds, rpo_line, scope_line
 from .http import HttpError, RetryPolicy, request_json
 
 MAX_FAILURES = 5
@@ -70,7 +70,7 @@ def _category_blocks(verdict: Verdict, redactor: Redactor) -> list[dict[str, Any
     """A field per category, in as many sections as Slack's field limit asks for."""
     fields = []
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        status = verdict.category_result(name)
         fields.append(
             {
                 "type": "mrkdwn",
