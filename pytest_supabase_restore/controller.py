@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .drill import Drill
     from .redact import Redactor
+    from .results import DrillState
 
 CONTROLLER_NAME = "supabase-restore-drill"
 RUN_DIR_INPUT = "supabase_run_dir"  # key in an xdist worker's workerinput
@@ -54,6 +55,23 @@ class DrillController:
         if tr is not None:
             tr.write_line(f"{PREFIX} {self.redactor.redact(message)}")
 
+    def _run_drill(self, drill: Drill) -> DrillState:
+        """Run the drill with its live progress (a heartbeat while a phase is quiet)."""
+        from .progress import LiveProgress
+
+        live = LiveProgress(
+            self.config.pluginmanager.get_plugin("terminalreporter"),
+            self.redactor,
+            lambda: drill.current_phase,
+            drill.work,
+        )
+        drill.progress = live
+        live.start()
+        try:
+            return drill.run()
+        finally:
+            live.stop()
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.config.option.collectonly:
@@ -72,7 +90,7 @@ class DrillController:
         # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         self.drill = Drill(self.settings, self.run_dir, self._progress, self.redactor)
-        state = self.drill.run()
+        state = self._run_drill(self.drill)
         self.config.stash[STATE_KEY] = state
         state.save(self.run_dir)
 

@@ -89,6 +89,19 @@ class Drill:
         self.state.add_phase(name, time.monotonic() - t0)
         return result
 
+    def work(self) -> tuple[str, list[Path]] | None:
+        """What the running phase writes, for the progress heartbeat: the export's partial
+        backup set, the restore's staging data directory (a throwaway cluster's)."""
+        if self.current_phase == "export":
+            base = self.settings.backup_dir or self._temp_backups
+            if base is None or not base.is_dir():
+                return None
+            return "written", [p for p in base.iterdir() if p.name.startswith(mf.PARTIAL_PREFIX)]
+        cluster = getattr(self.staging, "cluster", None)
+        if self.current_phase == "restore" and cluster is not None and cluster.base_dir:
+            return "staging holds", [cluster.data_dir]
+        return None
+
     def run(self) -> DrillState:
         """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
         with deadline(self.settings.drill_time_limit, lambda: self.current_phase):
@@ -320,6 +333,7 @@ class Drill:
         rto_start = time.monotonic()
         staging = self._timed("staging_start", lambda: self._start_staging(major, db_url))
         self.staging = staging
+        self.current_phase = "restore"
         state.staging_kind = staging.kind
         state.staging_label = staging.label
         state.staging_server_version = staging.server_version

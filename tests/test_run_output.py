@@ -3,6 +3,10 @@ settings header before the drill, and JUnit that tells the truth."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +51,8 @@ def test_a_wrong_password_is_one_error_and_one_fail_line(
     assert out.count(ERROR) == 1, out
     fail_lines = [line for line in out.splitlines() if line.startswith("FAIL: ")]
     assert len(fail_lines) == 1 and ERROR in fail_lines[0], out
+    # Whole, not cut: the fix is the part people need.
+    assert fail_lines[0].endswith("Fix: check the user and password in SUPABASE_DB_URL."), out
     assert "the drill failed in export" in fail_lines[0]
     # Every smoke test is skipped with a pointer, none errors with the error again.
     outcomes = result.parseoutcomes()
@@ -123,3 +129,78 @@ def test_github_annotations_on_actions_only(
     assert len(errors) == 1, errors
     assert errors[0].startswith("::error title=supabase restore drill%3A FAIL::the drill failed")
     assert ERROR in errors[0] and "not-the-password" not in result.stdout.str()
+
+
+HEARTBEAT = re.compile(r"\[supabase-restore\] (\w+): running for ([\d.]+) s")
+
+
+def test_long_phases_show_progress_every_few_seconds_with_q_and_xdist(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """The demo's start takes well over 5 s: a heartbeat line at least every 5 s while it
+    runs, with -q and under xdist, through pytest's terminal reporter."""
+    pytester.makepyfile(
+        test_one="import pytest\n\n@pytest.mark.supabase_category('custom')\n"
+        "def test_staging(staging_dsn):\n    assert staging_dsn\n"
+    )
+    summary = tmp_path / "summary.json"
+    result = pytester.runpytest(
+        "--supabase-restore",
+        "--supabase-demo",
+        "--no-supabase-builtin-tests",
+        "-q",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        f"--supabase-summary-json={summary}",
+        "test_one.py",
+    )
+    result.assert_outcomes(passed=1)
+    phases = json.loads(summary.read_text())["phases"]
+    beats: dict[str, list[float]] = {}
+    for match in HEARTBEAT.finditer(result.stdout.str()):
+        beats.setdefault(match[1], []).append(float(match[2]))
+    assert phases["demo_start"] > 8, phases
+    # The phases that print nothing of their own while they run (the export prints a line
+    # per table fingerprinted: a heartbeat comes only when those pause).
+    for phase, seconds in phases.items():
+        if seconds < 6 or phase not in ("demo_start", "staging_start"):
+            continue
+        seen = [0.0, *beats.get(phase, []), seconds]
+        gaps = [b - a for a, b in itertools.pairwise(seen)]
+        assert max(gaps) <= 5.0, (phase, seen)
+
+
+def test_a_heartbeat_says_what_the_phase_has_written_and_how_fast(tmp_path: Path) -> None:
+    from pytest_supabase_restore.progress import LiveProgress
+    from pytest_supabase_restore.redact import Redactor
+
+    class Lines:  # pytest's TerminalReporter API as LiveProgress uses it, on a CI log
+        isatty = False
+
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write_line(self, line: str) -> None:
+            self.lines.append(line)
+
+        def rewrite(self, line: str, **markup: bool) -> None:
+            raise AssertionError("no live line on a CI log")
+
+    out = Lines()
+    live = LiveProgress(
+        out, Redactor(["s3cr3t"]), lambda: "export", lambda: ("written", [tmp_path]), interval=0.3
+    )
+    live.start()
+    try:
+        for i in range(12):
+            (tmp_path / f"part-{i}").write_bytes(b"x" * 200_000)
+            time.sleep(0.15)
+        live("a message with s3cr3t in it")
+    finally:
+        live.stop()
+    beats = [line for line in out.lines if "export: running for" in line]
+    assert len(beats) >= 3, out.lines
+    assert any("; written " in b and "B/s)" in b for b in beats), beats
+    assert out.lines[-1] == "[supabase-restore] a message with *** in it"
