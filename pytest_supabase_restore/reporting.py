@@ -36,6 +36,7 @@ import pytest
 from .ci_report import add_verdict_case, drop_drill_properties, github_annotations
 from .config import Config
 from .errors import first_line
+from .notify.html import VERDICT_FIRST, HtmlReportHooks
 from .notify.http import RetryPolicy
 from .redact import Redactor
 from .results import DrillState
@@ -192,7 +193,7 @@ class _Entry:
         )
 
 
-class ReportingPlugin:
+class ReportingPlugin(HtmlReportHooks):
     """Builds and publishes the drill verdict. Register on the controller only."""
 
     def __init__(
@@ -485,6 +486,8 @@ class ReportingPlugin:
             from .notify.html import summary_html
 
             prefix.insert(0, self.redactor.redact(summary_html(self.verdict)))
+            prefix.append(VERDICT_FIRST)
+            self._html_title()
         except Exception as exc:
             self._problem("could not add the drill summary to the HTML report", exc)
             self._fix_exitstatus()

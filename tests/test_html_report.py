@@ -67,6 +67,11 @@ def test_check(cat):
     assert cat
 
 
+@pytest.mark.cat("performance")
+def test_budget():
+    pytest.skip("not tested: no RTO budget set (--supabase-rto-budget)")
+
+
 @pytest.mark.cat("storage")
 def test_object_checksums():
     assert False, "object <img src=x onerror=alert(1)> differs (key {SERVICE_KEY})"
@@ -185,6 +190,15 @@ def test_the_html_report_opens_with_the_drill_summary(
     assert "test_drill.py::test_object_checksums" in dom
     assert dom.index('id="supabase-restore-drill"') < dom.index('id="results-table"')
     assert SERVICE_KEY not in dom and SERVICE_KEY not in raw
+    # Above the fold: a title with the verdict, the drill summary before the environment.
+    assert re.search(r"<title[^>]*>Backup restore drill: FAIL · Supabase project · 20\d\d-", dom)
+    assert dom.index('id="supabase-restore-drill"') < dom.index('id="environment-header"')
+    # The results table has a Category column; a skip reason reads as a sentence.
+    assert 'data-column-type="category"' in dom
+    assert '<td class="col-category">storage</td>' in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)." in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)&#x27;)" not in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)')" not in dom
 
 
 def test_runs_without_pytest_html(pytester: pytest.Pytester) -> None:

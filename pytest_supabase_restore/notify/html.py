@@ -7,11 +7,14 @@ escaped; styles are inline so a self-contained report needs nothing else.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
+
+import pytest
 
 from ..verdict import Verdict, backup_line, format_seconds, rpo_line, scope_line
 
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NOT RUN": "#9a6700", "-": "#57606a"}
-_CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left"
+_CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left;color:#1f2328"
 
 
 def _e(text: object) -> str:
@@ -50,7 +53,7 @@ def summary_html(verdict: Verdict) -> str:
     parts = [
         '<section id="supabase-restore-drill" class="supabase-restore-drill" '
         f'data-verdict="{_e(verdict.status)}" '
-        'style="margin:0 0 1.5em 0;padding:0.8em 1em;border:2px solid '
+        'style="margin:0 0 1.5em 0;padding:0.8em 1em;color:#1f2328;border:2px solid '
         f'{colour};border-radius:6px">',
         f'<h2 style="margin:0 0 0.3em 0">Backup restore drill: '
         f'<span class="drill-verdict" style="color:{colour}">{_e(verdict.status)}</span></h2>',
@@ -124,3 +127,64 @@ def summary_html(verdict: Verdict) -> str:
         parts.append("</ul>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+# Moves the drill summary, once the page is parsed, from pytest-html's Summary block to
+# right under the title, above the environment table (constant: no data of the run in it).
+VERDICT_FIRST = (
+    "<script>(function(){var s=document.getElementById('supabase-restore-drill'),"
+    "e=document.getElementById('environment-header');"
+    "if(s&&e){e.parentNode.insertBefore(s,e);}})();</script>"
+)
+CATEGORY_HEADER = '<th class="sortable" data-column-type="category">Category</th>'
+
+
+def report_title(verdict: Verdict) -> str:
+    """``Backup restore drill: FAIL · acme/shop · 2026-12-02 02:55 UTC``."""
+    project = verdict.project or verdict.source or "Supabase project"
+    when = verdict.generated.strftime("%Y-%m-%d %H:%M UTC")
+    return f"Backup restore drill: {verdict.status} · {project} · {when}"
+
+
+def skip_sentence(reason: str) -> str:
+    """A skip reason as a sentence: ``Skipped: not tested: no RTO budget set.``"""
+    reason = reason.strip() or "no reason given"
+    end = "" if reason.endswith((".", "!", "?")) else "."
+    return f"Skipped: {reason}{end}"
+
+
+class HtmlReportHooks:
+    """pytest-html's hooks for the reporting plugin (a mixin: it has ``verdict``,
+    ``redactor`` and ``problems``): the title names the verdict, the project and the date,
+    the drill summary comes first, the results table gets a Category column, and a drill
+    test's skip reason reads as a sentence instead of pytest's (path, line, text) tuple."""
+
+    verdict: Verdict | None
+    problems: list[str]
+    _html_report: Any = None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        self._html_report = report  # its title is set once the verdict is known
+
+    def _html_title(self) -> None:
+        if self._html_report is not None and self.verdict is not None:
+            self._html_report.title = report_title(self.verdict)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.insert(2, CATEGORY_HEADER)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        from ..reporting import drill_category
+
+        cells.insert(2, f'<td class="col-category">{_e(drill_category(report) or "")}</td>')
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        from ..reporting import drill_category, report_message
+
+        if report.skipped and drill_category(report) is not None and data:
+            # Redacted by the reporting plugin before pytest-html saw the report.
+            data[0] = _e(skip_sentence(report_message(report))) + "\n"
