@@ -47,6 +47,38 @@ def _restore_errors_html(verdict: Verdict) -> list[str]:
     return parts
 
 
+_BAR_WIDTH = 520  # px for the longest phase
+_ROW = 18
+
+
+def _timeline_svg(phases: dict[str, float]) -> list[str]:
+    """The phases as a chart (inline SVG: no script, no network): one bar per phase, its
+    length the phase's time, in the order the drill ran them."""
+    if not phases:
+        return []
+    longest = max(phases.values()) or 1.0
+    label_width, text_room = 110, 80
+    width = label_width + _BAR_WIDTH + text_room
+    height = _ROW * len(phases) + 4
+    parts = [
+        f'<svg class="drill-timeline" role="img" aria-label="drill phases" width="{width}" '
+        f'height="{height}" style="display:block;margin:0 0 0.8em 0;font:12px sans-serif">'
+    ]
+    for i, (name, seconds) in enumerate(phases.items()):
+        y = i * _ROW + 2
+        bar = max(1.0, _BAR_WIDTH * seconds / longest)
+        parts.append(
+            f'<g data-phase="{_e(name)}"><text x="{label_width - 6}" y="{y + 12}" '
+            f'text-anchor="end" fill="#1f2328">{_e(name)}</text>'
+            f'<rect x="{label_width}" y="{y}" width="{bar:.1f}" height="{_ROW - 4}" '
+            f'fill="#0969da"><title>{_e(name)}: {_e(format_seconds(seconds))}</title></rect>'
+            f'<text x="{label_width + bar + 6:.1f}" y="{y + 12}" fill="#57606a">'
+            f"{_e(format_seconds(seconds))}</text></g>"
+        )
+    parts.append("</svg>")
+    return parts
+
+
 def summary_html(verdict: Verdict) -> str:
     """The drill summary: verdict, categories, RTO/RPO, sizes, failures and not-tested list."""
     colour = _COLOURS.get(verdict.status, "#57606a")
@@ -107,6 +139,7 @@ def summary_html(verdict: Verdict) -> str:
         parts.append(f'<li><a href="{_e(verdict.run_url)}">Workflow run</a></li>')
     parts.append("</ul>")
 
+    parts += _timeline_svg(verdict.phases)
     parts += _restore_errors_html(verdict)
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
