@@ -471,8 +471,11 @@ def header_lines(config: Config) -> list[str]:
         shown.append(f"{opt.name}={getattr(config, opt.name)} ({origin})")
     lines = ["supabase-restore: " + ", ".join(shown)]
     if config.source.db_url:
+        via = ""
+        if config.libpq_password and not url_passwords(config.source.db_url):
+            via = "; its password: env PGPASSWORD"
         lines.append(
-            f"supabase-restore source: {mask_url(config.source.db_url)} (env SUPABASE_DB_URL)"
+            f"supabase-restore source: {mask_url(config.source.db_url)} (env SUPABASE_DB_URL{via})"
         )
     if config.target.db_url:
         lines.append(

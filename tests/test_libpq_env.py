@@ -192,6 +192,7 @@ def test_a_database_only_project_drills_to_a_proven_pass_with_pgpassword(
         data["not_tested"]
     )
     assert not any("no source S3 settings" in t for t in data["not_tested"])
+    assert "(env SUPABASE_DB_URL; its password: env PGPASSWORD)" in out  # the header
     storage_row = next(ln for ln in out.splitlines() if ln.strip().startswith("storage "))
     assert storage_row.split()[1] == "PASS", storage_row
     assert password not in out and password not in summary.read_text()

@@ -204,3 +204,34 @@ def test_a_heartbeat_says_what_the_phase_has_written_and_how_fast(tmp_path: Path
     assert len(beats) >= 3, out.lines
     assert any("; written " in b and "B/s)" in b for b in beats), beats
     assert out.lines[-1] == "[supabase-restore] a message with *** in it"
+
+
+def test_on_a_terminal_the_heartbeat_is_one_live_line_the_next_message_replaces() -> None:
+    from pytest_supabase_restore.progress import LiveProgress
+    from pytest_supabase_restore.redact import Redactor
+
+    class Screen:  # pytest's TerminalReporter API as LiveProgress uses it, on a terminal
+        isatty = True
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str]] = []
+
+        def write_line(self, line: str) -> None:
+            self.calls.append(("line", line))
+
+        def rewrite(self, line: str, **markup: bool) -> None:
+            self.calls.append(("rewrite", line))
+
+    screen = Screen()
+    live = LiveProgress(screen, Redactor(), lambda: "restore", interval=0.2)
+    live.start()
+    try:
+        time.sleep(1.2)
+        live("restore: data in 1.0s")
+    finally:
+        live.stop()
+    beats = [c for c in screen.calls if c[0] == "rewrite" and "running for" in c[1]]
+    assert len(beats) >= 2, screen.calls  # rewritten in place, not a line each
+    assert not any(c[0] == "line" and "running for" in c[1] for c in screen.calls)
+    message = screen.calls.index(("line", "[supabase-restore] restore: data in 1.0s"))
+    assert screen.calls[message - 1] == ("rewrite", "")  # the live line was cleared first
