@@ -232,6 +232,8 @@ class Config:
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
     access_token: str | None = field(default=None, repr=False)  # SUPABASE_ACCESS_TOKEN
     management_api_url: str = MANAGEMENT_API_URL  # SUPABASE_MANAGEMENT_API_URL
+    # libpq's PGPASSWORD: psycopg and every tool read it when a URL has no password.
+    libpq_password: str | None = field(default=None, repr=False)
     # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
     drill_time_limit: float | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # setting -> "cli"/"env:X"/...
@@ -261,6 +263,7 @@ class Config:
             self.signing_key,
             self.encryption_key,
             self.access_token,
+            self.libpq_password,
         ):
             if value:
                 values.append(value)
@@ -311,6 +314,7 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
             "/"
         ),
         drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
+        libpq_password=env.get("PGPASSWORD") or None,
         origins=origins,
     )
     validate(config)
@@ -529,8 +533,11 @@ def header_lines(config: Config) -> list[str]:
         shown.append(f"{opt.name}={getattr(config, opt.name)} ({origin})")
     lines = ["supabase-restore: " + ", ".join(shown)]
     if config.source.db_url:
+        via = ""
+        if config.libpq_password and not url_passwords(config.source.db_url):
+            via = "; its password: env PGPASSWORD"
         lines.append(
-            f"supabase-restore source: {mask_url(config.source.db_url)} (env SUPABASE_DB_URL)"
+            f"supabase-restore source: {mask_url(config.source.db_url)} (env SUPABASE_DB_URL{via})"
         )
     if config.target.db_url:
         lines.append(

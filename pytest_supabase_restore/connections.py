@@ -18,7 +18,8 @@ DSN_PASSWORD = re.compile(
     r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;'\"]+)",
     re.IGNORECASE,
 )
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+# An empty password= (a throwaway cluster's URL: "use the password file") hides nothing.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]+", re.IGNORECASE)
 
 
 def _userinfo_end(rest: str) -> int:

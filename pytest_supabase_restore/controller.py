@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .cleanup import remove_dir, run_steps
-from .fixtures import RUN_DIR_KEY, STATE_KEY
+from .config import header_lines
+from .fixtures import HEADER_SHOWN_KEY, RUN_DIR_KEY, STATE_KEY
 
 if TYPE_CHECKING:
     from .config import Config
     from .drill import Drill
     from .redact import Redactor
+    from .results import DrillState
 
 CONTROLLER_NAME = "supabase-restore-drill"
 RUN_DIR_INPUT = "supabase_run_dir"  # key in an xdist worker's workerinput
@@ -53,6 +55,23 @@ class DrillController:
         if tr is not None:
             tr.write_line(f"{PREFIX} {self.redactor.redact(message)}")
 
+    def _run_drill(self, drill: Drill) -> DrillState:
+        """Run the drill with its live progress (a heartbeat while a phase is quiet)."""
+        from .progress import LiveProgress
+
+        live = LiveProgress(
+            self.config.pluginmanager.get_plugin("terminalreporter"),
+            self.redactor,
+            lambda: drill.current_phase,
+            drill.work,
+        )
+        drill.progress = live
+        live.start()
+        try:
+            return drill.run()
+        finally:
+            live.stop()
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.config.option.collectonly:
@@ -63,6 +82,7 @@ class DrillController:
         from .drill import Drill
         from .reaper import reaper
 
+        self._header()
         self.run_dir = Path(tempfile.mkdtemp(prefix="supabase-restore-run-"))
         os.chmod(self.run_dir, 0o700)
         reaper.watch_path(self.run_dir)  # removed even if this process is killed
@@ -70,9 +90,19 @@ class DrillController:
         # SIGTERM (a cancelled CI job) stops the drill like Ctrl-C, so teardown still runs.
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         self.drill = Drill(self.settings, self.run_dir, self._progress, self.redactor)
-        state = self.drill.run()
+        state = self._run_drill(self.drill)
         self.config.stash[STATE_KEY] = state
         state.save(self.run_dir)
+
+    def _header(self) -> None:
+        """The settings header, before the drill starts (pytest's own header comes after
+        the drill, and not at all with ``-q``): what runs, and where each setting came from."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        for line in header_lines(self.settings):
+            tr.write_line(self.redactor.redact(line))
+        self.config.stash[HEADER_SHOWN_KEY] = True
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

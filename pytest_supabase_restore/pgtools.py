@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ from .connections import mask_url
 from .errors import ConfigError
 from .pg.binaries import library_env
 
+# libpq's connection parameters and the environment variable of each (libpq's
+# "Environment Variables" section): a parameter of the connection string wins over its
+# variable, as in libpq itself.
 _PARAM_ENV = {
     "host": "PGHOST",
     "hostaddr": "PGHOSTADDR",
@@ -25,33 +29,62 @@ _PARAM_ENV = {
     "password": "PGPASSWORD",
     "passfile": "PGPASSFILE",
     "dbname": "PGDATABASE",
+    "service": "PGSERVICE",
     "sslmode": "PGSSLMODE",
+    "sslnegotiation": "PGSSLNEGOTIATION",
     "sslrootcert": "PGSSLROOTCERT",
     "sslcert": "PGSSLCERT",
     "sslkey": "PGSSLKEY",
+    "sslcertmode": "PGSSLCERTMODE",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "requirepeer": "PGREQUIREPEER",
+    "require_auth": "PGREQUIREAUTH",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "gssdelegation": "PGGSSDELEGATION",
     "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING",
     "options": "PGOPTIONS",
     "application_name": "PGAPPNAME",
     "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
     "channel_binding": "PGCHANNELBINDING",
 }
+# Variables libpq reads that are no connection parameter: where service files are.
+_LIBPQ_ONLY_ENV = ("PGSERVICEFILE", "PGSYSCONFDIR")
+LIBPQ_ENV = (*_PARAM_ENV.values(), *_LIBPQ_ONLY_ENV)
 
 
-def libpq_env(dsn: str, **extra: str) -> dict[str, str]:
-    """An environment for libpq tools that reaches ``dsn``; the password never hits argv."""
+def libpq_env(
+    dsn: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """An environment for libpq tools that reaches ``dsn`` as psycopg does from this
+    process: libpq's own variables of ``environ`` (default: this process's; ``PGPASSWORD``,
+    ``PGPASSFILE``, ``PGSSLROOTCERT``, ``PGSERVICE`` ...), then the parameters of ``dsn``
+    over them, then ``extra``. The password never hits argv."""
     try:
         params: dict[str, Any] = conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError for bad conninfo
         raise ConfigError(f"Cannot parse the database URL {mask_url(dsn)}: {exc}") from exc
-    # An allow-list, not a copy of this process's environment: a tool needs its own
-    # connection's credentials, never the run's other secrets.
-    env = client_env()
+    source = os.environ if environ is None else environ
+    # An allow-list, not a copy of this process's environment: a tool needs libpq's
+    # settings and its own connection's credentials, never the run's other secrets.
+    env = client_env({name: source[name] for name in LIBPQ_ENV if name in source})
     for key, value in params.items():
         name = _PARAM_ENV.get(key)
         if name and value is not None:
             env[name] = str(value)
     env.setdefault("PGCONNECT_TIMEOUT", "15")
-    env.update(extra)
+    env.update(extra or {})
     return env
 
 
@@ -81,7 +114,7 @@ def run_tool(
     env = {**(library_env(bindir) if bindir else {}), **(extra_env or {})}
     with subprocess.Popen(
         args,
-        env=libpq_env(dsn, **env),
+        env=libpq_env(dsn, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,6 +166,17 @@ CONNECTION_LOST = re.compile(
     re.IGNORECASE,
 )
 NO_SPACE = "No space left on device"
+
+# The server was reached and refused this login (credentials, pg_hba, TLS settings): not a
+# lost connection, and a retry with the same settings fails the same way.
+LOGIN_REFUSED = re.compile(
+    r"password authentication failed|authentication failed for user|no password supplied|"
+    r"fe_sendauth|no pg_hba\.conf entry|pg_hba\.conf rejects|server does not support SSL|"
+    r"SSL (?:connection is required|off)|certificate verify failed|root certificate file|"
+    r"(?:role|database) \"[^\"]*\" does not exist|server requested .*authentication|"
+    r"channel binding (?:is )?required",
+    re.IGNORECASE,
+)
 
 # The server (or a pooler in front of it) refused a new connection because its connection
 # slots are taken: not a lost connection. Retrying with as many connections cannot help.

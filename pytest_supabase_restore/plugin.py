@@ -18,6 +18,7 @@ from . import CATEGORIES, QUICK_CATEGORIES
 from .config import OPTIONS, header_lines, resolve
 from .fixtures import (  # noqa: F401 - fixtures are registered by being module attributes
     FLAG_REASON,
+    HEADER_SHOWN_KEY,
     RUN_DIR_KEY,
     SETTINGS_KEY,
     drill_settings,
@@ -140,8 +141,8 @@ def _add_builtin_tests(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or not settings.enabled:
-        return None
+    if settings is None or not settings.enabled or config.stash.get(HEADER_SHOWN_KEY, False):
+        return None  # the controller printed it before the drill started
     return header_lines(settings)
 
 

@@ -33,8 +33,10 @@ from typing import Any
 
 import pytest
 
+from .ci_report import add_verdict_case, drop_drill_properties, github_annotations
 from .config import Config
 from .errors import first_line
+from .notify.html import VERDICT_FIRST, HtmlReportHooks
 from .notify.http import RetryPolicy
 from .redact import Redactor
 from .results import DrillState
@@ -44,7 +46,6 @@ from .verdict import (
     Verdict,
     backup_line,
     build_verdict,
-    category_status,
     format_seconds,
     rpo_line,
     scope_line,
@@ -192,7 +193,7 @@ class _Entry:
         )
 
 
-class ReportingPlugin:
+class ReportingPlugin(HtmlReportHooks):
     """Builds and publishes the drill verdict. Register on the controller only."""
 
     def __init__(
@@ -222,6 +223,17 @@ class ReportingPlugin:
         self.problems: list[str] = []  # what went wrong in reporting itself: shown loudly
         self.notifications: dict[str, str] = {}
         self._session: pytest.Session | None = None
+        self._junit: Any = None  # pytest's LogXML, when --junitxml is on
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from _pytest.junitxml import xml_key
+
+        self._junit = session.config.stash.get(xml_key, None)
+
+    @property
+    def _xunit2(self) -> bool:
+        """JUnit's default family, whose test cases take no properties."""
+        return self._junit is not None and self._junit.family == "xunit2"
 
     # -- collecting -----------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -232,6 +244,8 @@ class ReportingPlugin:
             if category is not None:
                 entry = self._entries.setdefault(report.nodeid, _Entry(category))
                 entry.add(report)
+                if self._xunit2 and report.when == "teardown":
+                    drop_drill_properties(report)
         except Exception as exc:
             self._problem(f"could not record the report of {report.nodeid}", exc)
         self._scrub(report)
@@ -283,6 +297,8 @@ class ReportingPlugin:
             self._problem(f"could not scrub secrets from the report of {report.nodeid}", exc)
 
     # -- publishing -----------------------------------------------------------------------
+    # First: before pytest's junitxml writes its file, which gets the verdict's test case.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the verdict, write it, notify, and make the exit status tell the truth."""
         if hasattr(session.config, "workerinput") or session.config.option.collectonly:
@@ -298,7 +314,16 @@ class ReportingPlugin:
         self._notify()
         self._write_summary_json()  # again, now with the notification results
         self._write_job_summary()
+        self._junit_verdict()
         self._fix_exitstatus()
+
+    def _junit_verdict(self) -> None:
+        if self._junit is None or self.verdict is None:
+            return
+        try:
+            add_verdict_case(self._junit, self.verdict, self.problems, self.redactor)
+        except Exception as exc:
+            self._problem("could not add the verdict to the JUnit XML", exc)
 
     def _build(self, exitstatus: int) -> Verdict:
         try:
@@ -441,7 +466,7 @@ class ReportingPlugin:
         lines = [
             *_category_table(verdict),
             *_measures(verdict),
-            *_what_went_wrong(verdict),
+            *_what_went_wrong(verdict, self.settings.summary_json is not None),
             *_what_was_left_out(verdict),
         ]
         lines += [
@@ -450,6 +475,7 @@ class ReportingPlugin:
         lines += [f"  {note}" for note in self.notes]
         if verdict.run_url:
             lines.append(f"  run: {verdict.run_url}")
+        lines += github_annotations(verdict, os.environ if self._env is None else self._env)
         for line in lines:
             tr.write_line(self.redactor.redact(line))
 
@@ -464,6 +490,8 @@ class ReportingPlugin:
             from .notify.html import summary_html
 
             prefix.insert(0, self.redactor.redact(summary_html(self.verdict)))
+            prefix.append(VERDICT_FIRST)
+            self._html_title()
         except Exception as exc:
             self._problem("could not add the drill summary to the HTML report", exc)
             self._fix_exitstatus()
@@ -473,7 +501,7 @@ class ReportingPlugin:
 def _category_table(verdict: Verdict) -> list[str]:
     lines = [f"  {'category':<20} {'result':<8} passed failed skipped errors"]
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        status = verdict.category_result(name)
         lines.append(
             f"  {name:<20} {status:<8} {c.passed:>6} {c.failed:>6} "
             f"{c.skipped + c.xfail:>7} {c.errors:>6}"
@@ -515,9 +543,10 @@ def _platform_measures(verdict: Verdict) -> list[str]:
     return [f"  {line}" for line in platform_lines(verdict)]
 
 
-def _what_went_wrong(verdict: Verdict) -> list[str]:
-    """Restore errors by cause, then the first 20 failures."""
-    lines = [
+def _what_went_wrong(verdict: Verdict, json_summary: bool) -> list[str]:
+    """Restore errors by cause, then the first 20 failures (the rest: in the JSON summary,
+    when one was asked for)."""
+    lines: list[str] = [
         f"  preflight {row['check']}: {row['result']}"
         + (f" (fix: {row['fix']})" if row["fix"] else "")
         for row in verdict.preflight
@@ -526,7 +555,8 @@ def _what_went_wrong(verdict: Verdict) -> list[str]:
     if verdict.restore_errors:
         from .restore_report import heading, text_lines
 
-        lines.append(f"  {heading(verdict.restore_errors)} (every statement: the JSON summary):")
+        where = " (every statement: the JSON summary)" if json_summary else ""
+        lines.append(f"  {heading(verdict.restore_errors)}{where}:")
         lines += [f"    {line}" for line in text_lines(verdict.restore_errors)]
     if verdict.failures:
         lines.append("  failures:")
@@ -534,7 +564,8 @@ def _what_went_wrong(verdict: Verdict) -> list[str]:
             lines.append(f"    {failure.test} ({failure.category}): {failure.message}")
         hidden = len(verdict.failures) + verdict.failures_omitted - 20
         if hidden > 0:
-            lines.append(f"    ... and {hidden} more (see the JSON summary)")
+            where = " (see the JSON summary)" if json_summary else ""
+            lines.append(f"    ... and {hidden} more{where}")
     return lines
 
 

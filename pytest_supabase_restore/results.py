@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "drill-state.json"
+# How a smoke test is skipped when the drill itself failed: a pointer, not the error again
+# (the error is said once, in the verdict). The verdict recognises skips by this prefix.
+DRILL_FAILED_SKIP = "not run: the drill failed"
+
+
+def drill_failed_skip(phase: str | None) -> str:
+    """The skip reason of every smoke test of a drill that failed in ``phase``."""
+    where = f" in {phase}" if phase else ""
+    return f"{DRILL_FAILED_SKIP}{where} (its error is in the drill verdict)"
 
 
 @dataclass

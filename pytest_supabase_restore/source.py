@@ -26,7 +26,7 @@ import psycopg
 from .connections import mask_url
 from .errors import SourceConnectionLost, SourceError, first_line
 from .pg.binaries import PgBinaries
-from .pgtools import CONNECTION_LOST, NO_SLOTS, first_error, run_tool
+from .pgtools import CONNECTION_LOST, LOGIN_REFUSED, NO_SLOTS, first_error, run_tool
 from .slots import cap_jobs, export_connections, read_slots
 
 Progress = Callable[[str], None]
@@ -138,6 +138,13 @@ def denied_grant(kind: str, name: str) -> str:
     return f"GRANT SELECT ON {what} {name} TO <the source user>;"
 
 
+LOGIN_FIX = (
+    "check the user and password (SUPABASE_DB_URL, or PGPASSWORD / PGPASSFILE / ~/.pgpass "
+    "when the URL has none) and the TLS settings (sslmode, PGSSLROOTCERT); not retried, "
+    "since the same login is refused again"
+)
+
+
 SLOTS_FIX = (
     "lower --supabase-jobs (the export opens 2 x jobs + 2 connections), or run the drill when "
     "fewer clients are connected; not retried, since a new attempt needs as many connections"
@@ -166,6 +173,8 @@ def source_failure(what: str, message: str) -> SourceError:
         return SourceError(
             f"{what}: the source user may not read {kind.lower()} {name} ({first}). Fix: {fix}"
         )
+    if LOGIN_REFUSED.search(message):  # also "connection to server ... failed": not lost
+        return SourceError(f"{what}: the source refused the login ({first}). Fix: {LOGIN_FIX}.")
     if CONNECTION_LOST.search(message) or _SNAPSHOT_GONE.search(message):
         # A snapshot that became invalid mid-export means the session holding it was cut.
         return SourceConnectionLost(

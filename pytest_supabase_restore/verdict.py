@@ -45,7 +45,7 @@ from .restore_report import (
     causes_line,
     group_restore_errors,
 )
-from .results import BackupSizes, DrillState
+from .results import DRILL_FAILED_SKIP, BackupSizes, DrillState
 
 SCHEMA_VERSION = 1
 FULL, QUICK = "full", "quick"  # the scope of a run
@@ -136,10 +136,22 @@ class Verdict:
     # The platform's own backups (SUPABASE_ACCESS_TOKEN), with ``lines`` in words; None
     # without a token (and then absent from the JSON).
     platform: dict[str, Any] | None = None
+    # Categories that pass because this backup has nothing of theirs (category -> why); in
+    # the JSON summary as their not_tested line ("storage: nothing to restore: ...").
+    vacant: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.status == "PASS"
+
+    def category_result(self, name: str) -> str:
+        """The category's result as a table shows it (see :func:`category_status`)."""
+        return category_status(
+            self.categories[name],
+            self.dry_run,
+            name not in self.not_selected,
+            vacant=name in self.vacant,
+        )
 
     @property
     def proven(self) -> bool:
@@ -334,6 +346,14 @@ def _vacant(counts: CategoryCounts) -> bool:
     return counts.failed + counts.errors == 0 and counts.skipped + counts.xfail == counts.total
 
 
+def _vacant_categories(state: DrillState | None, tally: _Tally) -> dict[str, str]:
+    """The categories with nothing to prove for this backup (category -> why), as the drill
+    found them (:attr:`DrillState.not_applicable`: a CLI dump's, a backup without Storage)."""
+    if state is None or state.error:
+        return {}
+    return {n: why for n, why in state.not_applicable.items() if n in tally.categories}
+
+
 def _category_reasons(
     categories: Mapping[str, CategoryCounts], left_out: list[str], vacant: Mapping[str, str]
 ) -> list[str]:
@@ -417,11 +437,23 @@ def _not_tested(
     tally: _Tally,
     left_out: list[str],
     dry_run: bool,
+    vacant: Mapping[str, str],
 ) -> list[str]:
+    skipped = tally.skipped_reasons
+    if any(DRILL_FAILED_SKIP in r for r in skipped):
+        # Every smoke test points at the drill's error: one line for all of them.
+        n = sum(DRILL_FAILED_SKIP in r for r in skipped)
+        skipped = [r for r in skipped if DRILL_FAILED_SKIP not in r]
+        skipped.insert(0, f"{_plural(n, 'smoke test')}: not run, the drill failed (see the reason)")
     not_tested = _dedupe(
         [f"{name}: not selected in this run (quick check)" for name in left_out]
+        + [
+            f"{name}: nothing to restore: {why}"
+            for name, why in vacant.items()
+            if _vacant(tally.categories[name])
+        ]
         + [redactor.line(t, 500) for t in (state.not_tested if state else [])]
-        + tally.skipped_reasons
+        + skipped
     )
     if dry_run:
         not_tested.insert(0, "dry run: nothing was exported or restored, no smoke test ran")
@@ -482,7 +514,7 @@ def build_verdict(
     # A category that ran anything was selected, whatever the caller says.
     deselected = set(not_selected)
     left_out = [n for n in CATEGORIES if n in deselected and categories[n].total == 0]
-    vacant = state.not_applicable if state is not None else {}
+    vacant = _vacant_categories(state, tally)
     restore_errors = group_restore_errors(state.restore_issues if state else [], redactor)
 
     rto, budget = _rto(state, settings)
@@ -523,7 +555,7 @@ def build_verdict(
         rpo=_rpo(state, now),
         mode=state.mode if state is not None else ("dry-run" if dry_run else "export"),
         dry_run=dry_run,
-        not_tested=_not_tested(state, redactor, tally, left_out, dry_run),
+        not_tested=_not_tested(state, redactor, tally, left_out, dry_run, vacant),
         run_url=run_url(env),
         generated_at=now.isoformat(timespec="seconds"),
         tests=tally.tests,
@@ -533,6 +565,7 @@ def build_verdict(
         restore_errors=restore_errors,
         preflight=redactor.redact_obj(state.preflight) if state is not None else [],
         platform=_platform(state, redactor),
+        vacant={n: why for n, why in vacant.items() if _vacant(categories[n])},
         **_from_state(state, redactor),
     )
 
@@ -636,12 +669,15 @@ def rpo_line(verdict: Verdict) -> str:
     return f"snapshot {snap}" + (f" ({format_seconds(age)} old)" if age is not None else "")
 
 
-def category_status(counts: CategoryCounts, dry_run: bool = False, selected: bool = True) -> str:
+def category_status(
+    counts: CategoryCounts, dry_run: bool = False, selected: bool = True, *, vacant: bool = False
+) -> str:
     """``PASS``, ``FAIL``, ``NOT RUN`` (no passing test) or ``-`` (dry run or not selected:
-    nothing was meant to run)."""
+    nothing was meant to run). A ``vacant`` category (nothing of it in this backup, every
+    test skipped) passes: there was nothing to restore."""
     if counts.failed or counts.errors:
         return "FAIL"
-    if counts.passed:
+    if counts.passed or (vacant and not dry_run and selected):
         return "PASS"
     return "-" if dry_run or not selected else "NOT RUN"
 

@@ -599,5 +599,5 @@ def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | 
         return None
     params = conninfo_to_dict(staging_dsn)
     params["user"] = "authenticator"
-    params.pop("password", None)
+    params["password"] = ""  # empty, not absent: PGPASSWORD must not shadow the passfile
     return make_conninfo("", **params)

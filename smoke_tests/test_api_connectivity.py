@@ -98,7 +98,7 @@ def test_relation_grants(
     staging_dsn: str,
     drill_state: DrillState,
     pinned_db: psycopg.Connection[Any],
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """The API roles hold the same privileges on the relation as in the backup, and those
     that may read it can (read as the role through an ``authenticator`` login)."""
@@ -115,7 +115,7 @@ def test_relation_grants(
     readers = [role for role in API_ROLES if "SELECT" in expected[role]]
     dsn = authenticator_conninfo(staging_dsn, drill_state.staging_kind)
     if dsn is None:
-        record_property("read_as_role", "not tested: no authenticator login on a url target")
+        drill_fact("read_as_role", "not tested: no authenticator login on a url target")
     elif readers:
         problems += _probe(dsn, found[1], readers)
     if problems:
@@ -130,7 +130,7 @@ def test_sequence_and_function_grants(
     manifest: Manifest,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """The API roles keep their privileges on the exposed schemas' sequences (serial
     inserts) and functions (RPC); those of objects that depend on an extension this staging
@@ -150,7 +150,7 @@ def test_sequence_and_function_grants(
             if want != got:
                 problems.append(f"{label} {key}: {describe_privileges(want, got)}")
     if left_out:
-        record_property("not_compared", left_out)
+        drill_fact("not_compared", left_out)
     if problems:
         pytest.fail(
             f"API role privileges on sequences/functions differ from the backup: {shorten(problems)}",

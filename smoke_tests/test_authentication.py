@@ -106,7 +106,7 @@ def test_rls_visibility(
     facts: Facts,
     manifest: Manifest,
     pinned_db: psycopg.Connection[Any],
-    record_property: Callable[[str, object], None],
+    drill_fact: Callable[[str, object], None],
     unloadable: Unloadable,
 ) -> None:
     """Under RLS this identity sees as many rows of each table as in the backup's snapshot,
@@ -119,7 +119,7 @@ def test_rls_visibility(
         if (found := unloadable.cause([f"table {key}", f"data {key}"])) is not None
     }
     if left_out:
-        record_property(
+        drill_fact(
             "not_compared", [f"table {k} (extension {e})" for k, e in sorted(left_out.items())]
         )
     rls = manifest.rls
@@ -151,7 +151,7 @@ def test_rls_visibility(
             "session's default search_path, as it was then",
         )
     if notes:
-        record_property("rls_notes", f"{who}: " + "; ".join(notes))
+        drill_fact("rls_notes", f"{who}: " + "; ".join(notes))
     if not result.ok:
         pytest.fail(
             f"{who}: row-level security differs in {len(result.problems)} table(s): "

@@ -105,7 +105,7 @@ def _count_at(conn: Conn, table: TableInfo, where: tuple[int, str]) -> int:
 
 
 def test_crud(
-    crud_table: str, facts: Facts, pinned_db: psycopg.Connection[Any], record_property: Any
+    crud_table: str, facts: Facts, pinned_db: psycopg.Connection[Any], drill_fact: Any
 ) -> None:
     """INSERT (defaults, constraints, foreign keys), read back, UPDATE and DELETE one row.
 
@@ -124,7 +124,7 @@ def test_crud(
     builder = RowBuilder(pinned_db)
     table = builder.table(found[0])
     pk = list(facts.tables[crud_table].get("pk") or [])
-    record_property("acting_role", role or pinned_db.info.user)
+    drill_fact("acting_role", role or pinned_db.info.user)
     with pinned_db.transaction(force_rollback=True), acting_as(pinned_db, role):
         try:
             oid, ctid, _ = builder.insert(table)
@@ -142,7 +142,7 @@ def test_crud(
                 column, where = _update(pinned_db, table, pk, where)
         except psycopg.Error as exc:
             _refused("UPDATE", crud_table, exc)
-        record_property("updated_column", column)
+        drill_fact("updated_column", column)
         if _count_at(pinned_db, table, where) != 1:
             pytest.fail(f"{crud_table}: the updated row cannot be read back", pytrace=False)
         delete = sql.SQL("DELETE FROM {t} WHERE tableoid = %s AND ctid = %s::tid").format(

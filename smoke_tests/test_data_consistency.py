@@ -169,7 +169,7 @@ def _index_or_recorded(conn: Conn, key: str, definition: str) -> tuple[int, bool
     return again[0], True
 
 
-def test_unique_key(unique_index: str, facts: Facts, pinned_db: Conn, record_property: Any) -> None:
+def test_unique_key(unique_index: str, facts: Facts, pinned_db: Conn, drill_fact: Any) -> None:
     """No two rows share a value of the unique key (grouped from the table, not the index)."""
     entry = facts.inventory["indexes"][unique_index]
     table = str(entry["table"])
@@ -183,7 +183,7 @@ def test_unique_key(unique_index: str, facts: Facts, pinned_db: Conn, record_pro
                 f"definition cannot be rebuilt to check the data: {describe_error(exc)}",
                 pytrace=False,
             )
-        record_property("rebuilt_from_backup", stand_in)
+        drill_fact("rebuilt_from_backup", stand_in)
         nulls_distinct = "true"
         if pinned_db.info.server_version >= 150000:
             nulls_distinct = "NOT i.indnullsnotdistinct"

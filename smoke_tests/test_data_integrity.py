@@ -24,7 +24,7 @@ def test_table_fingerprint(
     integrity_table: str,
     facts: Facts,
     pinned_db: psycopg.Connection[Any],
-    record_property: Any,
+    drill_fact: Any,
     drill_state: DrillState,
 ) -> None:
     """The table's row count and fingerprint equal what the backup recorded."""
@@ -39,6 +39,6 @@ def test_table_fingerprint(
             pytrace=False,
         )
     result = compare_table(pinned_db, table_ref(entry), entry)
-    record_property("rows", result.actual_rows)
+    drill_fact("rows", result.actual_rows)
     if not result.ok:
         pytest.fail(result.message, pytrace=False)

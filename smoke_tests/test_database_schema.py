@@ -73,7 +73,7 @@ def _compare(
     what: str,
     unloadable: Unloadable,
     tables: list[str],
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """Diff ``expected`` with ``actual``, leaving out, on both sides, every object that
     depends on an extension this staging target cannot load; what was left out is recorded
@@ -81,7 +81,7 @@ def _compare(
     expected, left_out = unloadable.split(expected, tables)
     actual, _ = unloadable.split(actual, tables)
     if left_out:
-        record_property("not_compared", left_out)
+        drill_fact("not_compared", left_out)
     _fail_on(diff_inventory(expected, actual), what, left_out)
 
 
@@ -94,7 +94,7 @@ def test_table_schema(
     facts: Facts,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """The table, its columns, constraints, indexes and triggers are as backed up (those
     that depend on an extension this staging target cannot load left out, and named)."""
@@ -106,7 +106,7 @@ def test_table_schema(
     kinds = tuple(k for k in TABLE_SCOPED_KINDS if k in facts.inventory)
     expected = _select(facts.inventory, kinds, keep)
     actual = _select(staging_inventory, kinds, keep)
-    _compare(expected, actual, schema_table, unloadable, tables, record_property)
+    _compare(expected, actual, schema_table, unloadable, tables, drill_fact)
 
 
 def test_policy(
@@ -125,7 +125,7 @@ def test_schema_kind(
     facts: Facts,
     staging_inventory: dict[str, dict[str, dict[str, Any]]],
     unloadable: Unloadable,
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """Every object of this kind is as backed up, and nothing was added.
 
@@ -147,7 +147,7 @@ def test_schema_kind(
 
     expected = _select(facts.inventory, (schema_kind,), keep)
     actual = _select(staging_inventory, (schema_kind,), keep)
-    _compare(expected, actual, schema_kind, unloadable, tables, record_property)
+    _compare(expected, actual, schema_kind, unloadable, tables, drill_fact)
 
 
 def test_no_extra_schemas(

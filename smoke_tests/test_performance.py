@@ -31,10 +31,10 @@ _INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Ind
 
 
 def test_rto_within_budget(
-    drill_state: DrillState, drill_settings: Config, record_property: Any
+    drill_state: DrillState, drill_settings: Config, drill_fact: Any
 ) -> None:
     """The restore (staging start to a usable database) took no longer than the budget."""
-    record_property("rto_seconds", drill_state.rto_seconds)
+    drill_fact("rto_seconds", drill_state.rto_seconds)
     if drill_settings.rto_budget is None:
         pytest.skip("not tested: no RTO budget set (--supabase-rto-budget)")
     if drill_state.rto_seconds is None:
@@ -189,7 +189,7 @@ def test_primary_key_lookup(
     facts: Facts,
     drill_settings: Config,
     pinned_db: psycopg.Connection[Any],
-    record_property: Any,
+    drill_fact: Any,
 ) -> None:
     """A lookup by primary key uses an index and answers within the threshold."""
     entry = facts.tables[lookup_table]
@@ -209,8 +209,8 @@ def test_primary_key_lookup(
                 f"{lookup_table}: a primary-key lookup returned {len(rows)} rows", pytrace=False
             )
     median = statistics.median(timings)
-    record_property("lookup_ms", round(median, 3))
-    record_property("lookup_plan", how)
+    drill_fact("lookup_ms", round(median, 3))
+    drill_fact("lookup_plan", how)
     threshold = drill_settings.lookup_threshold_ms
     if median > threshold:
         pytest.fail(

@@ -60,7 +60,7 @@ def test_bucket_settings(
         pytest.fail(f"bucket {bucket}: settings differ: {'; '.join(diffs)}", pytrace=False)
 
 
-def test_source_had_every_object(bucket: str, manifest: Manifest, record_property: Any) -> None:
+def test_source_had_every_object(bucket: str, manifest: Manifest, drill_fact: Any) -> None:
     """Every ``storage.objects`` row of the source had bytes to back up."""
     storage = manifest.storage
     if not storage.downloaded:
@@ -68,7 +68,7 @@ def test_source_had_every_object(bucket: str, manifest: Manifest, record_propert
     unknown = [k for b, k in storage.unknown_to_db if b == bucket]
     if unknown:
         # Bytes without a row are invisible to the app; worth knowing, not a restore failure.
-        record_property("objects_without_row_in_source", len(unknown))
+        drill_fact("objects_without_row_in_source", len(unknown))
     missing = sorted(k for b, k in storage.missing_in_s3 if b == bucket)
     if missing:
         pytest.fail(
@@ -78,11 +78,11 @@ def test_source_had_every_object(bucket: str, manifest: Manifest, record_propert
         )
 
 
-def test_bucket_objects(bucket: str, staging_storage: StagingStorage, record_property: Any) -> None:
+def test_bucket_objects(bucket: str, staging_storage: StagingStorage, drill_fact: Any) -> None:
     """Each backed-up object is in the staging store unchanged; nothing unexpected is there."""
     records = [o for o in staging_storage.objects if o.bucket == bucket]
     problems = verify_all(staging_storage.endpoint, records, concurrency=4, buckets=[bucket])
-    record_property("objects", len(records))
+    drill_fact("objects", len(records))
     if problems:
         pytest.fail(
             f"bucket {bucket}: {len(problems)} object problem(s): "

@@ -139,7 +139,8 @@ def test_wrong_password_is_one_precise_error_without_the_password(
         hba.write_text("host all backup_reader 127.0.0.1/32 scram-sha-256\n" + original)
         admin.execute("SELECT pg_reload_conf()")
         try:
-            url = demo.cluster.dsn(user="backup_reader").replace("@", ":wrong-pw-93c@", 1)
+            # Not the cluster's own URL: its empty password= parameter would win over this one.
+            url = f"postgresql://backup_reader:wrong-pw-93c@127.0.0.1:{demo.cluster.port}/postgres"
             with pytest.raises(SourceError) as info:
                 export(url, tmp_path, s3=None)
         finally:

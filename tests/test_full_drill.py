@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from test_notify_github import REPO, TOKEN, FakeGitHub
+from test_run_output import junit_suite
 from werkzeug import Request, Response
 
 from pytest_supabase_restore import CATEGORIES
@@ -84,6 +85,15 @@ def test_demo_drill_passes_and_reports_once_everywhere(
     assert len(github.comments) == 1 and len(github.issues) == 1
     assert len(outputs["slack"]) == 1
     assert "PASS" in outputs["summary_md"].read_text()
+    # JUnit in its default family (xunit2): no warning, no properties, the verdict a case.
+    assert (
+        "PytestWarning" not in result.stdout.str() and "warnings summary" not in result.stdout.str()
+    )
+    suite = junit_suite(reports / "junit.xml")
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert not suite.findall("testcase/properties")
+    (case,) = [c for c in suite.iter("testcase") if c.get("name") == "verdict"]
+    assert case.get("classname") == "supabase_restore" and not list(case)
 
     secrets = [TOKEN, SLACK_PATH, "service-role-key-never-shown-77"]
     artifacts = [p.read_text(errors="replace") for p in reports.iterdir()]
@@ -95,13 +105,27 @@ def test_demo_drill_passes_and_reports_once_everywhere(
 
 
 def test_a_failing_drill_reopens_the_issue(
-    pytester: pytest.Pytester, tmp_path: Path, outputs: dict[str, Any]
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    outputs: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     github: FakeGitHub = outputs["github"]
     number = github.add_issue("Backup restore drill", ["backup-drill"], state="closed")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     # An RTO budget no restore can meet makes the drill FAIL for a real reason.
-    result, verdict, _ = _run(pytester, tmp_path, "--supabase-rto-budget=0.001")
+    result, verdict, reports = _run(pytester, tmp_path, "--supabase-rto-budget=0.001")
     assert verdict["status"] == "FAIL" and result.ret != 0
     assert any(f["category"] == "performance" for f in verdict["failures"])
+    # A CI test view shows the failed drill as failed: the verdict is a failed test case.
+    suite = junit_suite(reports / "junit.xml")
+    (case,) = [c for c in suite.iter("testcase") if c.get("name") == "verdict"]
+    failure = case.find("failure")
+    assert failure is not None and "RTO" in (failure.get("message") or "")
+    # On GitHub Actions, one ::error annotation per failed check, and one for the verdict.
+    errors = [ln for ln in result.stdout.lines if ln.startswith("::error title=")]
+    assert any(ln.startswith("::error title=supabase restore%3A performance::") for ln in errors)
+    assert errors[-1].startswith("::error title=supabase restore drill%3A FAIL::")
+    assert "RTO" in errors[-1]
     assert github.issues[number]["state"] == "open"
     assert len(github.comments) == 1 and len(outputs["slack"]) == 1

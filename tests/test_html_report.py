@@ -29,7 +29,7 @@ from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.connections import Connection
 from pytest_supabase_restore.redact import Redactor
 from pytest_supabase_restore.reporting import PLUGIN_NAME, ReportingPlugin
-from pytest_supabase_restore.results import BackupSizes, DrillState
+from pytest_supabase_restore.results import BackupSizes, DrillState, Phase
 
 
 def pytest_configure(config):
@@ -44,6 +44,7 @@ def pytest_configure(config):
         staging_kind="ephemeral",
         not_tested=["realtime: <not> part of a database backup"],
         backup=BackupSizes(tables=7, rows=4200, db_bytes=3000000),
+        phases=[Phase("export", 12.5), Phase("staging_start", 3.0), Phase("data", 25.0)],
     )
     plugin = ReportingPlugin(settings, lambda: state, Redactor(settings.secrets()))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
@@ -65,6 +66,11 @@ CATEGORIES = {list(CATEGORIES)!r}
 @pytest.mark.parametrize("cat", [pytest.param(c, marks=pytest.mark.cat(c)) for c in CATEGORIES])
 def test_check(cat):
     assert cat
+
+
+@pytest.mark.cat("performance")
+def test_budget():
+    pytest.skip("not tested: no RTO budget set (--supabase-rto-budget)")
 
 
 @pytest.mark.cat("storage")
@@ -185,6 +191,21 @@ def test_the_html_report_opens_with_the_drill_summary(
     assert "test_drill.py::test_object_checksums" in dom
     assert dom.index('id="supabase-restore-drill"') < dom.index('id="results-table"')
     assert SERVICE_KEY not in dom and SERVICE_KEY not in raw
+    # Above the fold: a title with the verdict, the drill summary before the environment.
+    assert re.search(r"<title[^>]*>Backup restore drill: FAIL · Supabase project · 20\d\d-", dom)
+    assert dom.index('id="supabase-restore-drill"') < dom.index('id="environment-header"')
+    # The phases as a chart, inline, one bar each, the longest the widest.
+    svg = re.search(r'<svg class="drill-timeline".*?</svg>', text, re.DOTALL)
+    assert svg, "no phase chart"
+    bars = re.findall(r'<g data-phase="(\w+)">.*?<rect [^>]*width="([\d.]+)"', svg.group(0))
+    assert [b[0] for b in bars] == ["export", "staging_start", "data"]
+    assert max(bars, key=lambda b: float(b[1]))[0] == "data"
+    # The results table has a Category column; a skip reason reads as a sentence.
+    assert 'data-column-type="category"' in dom
+    assert '<td class="col-category">storage</td>' in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)." in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)&#x27;)" not in dom
+    assert "Skipped: not tested: no RTO budget set (--supabase-rto-budget)')" not in dom
 
 
 def test_runs_without_pytest_html(pytester: pytest.Pytester) -> None:

@@ -746,7 +746,7 @@ def test_auth_rls_errors_same_on_both_sides_pass_staging_only_errors_fail_precis
 
     anon = by_identity["anon"]
     assert anon.passed, anon.longreprtext
-    notes = dict(anon.user_properties).get("rls_notes", "")
+    notes = dict(anon.user_properties).get("supabase_rls_notes", "")  # see drill_fact
     assert notes.startswith("anon (anon): public.ratios: raises " + withheld), notes
     assert '(SELECT policy for anon: "anon sees big ratios")' in notes
 

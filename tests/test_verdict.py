@@ -460,3 +460,27 @@ def test_a_category_not_selected_shows_as_a_dash_not_as_not_run() -> None:
     assert category_status(empty) == "NOT RUN"
     assert category_status(empty, selected=False) == "-"
     assert category_status(CategoryCounts(failed=1), selected=False) == "FAIL"
+
+
+def test_a_backup_without_storage_passes_the_storage_category_and_says_why() -> None:
+    """No bucket in the backup: the storage tests all skip, the category passes (vacuously)
+    and the run is a proven restore; with a bucket, the same skips fail the run."""
+    skipped = CheckOutcome("s.py::test_bucket[none]", "storage", "skipped", skip_reason="none")
+    outcomes = [o for o in passing() if o.category != "storage"] + [skipped]
+    why = "the source has no Storage buckets (storage.buckets is empty)"
+    verdict = build_verdict(
+        outcomes, state(not_applicable={"storage": why}), settings(), NOW, env={}
+    )
+    assert verdict.status == "PASS" and verdict.proven, verdict.reasons
+    assert verdict.category_result("storage") == "PASS"
+    assert f"storage: nothing to restore: {why}" in verdict.not_tested
+    assert "nothing to check in storage" in verdict.reason
+    # The same skips with buckets in the backup are no proof: FAIL, storage NOT RUN.
+    failing = build_verdict(outcomes, state(), settings(), NOW, env={})
+    assert failing.status == "FAIL" and failing.category_result("storage") == "NOT RUN"
+    # A storage check that failed is a failure, whatever the backup holds.
+    broken = CheckOutcome("s.py::test_bucket[x]", "storage", "failed", ["differs"])
+    verdict = build_verdict(
+        [*outcomes, broken], state(not_applicable={"storage": why}), settings(), NOW, env={}
+    )
+    assert verdict.status == "FAIL" and verdict.category_result("storage") == "FAIL"

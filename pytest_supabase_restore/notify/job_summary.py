@@ -9,7 +9,6 @@ from pathlib import Path
 from ..verdict import (
     Verdict,
     backup_line,
-    category_status,
     format_seconds,
     platform_lines,
     rpo_line,
@@ -61,7 +60,7 @@ def markdown(
         "|---|---|--:|--:|--:|--:|",
     ]
     for name, c in verdict.categories.items():
-        result = status_badge(category_status(c, verdict.dry_run, name not in verdict.not_selected))
+        result = status_badge(verdict.category_result(name))
         lines.append(
             f"| {md(name)} | {result} | {c.passed} | {c.failed} | {c.skipped + c.xfail} "
             f"| {c.errors} |"

@@ -12,7 +12,6 @@ from ..redact import Redactor
 from ..verdict import (
     Verdict,
     backup_line,
-    category_status,
     format_seconds,
     platform_lines,
     rpo_line,
@@ -78,7 +77,7 @@ def _category_blocks(verdict: Verdict, redactor: Redactor) -> list[dict[str, Any
     """A field per category, in as many sections as Slack's field limit asks for."""
     fields = []
     for name, c in verdict.categories.items():
-        status = category_status(c, verdict.dry_run, name not in verdict.not_selected)
+        status = verdict.category_result(name)
         fields.append(
             {
                 "type": "mrkdwn",

@@ -143,10 +143,14 @@ class Cluster:
         return self.base_dir / "pgpass"
 
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
-        """A connection string that authenticates through :attr:`passfile` (no secret in it)."""
+        """A connection string that authenticates through :attr:`passfile` (no secret in it).
+
+        Immune to the libpq variables a user sets for the source (psycopg and the tools
+        read them): an empty ``password`` keeps ``PGPASSWORD`` from shadowing the password
+        file, and ``sslmode=disable`` (loopback, no TLS) overrides ``PGSSLMODE``."""
         return (
             f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{dbname}"
-            f"?passfile={self.passfile}"
+            f"?passfile={self.passfile}&password=&sslmode=disable"
         )
 
     def set_password(self, role: str, password: str | None = None) -> str:
