@@ -23,6 +23,7 @@ from pytest_supabase_restore.config import (
     BACKUP_ENV,
     NOTIFY_ENV,
     OPTIONS,
+    PLATFORM_ENV,
     SECRET_ENV,
     SOURCE_ENV,
     STAGING_ENV,
@@ -105,7 +106,9 @@ def test_option_names_are_mentioned(doc: str, opt: Option) -> None:
         assert token and mentioned(doc, token), token
 
 
-@pytest.mark.parametrize("name", [*SOURCE_ENV, *STAGING_ENV, *NOTIFY_ENV, *BACKUP_ENV])
+@pytest.mark.parametrize(
+    "name", [*SOURCE_ENV, *STAGING_ENV, *NOTIFY_ENV, *BACKUP_ENV, *PLATFORM_ENV]
+)
 def test_environment_variable_documented(doc: str, name: str) -> None:
     assert mentioned(doc, name)
     rows = table_rows(doc, "### Environment variables that are not options")

@@ -24,6 +24,7 @@ from psycopg import sql
 from pytest_supabase_restore.errors import BackupError
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.manifest import read_manifest, validate_manifest
+from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.copyhash import (
@@ -40,7 +41,7 @@ from tests.test_fingerprint import ROLES_SQL, SCHEMA_SQL, SECRET, WEIRD_SCHEMA, 
 @dataclass
 class Env:
     cluster: Cluster
-    manifest: dict[str, Any]
+    manifest: Manifest
     tables: dict[str, TableRef]
     reads: dict[str, Any]
 
@@ -99,7 +100,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def test_every_table_is_fingerprinted_from_the_dump_and_matches(env: Env) -> None:
-    recorded = env.manifest["tables"]
+    recorded = env.manifest.tables
     assert sorted(recorded) == sorted(env.tables)
     odd = "-c TimeZone=America/New_York -c DateStyle=SQL,DMY -c extra_float_digits=0"
     with env.connect("dst", options=odd) as conn:
@@ -132,7 +133,7 @@ def test_the_export_reads_no_table_twice(env: Env) -> None:
 
 def test_changed_value_and_moved_rows_name_their_key_ranges(env: Env) -> None:
     table = env.tables["public.all_types"]
-    expected = env.manifest["tables"]["public.all_types"]
+    expected = env.manifest.tables["public.all_types"]
     bucket = next(b for b in expected["buckets"] if int(b["lo"][0]) <= 778 <= int(b["hi"][0]))
     gone = next(b for b in expected["buckets"] if int(b["lo"][0]) <= 1500 <= int(b["hi"][0]))
     with env.connect("dst") as conn:
@@ -157,7 +158,7 @@ def test_changed_value_and_moved_rows_name_their_key_ranges(env: Env) -> None:
 
 def test_composite_key_between_ranges_and_partitions(env: Env) -> None:
     weird = env.tables[f"{WEIRD_SCHEMA}.{WEIRD_TABLE}"]
-    expected = env.manifest["tables"][weird.qualified]
+    expected = env.manifest.tables[weird.qualified]
     first, second = expected["buckets"][0], expected["buckets"][1]
     assert first["hi"][0] == second["lo"][0]
     between = int(first["hi"][1]) + 5
@@ -171,7 +172,7 @@ def test_composite_key_between_ranges_and_partitions(env: Env) -> None:
         )
         result = compare_table(conn, weird, expected)
         conn.execute("UPDATE public.measurements SET v = -1 WHERE id = 450")
-        m_result = compare_table(conn, measurements, env.manifest["tables"]["public.measurements"])
+        m_result = compare_table(conn, measurements, env.manifest.tables["public.measurements"])
         conn.rollback()
     assert result.differing == [RangeDiff(first["hi"], second["lo"], 0, 1, outside=True)]
     assert "(from, Order) between" in result.message and SECRET not in result.message
@@ -187,10 +188,10 @@ def test_a_duplicate_in_a_table_without_key_and_a_dropped_column_fail(env: Env) 
         conn.execute(
             "DELETE FROM public.events_log WHERE ctid = (SELECT min(ctid) FROM public.events_log WHERE n = 3)"
         )
-        lost = compare_table(conn, events, env.manifest["tables"]["public.events_log"])
+        lost = compare_table(conn, events, env.manifest.tables["public.events_log"])
         conn.rollback()
         conn.execute("ALTER TABLE public.todos DROP COLUMN title CASCADE")
-        dropped = compare_table(conn, todos, env.manifest["tables"]["public.todos"])
+        dropped = compare_table(conn, todos, env.manifest.tables["public.todos"])
         conn.rollback()
     assert not lost.ok and "400 rows expected, 399 found" in lost.message
     assert "cannot be narrowed" in lost.message
@@ -265,11 +266,11 @@ def test_gzip_lz4_zstd_and_plain_files_hash_alike(tmp_path: Path) -> None:
     ],
 )
 def test_manifest_refuses_malformed_copy_fields(env: Env, edit: Any, where: str) -> None:
-    data = copy.deepcopy(env.manifest)
+    data = copy.deepcopy(env.manifest.to_json())
     edit(data["tables"]["public.todos"])
     with pytest.raises(BackupError, match=re.escape(f"tables['public.todos'].{where}")):
         validate_manifest(data, Path("manifest.json"))
-    validate_manifest(copy.deepcopy(env.manifest), Path("manifest.json"))
+    validate_manifest(copy.deepcopy(env.manifest.to_json()), Path("manifest.json"))
 
 
 def test_both_line_hashes_fingerprint_alike_and_a_missing_one_says_what_to_install() -> None:

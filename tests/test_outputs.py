@@ -13,6 +13,7 @@ under test are pytest's, not the drill's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import warnings
@@ -20,6 +21,8 @@ import warnings
 import pytest
 
 from pytest_supabase_restore.builtin_tests import builtin_dir
+from pytest_supabase_restore.manifest import FORMAT, VERSION
+from pytest_supabase_restore.model import FileEntry, Manifest, RlsProof, SourceInfo
 
 SMOKE_DIR = builtin_dir()
 
@@ -207,13 +210,16 @@ def test_rls_test_ids_name_users_neutrally(pytester: pytest.Pytester) -> None:
     ``user1``, ``user2`` by their place in the sample, never by id."""
     backup = pytester.path / "set"
     backup.mkdir()
-    manifest = {
-        "scope_schemas": ["public"],
-        "tables": {},
-        "schema": {},
-        "rls": {"users": USERS, "visibility": {"anon": {}, USERS[0]: {}, USERS[1]: {}}},
-    }
-    (backup / "manifest.json").write_text(json.dumps(manifest))
+    manifest = Manifest(
+        format=FORMAT,
+        version=VERSION,
+        snapshot_time="2026-11-24T17:29:00+00:00",
+        source=SourceInfo(server_major=15),
+        scope_schemas=("public",),
+        rls=RlsProof(users=tuple(USERS), visibility={"anon": {}, USERS[0]: {}, USERS[1]: {}}),
+        files={"db/toc.dat": FileEntry(0, hashlib.sha256(b"").hexdigest())},
+    )
+    (backup / "manifest.json").write_text(json.dumps(manifest.to_json()))
     # What the controller has at collection after a drill: its state, naming the set.
     pytester.makepyfile(
         drillstate=(

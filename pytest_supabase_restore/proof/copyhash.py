@@ -4,8 +4,8 @@ pg_dump writes every row of every table, in the dump's snapshot, as one line of 
 in the directory format's data files. The export hashes those lines (no second read of the
 source); the smoke tests hash ``COPY <table> (<the same columns>) TO STDOUT`` of the restored
 copy, read under pg_dump's own session settings (recorded per table), the same way. A row's
-hash is its line's XXH3-64 (with the ``xxhash`` package, ``fast-hash`` extra) or the first 8
-bytes of its BLAKE2b digest, as the table's ``hash`` says; a table's fingerprint is its
+hash is its line's XXH3-64 (the ``xxhash`` package, a dependency) or, where that is missing,
+the first 8 bytes of its BLAKE2b digest, as the table's ``hash`` says; a table's fingerprint is its
 line count and the sum of its lines' hashes mod 2^64, as in :mod:`.fingerprint`, and key
 ranges (``buckets``) split it by the primary key, so a mismatch names the ranges that differ.
 
