@@ -199,6 +199,28 @@ def test_a_failure_half_way_changes_nothing(staging: str) -> None:
 
 # -- the happy path ------------------------------------------------------------------------------
 @pytest.mark.timeout(60)
+def test_public_comes_back_as_a_new_database_has_it(cluster: Cluster, staging: str) -> None:
+    """Owner, grants and comment of the recreated public equal a new database's (on 15+:
+    pg_database_owner, USAGE for PUBLIC), so the restore's own ACL statements for public
+    end where the backup's did; before, the clearing role owned it with no grants."""
+    query = (
+        "SELECT pg_get_userbyid(nspowner)::text, nspacl::text, "
+        "obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'public'"
+    )
+    with cluster.connect(autocommit=True) as admin:
+        admin.execute("CREATE DATABASE fresh_reference OWNER stage_owner")
+    try:
+        with psycopg.connect(cluster.dsn("fresh_reference")) as conn:
+            fresh = conn.execute(query).fetchone()
+    finally:
+        with cluster.connect(autocommit=True) as admin:
+            admin.execute("DROP DATABASE fresh_reference")
+    clear_scope(staging, SCOPE, False)
+    with psycopg.connect(as_admin(staging)) as conn:
+        assert conn.execute(query).fetchone() == fresh
+    assert fresh is not None and fresh[0] == "pg_database_owner"
+
+
 def test_the_backup_schemas_are_dropped_and_public_recreated_in_one_transaction(
     staging: str,
 ) -> None:

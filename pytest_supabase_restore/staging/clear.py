@@ -255,6 +255,23 @@ def clear_scope(
         _require_create(conn)
         _drop_schemas(conn, drop, sorted(recreated_extensions))
         if "public" in schemas:
-            conn.execute("CREATE SCHEMA IF NOT EXISTS public")
+            _recreate_public(conn)
         conn.commit()
     return drop
+
+
+def _recreate_public(conn: psycopg.Connection[Any]) -> None:
+    """``public`` as a new database has it, so that the restore, which applies only what the
+    backup's ``public`` has beyond that, ends with the backup's owner and grants: on
+    PostgreSQL 15+ owned by ``pg_database_owner`` with USAGE for PUBLIC. A role that is not
+    the database's owner cannot give it that owner; it keeps ``public`` as its own."""
+    row = conn.execute(
+        "SELECT current_setting('server_version_num')::int >= 150000 "
+        "AND pg_has_role('pg_database_owner', 'MEMBER')"
+    ).fetchone()
+    if row is not None and row[0]:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION pg_database_owner")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        conn.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
+    else:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS public")
