@@ -176,7 +176,8 @@ class Drill:
         return self.settings.source.db_url, s3
 
     def _export(self, db_url: str | None, s3: S3Endpoint | None) -> Path:
-        from .export import ExportOptions, apply_retention, export
+        from .backupdir import apply_retention
+        from .export import ExportOptions, export
 
         assert db_url is not None
         if self.settings.backup_dir is not None:

@@ -37,6 +37,7 @@ import psycopg
 from . import __version__, extdeps, manifest
 from . import source_reads as source_reads_mod
 from .background import Background
+from .backupdir import inventory_files, new_set_dir, restrict_tree
 from .connections import mask_url
 from .errors import BackupError, ToolError
 from .model import DumpInfo, FunctionEntry, Manifest, RlsProof, SourceInfo, StorageSection
@@ -76,6 +77,7 @@ from .source import (
     platform_roles_of,
     server_version,
     source_failure,
+    storage_rows,
 )
 from .storage.endpoint import S3Endpoint
 
@@ -122,37 +124,6 @@ def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
     return [f"--compress={method}{':' + level if level else ''}"]
 
 
-def _storage_rows(
-    conn: psycopg.Connection[Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """storage.buckets and storage.objects as of the snapshot (metadata only)."""
-    exists = conn.execute(
-        "SELECT to_regclass('storage.objects') IS NOT NULL AND to_regclass('storage.buckets') IS NOT NULL"
-    ).fetchone()
-    if not exists or not exists[0]:
-        return [], []
-    buckets = [
-        {
-            "id": r[0],
-            "name": r[1],
-            "public": r[2],
-            "file_size_limit": r[3],
-            "allowed_mime_types": r[4],
-        }
-        for r in conn.execute(
-            "SELECT id, name, public, file_size_limit, allowed_mime_types FROM storage.buckets ORDER BY id"
-        ).fetchall()
-    ]
-    objects = [
-        {"bucket": r[0], "key": r[1], "size": r[2], "mimetype": r[3], "etag": r[4]}
-        for r in conn.execute(
-            "SELECT bucket_id, name, (metadata->>'size')::bigint, metadata->>'mimetype', "
-            "metadata->>'eTag' FROM storage.objects ORDER BY bucket_id, name"
-        ).fetchall()
-    ]
-    return buckets, objects
-
-
 def _table_json(ref: TableRef, fp: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": ref.schema,
@@ -163,16 +134,6 @@ def _table_json(ref: TableRef, fp: dict[str, Any]) -> dict[str, Any]:
         "bytes": ref.bytes,
         **fp,
     }
-
-
-def new_set_dir(base: Path, when: dt.datetime) -> tuple[Path, Path]:
-    """(partial directory to write into, final name) for a set taken at ``when``."""
-    manifest.private_dir(base)
-    name = when.strftime("%Y%m%dT%H%M%S") + f"{when.microsecond // 1000:03d}Z"
-    final = base / name
-    partial = base / f"{manifest.PARTIAL_PREFIX}{name}-{os.getpid()}"
-    manifest.private_dir(partial)
-    return partial, final
 
 
 def export(
@@ -387,7 +348,7 @@ class _ExportRun:
             f"snapshot {snap.snapshot_id} at {snap.snapshot_time.isoformat()}: "
             f"{len(tables)} tables in {len(scope)} schemas"
         )
-        buckets, db_objects = _storage_rows(snap.conn)
+        buckets, db_objects = storage_rows(snap.conn)
         login = snap.conn.execute(
             "SELECT current_user::text, rolsuper FROM pg_catalog.pg_roles "
             "WHERE rolname = current_user"
@@ -404,7 +365,7 @@ class _ExportRun:
         self._fingerprint_dump(snap, tools, partial, tables, layout)
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
         functions = self.options.functions(partial) if self.options.functions else ()
-        manifest.restrict_tree(partial)
+        restrict_tree(partial)
         return Manifest(
             format=manifest.FORMAT,
             version=manifest.VERSION,
@@ -615,7 +576,7 @@ class _ExportRun:
         data = dataclasses.replace(
             data,
             timings={k: round(v, 3) for k, v in self.timings.items()},
-            files=manifest.inventory_files(partial, jobs=jobs),
+            files=inventory_files(partial, jobs=jobs),
         )
         if self.options.encryption_key is not None:
             from .encryption import encrypt_set
@@ -636,25 +597,3 @@ class _ExportRun:
         if self.fetcher is not None:  # it must stop writing before the directory goes
             self.cancel.event.set()
             self.fetcher.join(60)
-
-
-def apply_retention(base: Path, keep: Path, count: int | None, days: float | None) -> list[Path]:
-    """Delete older complete sets beyond ``count`` or ``days``; never ``keep``. Returns deleted."""
-    sets = sorted(
-        (p for p in base.iterdir() if p.is_dir() and (p / manifest.MANIFEST).is_file()),
-        key=lambda p: p.name,
-        reverse=True,
-    )
-    deleted: list[Path] = []
-    now = time.time()
-    for index, path in enumerate(sets):
-        if path.resolve() == keep.resolve():
-            continue
-        too_many = count is not None and index >= count
-        too_old = (
-            days is not None and now - (path / manifest.MANIFEST).stat().st_mtime > days * 86400
-        )
-        if too_many or too_old:
-            shutil.rmtree(path, ignore_errors=True)
-            deleted.append(path)
-    return deleted

@@ -47,42 +47,6 @@ def _is_sha256(value: Any) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
-def restrict_tree(root: Path) -> None:
-    """Make every file 0600 and every directory 0700 below ``root`` (pg_dump writes 0644)."""
-    for dirpath, _dirs, files in os.walk(root):
-        os.chmod(dirpath, 0o700)
-        for name in files:
-            os.chmod(os.path.join(dirpath, name), 0o600)
-
-
-def inventory_files(root: Path, jobs: int = 4) -> dict[str, FileEntry]:
-    """Every file below ``root`` except the manifest: relative path -> size and SHA-256."""
-    paths = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST and not p.is_symlink()
-    )
-
-    def describe(p: Path) -> tuple[str, FileEntry]:
-        return p.relative_to(root).as_posix(), FileEntry(p.stat().st_size, sha256_file(p))
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return dict(pool.map(describe, paths))
-
-
 def write_manifest(root: Path, manifest: Manifest) -> Path:
     path = root / MANIFEST
     tmp = root / (MANIFEST + ".tmp")

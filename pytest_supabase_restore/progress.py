@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .redact import Redactor
-from .verdict import format_bytes, format_seconds
+from .verdict_text import format_bytes, format_seconds
 
 log = logging.getLogger(__name__)
 PREFIX = "[supabase-restore]"

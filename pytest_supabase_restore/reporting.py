@@ -40,16 +40,8 @@ from .notify.html import VERDICT_FIRST, HtmlReportHooks
 from .notify.http import RetryPolicy
 from .redact import Redactor
 from .results import DrillState
-from .verdict import (
-    COLLECTION_CATEGORY,
-    CheckOutcome,
-    Verdict,
-    backup_line,
-    build_verdict,
-    format_seconds,
-    rpo_line,
-    scope_line,
-)
+from .verdict import COLLECTION_CATEGORY, CheckOutcome, Verdict, build_verdict
+from .verdict_text import backup_line, format_seconds, rpo_line, scope_line
 
 CATEGORY_PROPERTY = "supabase_category"
 PLUGIN_NAME = "supabase-restore-reporting"

@@ -363,3 +363,34 @@ def jobs_for_slots(conn: psycopg.Connection[Any], requested: int, progress: Prog
             "leaves at least half of the free slots to other clients"
         )
     return jobs
+
+
+def storage_rows(
+    conn: psycopg.Connection[Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """storage.buckets and storage.objects as of the snapshot (metadata only)."""
+    exists = conn.execute(
+        "SELECT to_regclass('storage.objects') IS NOT NULL AND to_regclass('storage.buckets') IS NOT NULL"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return [], []
+    buckets = [
+        {
+            "id": r[0],
+            "name": r[1],
+            "public": r[2],
+            "file_size_limit": r[3],
+            "allowed_mime_types": r[4],
+        }
+        for r in conn.execute(
+            "SELECT id, name, public, file_size_limit, allowed_mime_types FROM storage.buckets ORDER BY id"
+        ).fetchall()
+    ]
+    objects = [
+        {"bucket": r[0], "key": r[1], "size": r[2], "mimetype": r[3], "etag": r[4]}
+        for r in conn.execute(
+            "SELECT bucket_id, name, (metadata->>'size')::bigint, metadata->>'mimetype', "
+            "metadata->>'eTag' FROM storage.objects ORDER BY bucket_id, name"
+        ).fetchall()
+    ]
+    return buckets, objects

@@ -16,11 +16,12 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest
+from pytest_supabase_restore.backupdir import apply_retention, inventory_files
 from pytest_supabase_restore.connections import DISPOSABLE_MARKER, Connection
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.demo.project import s3_client
 from pytest_supabase_restore.errors import BackupError, SafetyError, ToolError
-from pytest_supabase_restore.export import ExportOptions, apply_retention, export
+from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import start_cluster
 from pytest_supabase_restore.proof.fingerprint import compare_table
@@ -271,7 +272,7 @@ def test_unexpected_restore_error_names_the_statement(tmp_path: Path) -> None:
         out = export(src.dsn(), tmp_path, s3=None)
     (out / "roles.sql").write_text("")  # the role is lost from the backup
     data = manifest.read_manifest(out)
-    manifest.write_manifest(out, dataclasses.replace(data, files=manifest.inventory_files(out)))
+    manifest.write_manifest(out, dataclasses.replace(data, files=inventory_files(out)))
     target = EphemeralStaging.start(15, with_s3=False)
     try:
         outcome = restore_backup_set(

@@ -39,6 +39,7 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore import manifest as mf
+from pytest_supabase_restore.backupdir import inventory_files
 from pytest_supabase_restore.demo import DemoProject
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.pg.binaries import find_server_tools
@@ -166,9 +167,7 @@ def setup() -> Iterator[Setup]:
         kept = [ln for ln in roles.read_text().splitlines() if "ghost_" not in ln]
         roles.write_text("\n".join(kept) + "\n")
         data = mf.read_manifest(roles_lost)
-        mf.write_manifest(
-            roles_lost, dataclasses.replace(data, files=mf.inventory_files(roles_lost))
-        )
+        mf.write_manifest(roles_lost, dataclasses.replace(data, files=inventory_files(roles_lost)))
         yield Setup(bindir, backup, roles_lost)
     finally:
         shutil.rmtree(base, ignore_errors=True)

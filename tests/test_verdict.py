@@ -17,11 +17,13 @@ from pytest_supabase_restore.verdict import (
     CategoryCounts,
     CheckOutcome,
     build_verdict,
+    one_line,
+    run_url,
+)
+from pytest_supabase_restore.verdict_text import (
     category_status,
     format_bytes,
     format_seconds,
-    one_line,
-    run_url,
     scope_line,
 )
 

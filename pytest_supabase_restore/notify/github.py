@@ -27,7 +27,8 @@ from urllib.parse import quote, urlencode
 from .. import __version__
 from ..config import Config
 from ..redact import Redactor
-from ..verdict import QUICK, Verdict, format_seconds
+from ..verdict import Verdict
+from ..verdict_text import QUICK, format_seconds
 from .http import HttpError, Response, RetryPolicy, request_json
 from .job_summary import code, markdown, md, status_badge
 

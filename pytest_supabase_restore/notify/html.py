@@ -11,14 +11,8 @@ from typing import Any
 
 import pytest
 
-from ..verdict import (
-    Verdict,
-    backup_line,
-    format_seconds,
-    platform_lines,
-    rpo_line,
-    scope_line,
-)
+from ..verdict import Verdict, platform_lines
+from ..verdict_text import backup_line, format_seconds, rpo_line, scope_line
 
 _COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NOT RUN": "#9a6700", "-": "#57606a"}
 _CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left;color:#1f2328"
@@ -149,17 +143,7 @@ def summary_html(verdict: Verdict) -> str:
     parts += _platform_html(verdict)
     parts += _timeline_svg(verdict.phases)
     parts += _restore_errors_html(verdict)
-    if verdict.failures:
-        total = len(verdict.failures) + verdict.failures_omitted
-        parts.append(f'<h3 style="margin:0.3em 0">Failures ({total})</h3>')
-        parts.append('<ul class="drill-failures" style="margin:0 0 0.8em 1.2em;padding:0">')
-        parts += [
-            f"<li><code>{_e(f.test)}</code> ({_e(f.category)}): {_e(f.message)}</li>"
-            for f in verdict.failures
-        ]
-        if verdict.failures_omitted:
-            parts.append(f"<li>… and {verdict.failures_omitted} more</li>")
-        parts.append("</ul>")
+    parts += _failures_html(verdict)
     if verdict.not_tested or verdict.not_restorable:
         parts.append('<h3 style="margin:0.3em 0">Not tested</h3>')
         parts.append('<ul class="drill-not-tested" style="margin:0 0 0 1.2em;padding:0">')
@@ -168,6 +152,24 @@ def summary_html(verdict: Verdict) -> str:
         parts.append("</ul>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _failures_html(verdict: Verdict) -> list[str]:
+    if not verdict.failures:
+        return []
+    total = len(verdict.failures) + verdict.failures_omitted
+    parts = [
+        f'<h3 style="margin:0.3em 0">Failures ({total})</h3>',
+        '<ul class="drill-failures" style="margin:0 0 0.8em 1.2em;padding:0">',
+        *(
+            f"<li><code>{_e(f.test)}</code> ({_e(f.category)}): {_e(f.message)}</li>"
+            for f in verdict.failures
+        ),
+    ]
+    if verdict.failures_omitted:
+        parts.append(f"<li>… and {verdict.failures_omitted} more</li>")
+    parts.append("</ul>")
+    return parts
 
 
 def _platform_html(verdict: Verdict) -> list[str]:

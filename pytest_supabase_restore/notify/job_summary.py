@@ -6,14 +6,8 @@ import html
 import os
 from pathlib import Path
 
-from ..verdict import (
-    Verdict,
-    backup_line,
-    format_seconds,
-    platform_lines,
-    rpo_line,
-    scope_line,
-)
+from ..verdict import Verdict, platform_lines
+from ..verdict_text import backup_line, format_seconds, rpo_line, scope_line
 
 # GitHub rejects a step summary over 1 MiB; stay well below it.
 STEP_SUMMARY_LIMIT = 1_000_000

@@ -9,14 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..redact import Redactor
-from ..verdict import (
-    Verdict,
-    backup_line,
-    format_seconds,
-    platform_lines,
-    rpo_line,
-    scope_line,
-)
+from ..verdict import Verdict, platform_lines
+from ..verdict_text import backup_line, format_seconds, rpo_line, scope_line
 from .http import HttpError, RetryPolicy, request_json
 
 MAX_FAILURES = 5
