@@ -18,7 +18,7 @@ from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 
 def _postgres_pids_for(base: Path) -> list[str]:
     out = subprocess.run(
-        ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True
     ).stdout
     return [line for line in out.splitlines() if str(base) in line]
 

@@ -32,7 +32,9 @@ def _leftovers(output: str) -> list[str]:
     import re
 
     dirs = set(re.findall(r"/tmp/supabase-restore-[\w-]+", output))
-    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    procs = subprocess.run(
+        ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
+    ).stdout
     return [p for p in procs.splitlines() if any(d in p for d in dirs)]
 
 
@@ -250,7 +252,9 @@ def test_kept_staging_outlives_the_run_and_its_keys_are_handed_over_privately(
         assert client.list_buckets()["Buckets"], "the kept S3 server holds the restored buckets"
     finally:  # the test, not the plugin, ends what it kept
         port = kept["url"].rsplit(":", 1)[1]
-        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(
+            ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True
+        ).stdout  # -ww: whole command lines, whatever COLUMNS says
         for line in ps.splitlines():
             if "_server_main" in line and f" {port} " in line:
                 os.kill(int(line.split()[0]), signal.SIGKILL)

@@ -382,7 +382,7 @@ def test_interrupt_during_export_stops_pg_dump_and_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         export(demo.db_url, tmp_path / "sets", s3=None, progress=interrupt)
     assert list((tmp_path / "sets").iterdir()) == []
-    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    procs = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(tmp_path) not in procs.stdout
 
 

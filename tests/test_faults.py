@@ -68,7 +68,9 @@ def through(proxy: TcpProxy, dsn: str) -> str:
 
 
 def processes_mentioning(*needles: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True
+    )
     return [
         line
         for line in out.stdout.splitlines()
