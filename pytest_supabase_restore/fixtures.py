@@ -71,7 +71,8 @@ MANIFEST_KEY = pytest.StashKey[tuple[str, "Manifest"]]()
 
 
 def collection_manifest(config: pytest.Config) -> Manifest | None:
-    """The manifest of this run's backup set, at collection time; None when there is none."""
+    """The manifest of this run's backup set, read once per process (at collection, then
+    by :func:`supabase_backup`); None when there is none."""
     state = get_state(config)
     if state is None or state.error or not state.backup_dir or state.backup_format != "manifest":
         return None
@@ -113,11 +114,12 @@ def drill_state(pytestconfig: pytest.Config, drill_settings: Config) -> DrillSta
 
 
 @pytest.fixture(scope="session")
-def supabase_backup(drill_state: DrillState) -> BackupSet:
-    """The backup set this run exported (or validated) and its parsed manifest."""
+def supabase_backup(pytestconfig: pytest.Config, drill_state: DrillState) -> BackupSet:
+    """The backup set this run exported (or validated) and its parsed manifest (the one
+    collection read: a manifest is read and checked once per process)."""
     assert drill_state.backup_dir is not None
     path = Path(drill_state.backup_dir)
-    manifest = _read_manifest(path) if drill_state.backup_format == "manifest" else None
+    manifest = collection_manifest(pytestconfig)
     return BackupSet(path=path, manifest=manifest, format=drill_state.backup_format or "manifest")
 
 
