@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -40,16 +40,24 @@ from .background import Background
 from .backupdir import inventory_files, new_set_dir, restrict_tree
 from .connections import mask_url
 from .errors import BackupError, ToolError
-from .model import DumpInfo, FunctionEntry, Manifest, RlsProof, SourceInfo, StorageSection
+from .model import (
+    DumpInfo,
+    FunctionEntry,
+    Manifest,
+    RlsProof,
+    SourceInfo,
+    StorageSection,
+    TableEntry,
+)
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
 from .proof.copyhash import DecompressorMissing, DumpTable
 from .proof.dumpset import (
     Layout,
+    copy_read,
     copy_settings,
     data_files,
     dump_tables,
-    entry_fields,
     fingerprint_all,
     layouts,
     python_encoding,
@@ -57,6 +65,7 @@ from .proof.dumpset import (
 from .proof.fingerprint import fingerprint_table
 from .proof.inventory import schema_inventory
 from .proof.postgrest import postgrest_session
+from .proof.records import Fingerprint
 from .proof.rls import rls_visibility, sample_users
 from .proof.scope import (
     EXCLUDED_TABLE_DATA,
@@ -124,18 +133,6 @@ def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
     return [f"--compress={method}{':' + level if level else ''}"]
 
 
-def _table_json(ref: TableRef, fp: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "schema": ref.schema,
-        "name": ref.name,
-        "kind": ref.kind,
-        "pk": list(ref.pk),
-        "partitions": list(ref.partitions),
-        "bytes": ref.bytes,
-        **fp,
-    }
-
-
 def export(
     db_url: str,
     base_dir: Path,
@@ -198,18 +195,19 @@ def export(
 
 
 def _measure_reads(
-    db_url: str, before: source_reads_mod.Counters, tables: dict[str, dict[str, Any]]
+    db_url: str, before: source_reads_mod.Counters, tables: dict[str, TableEntry]
 ) -> dict[str, Any] | None:
     relations: list[tuple[str, str]] = []
     for entry in tables.values():
-        if entry.get("copy"):
-            relations += [(str(p["schema"]), str(p["name"])) for p in entry["copy"]]
+        read = entry.fingerprint.copy if entry.fingerprint else None
+        if read is not None:
+            relations += [(p.schema, p.name) for p in read.parts]
         else:
-            relations.append((str(entry["schema"]), str(entry["name"])))
-            for qualified in entry.get("partitions", []):
-                schema, _, name = str(qualified).partition(".")
+            relations.append((entry.schema, entry.name))
+            for qualified in entry.partitions:
+                schema, _, name = qualified.partition(".")
                 relations.append((schema, name))
-    rows = sum(int(e.get("rows", 0)) for e in tables.values())
+    rows = sum(e.rows for e in tables.values())
     return source_reads_mod.measure(db_url, before, rows, relations)
 
 
@@ -225,7 +223,7 @@ def disk_full(base_dir: Path) -> BackupError:
 class _Proof:
     """What the export reads in the snapshot beside pg_dump."""
 
-    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fingerprints: dict[str, TableEntry] = field(default_factory=dict)
     inventory: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
     rls: RlsProof = field(default_factory=RlsProof)
@@ -320,13 +318,11 @@ class _ExportRun:
         encoding = python_encoding(settings["client_encoding"])
         fingerprints = self.proof.fingerprints
 
-        def done(table: DumpTable, fp: dict[str, Any]) -> None:
-            fingerprints[table.qualified] = {
-                **_table_json(refs[table.qualified], fp),
-                **entry_fields(table, settings),
-            }
+        def done(table: DumpTable, fp: Fingerprint) -> None:
+            fp = replace(fp, copy=copy_read(table, settings))
+            fingerprints[table.qualified] = TableEntry.of(refs[table.qualified], fp)
             self.progress(
-                f"fingerprinted {table.qualified}: {fp['rows']} rows "
+                f"fingerprinted {table.qualified}: {fp.rows} rows "
                 f"({len(fingerprints)}/{len(tables)})"
             )
 
@@ -488,9 +484,9 @@ class _ExportRun:
                     conn.rollback()
                 conn.close()
             with lock:
-                fingerprints[ref.qualified] = _table_json(ref, fp)
+                fingerprints[ref.qualified] = TableEntry.of(ref, fp)
                 self.progress(
-                    f"fingerprinted {ref.qualified}: {fp['rows']} rows "
+                    f"fingerprinted {ref.qualified}: {fp.rows} rows "
                     f"({len(fingerprints)}/{len(tables)})"
                 )
 

@@ -15,10 +15,85 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .proof.postgrest import LEGACY_SESSION, RlsSession
+from .proof.records import Fingerprint
+from .proof.scope import TableRef
 from .storage.records import ObjectRecord
 
-TableEntry = dict[str, Any]
 Inventory = dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """A table whose data the backup carries, and its fingerprint.
+
+    ``rows``: counted in the snapshot (the fingerprint's count) or, for facts read from a
+    restored copy without a manifest, the planner's estimate; ``fingerprint`` is None then.
+    ``partitions``: ``schema.name`` of every partition below a partitioned table."""
+
+    schema: str
+    name: str
+    kind: str = "r"
+    pk: tuple[str, ...] = ()
+    partitions: tuple[str, ...] = ()
+    bytes: int = 0
+    rows: int = 0
+    fingerprint: Fingerprint | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def ref(self) -> TableRef:
+        """The table as the proof engine reads it."""
+        return TableRef(
+            schema=self.schema,
+            name=self.name,
+            kind=self.kind,
+            pk=self.pk,
+            partitions=self.partitions,
+            est_rows=self.rows,
+            bytes=self.bytes,
+        )
+
+    @classmethod
+    def of(cls, ref: TableRef, fingerprint: Fingerprint | None = None) -> TableEntry:
+        """The entry of ``ref``: with its fingerprint's count, else the estimate."""
+        return cls(
+            schema=ref.schema,
+            name=ref.name,
+            kind=ref.kind,
+            pk=ref.pk,
+            partitions=ref.partitions,
+            bytes=ref.bytes,
+            rows=fingerprint.rows if fingerprint is not None else ref.est_rows,
+            fingerprint=fingerprint,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": self.schema,
+            "name": self.name,
+            "kind": self.kind,
+            "pk": list(self.pk),
+            "partitions": list(self.partitions),
+            "bytes": self.bytes,
+        }
+        out.update(self.fingerprint.to_json() if self.fingerprint else {"rows": self.rows})
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TableEntry:
+        return cls(
+            schema=str(d["schema"]),
+            name=str(d["name"]),
+            kind=str(d.get("kind") or "r"),
+            pk=tuple(str(c) for c in d.get("pk") or ()),
+            partitions=tuple(str(p) for p in d.get("partitions") or ()),
+            bytes=int(d.get("bytes") or 0),
+            rows=int(d.get("rows") or 0),
+            fingerprint=Fingerprint.from_json(d) if "fingerprint" in d else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -303,8 +378,8 @@ class Manifest:
         return {
             "snapshot_time": self.snapshot_time,
             "tables": len(self.tables),
-            "rows": sum(int(t.get("rows", 0)) for t in self.tables.values()),
-            "db_bytes": sum(int(t.get("bytes", 0)) for t in self.tables.values()),
+            "rows": sum(t.rows for t in self.tables.values()),
+            "db_bytes": sum(t.bytes for t in self.tables.values()),
             "objects": len(self.storage.objects),
             "object_bytes": sum(o.size for o in self.storage.objects),
         }
@@ -323,7 +398,7 @@ class Manifest:
             "excluded_schemas": list(self.excluded_schemas),
             "excluded_table_data": list(self.excluded_table_data),
             "roles": list(self.roles),
-            "tables": self.tables,
+            "tables": {k: t.to_json() for k, t in self.tables.items()},
             "schema": self.schema,
             "extensions": self.extensions,
             "rls": self.rls.to_json(),
@@ -354,7 +429,7 @@ class Manifest:
             excluded_schemas=tuple(d.get("excluded_schemas") or ()),
             excluded_table_data=tuple(d.get("excluded_table_data") or ()),
             roles=tuple(d.get("roles") or ()),
-            tables={k: dict(v) for k, v in d["tables"].items()},
+            tables={k: TableEntry.from_json(v) for k, v in d["tables"].items()},
             schema={k: dict(v) for k, v in d["schema"].items()},
             extensions=dict(d.get("extensions") or {}),
             rls=RlsProof.from_json(d.get("rls") or {}),

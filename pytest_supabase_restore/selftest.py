@@ -101,9 +101,11 @@ class _Fault:
 def _data_check(name: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
     def check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
         recorded = manifest.tables[name]
+        if recorded.fingerprint is None:
+            return False, f"{name}: the backup recorded no fingerprint"
         pin_session(conn)
-        ref = next(t for t in list_tables(conn, [recorded["schema"]]) if t.qualified == name)
-        result = compare_table(conn, ref, recorded)
+        ref = next(t for t in list_tables(conn, [recorded.schema]) if t.qualified == name)
+        result = compare_table(conn, ref, recorded.fingerprint)
         return (not result.ok), result.message
 
     return check
@@ -134,8 +136,8 @@ def _rls_check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
 
 def _deleted_row(manifest: Manifest) -> _Fault | None:
     tables = manifest.tables
-    public = [n for n, t in tables.items() if t["schema"] == "public" and t["rows"] > 0]
-    with_pk = sorted((n for n in public if tables[n]["pk"]), key=lambda n: -tables[n]["rows"])
+    public = [n for n, t in tables.items() if t.schema == "public" and t.rows > 0]
+    with_pk = sorted((n for n in public if tables[n].pk), key=lambda n: -tables[n].rows)
     if not with_pk:
         return None
     big = with_pk[0]
@@ -199,7 +201,7 @@ def _rls_disabled(manifest: Manifest) -> _Fault | None:
     rls_tables = sorted(
         n
         for n, v in manifest.rls.visibility.get("anon", {}).items()
-        if isinstance(v, int) and v >= 0 and n in tables and tables[n]["rows"] > v
+        if isinstance(v, int) and v >= 0 and n in tables and tables[n].rows > v
     )
     if not rls_tables:
         return None

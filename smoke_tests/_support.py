@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_supabase_restore.model import Manifest
+from pytest_supabase_restore.model import Manifest, TableEntry
 from pytest_supabase_restore.proof.inventory import schema_inventory
-from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
+from pytest_supabase_restore.proof.scope import list_tables, schemas_in_scope
 
 Conn = psycopg.Connection[Any]
 
@@ -62,7 +62,7 @@ class Facts:
     """
 
     scope: list[str]
-    tables: dict[str, dict[str, Any]]  # "schema.name" -> manifest-style table entry
+    tables: dict[str, TableEntry]  # "schema.name" -> its table entry
     inventory: dict[str, dict[str, dict[str, Any]]]
     reference: Manifest | None = field(default=None, repr=False)
 
@@ -75,7 +75,7 @@ class Facts:
         """Facts recorded in the source's snapshot."""
         return cls(
             scope=list(manifest.scope_schemas),
-            tables={k: dict(v) for k, v in manifest.tables.items()},
+            tables=dict(manifest.tables),
             inventory={k: dict(v) for k, v in manifest.schema.items()},
             reference=manifest,
         )
@@ -85,34 +85,10 @@ class Facts:
         """Facts read from the restored copy (no manifest to read them from)."""
         scope = schemas_in_scope(conn)
         refs = list_tables(conn, scope)
-        tables = {
-            ref.qualified: {
-                "schema": ref.schema,
-                "name": ref.name,
-                "kind": ref.kind,
-                "pk": list(ref.pk),
-                "partitions": list(ref.partitions),
-                "rows": ref.est_rows,
-                "bytes": ref.bytes,
-            }
-            for ref in refs
-        }
+        tables = {ref.qualified: TableEntry.of(ref) for ref in refs}
         inventory = schema_inventory(conn, scope)
         conn.rollback()
         return cls(scope=scope, tables=tables, inventory=inventory, reference=None)
-
-
-def table_ref(entry: Mapping[str, Any]) -> TableRef:
-    """The :class:`TableRef` a manifest table entry describes."""
-    return TableRef(
-        schema=str(entry["schema"]),
-        name=str(entry["name"]),
-        kind=str(entry.get("kind", "r")),
-        pk=tuple(entry.get("pk") or ()),
-        partitions=tuple(entry.get("partitions") or ()),
-        est_rows=int(entry.get("rows") or 0),
-        bytes=int(entry.get("bytes") or 0),
-    )
 
 
 # ---------------------------------------------------------------------------------------------

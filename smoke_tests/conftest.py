@@ -83,7 +83,7 @@ def _crud_tables(facts: Facts) -> list[str]:
     return sorted(
         key
         for key, entry in facts.tables.items()
-        if entry.get("schema") not in PLATFORM_SCHEMAS and entry.get("kind") in ("r", "p")
+        if entry.schema not in PLATFORM_SCHEMAS and entry.kind in ("r", "p")
     )
 
 
@@ -148,15 +148,11 @@ def _matviews(facts: Facts) -> list[str]:
 
 
 def _nonempty_tables(facts: Facts) -> list[str]:
-    return sorted(k for k, v in facts.tables.items() if int(v.get("rows") or 0) > 0)
+    return sorted(k for k, v in facts.tables.items() if v.rows > 0)
 
 
 def _lookup_tables(facts: Facts) -> list[str]:
-    candidates = [
-        (int(v.get("rows") or 0), int(v.get("bytes") or 0), k)
-        for k, v in facts.tables.items()
-        if v.get("pk") and int(v.get("rows") or 0) > 0
-    ]
+    candidates = [(v.rows, v.bytes, k) for k, v in facts.tables.items() if v.pk and v.rows > 0]
     candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
     return [k for _rows, _bytes, k in candidates[:LOOKUP_CAP]]
 

@@ -175,16 +175,16 @@ def test_rest_api(
     restored: a table that depends on an unloadable extension is not there)."""
     client = _client(drill_settings)
     exposed = [
-        (int(entry.get("rows") or 0), key, entry)
+        (entry.rows, key, entry)
         for key, entry in facts.tables.items()
-        if entry.get("schema") in EXPOSED_SCHEMAS
+        if entry.schema in EXPOSED_SCHEMAS
         and unloadable.cause([f"table {key}", f"data {key}"]) is None
     ]
     if not exposed:
         pytest.skip("not tested: the backup has no table in the exposed schemas")
     rows, key, entry = max(exposed, key=lambda e: (e[0], e[1]))
     try:
-        response = client.table(entry["name"]).select("*", count="exact", head=True).execute()
+        response = client.table(entry.name).select("*", count="exact", head=True).execute()
     except Exception as exc:  # the client raises its own error types per endpoint
         pytest.fail(f"REST API: reading {key} fails: {type(exc).__name__}: {exc}", pytrace=False)
     if response.count != rows:

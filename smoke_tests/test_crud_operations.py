@@ -123,7 +123,7 @@ def test_crud(
         )
     builder = RowBuilder(pinned_db)
     table = builder.table(found[0])
-    pk = list(facts.tables[crud_table].get("pk") or [])
+    pk = list(facts.tables[crud_table].pk)
     drill_fact("acting_role", role or pinned_db.info.user)
     with pinned_db.transaction(force_rollback=True), acting_as(pinned_db, role):
         try:

@@ -74,7 +74,7 @@ def test_planner_statistics(
     ).fetchone()
     assert row is not None
     reltuples, columns_with_stats = float(row[0]), int(row[1])
-    rows = int(facts.tables[stats_table].get("rows") or 0)
+    rows = facts.tables[stats_table].rows
     problems = []
     if reltuples <= 0:
         problems.append("the planner's row estimate (reltuples) is empty")
@@ -197,7 +197,7 @@ def test_primary_key_lookup(
     if found is None:
         pytest.fail(f"{lookup_table}: missing from the restored copy", pytrace=False)
     oid, rel, _kind, _schema = found
-    lookup = _lookup(pinned_db, lookup_table, oid, rel, list(entry["pk"]))
+    lookup = _lookup(pinned_db, lookup_table, oid, rel, list(entry.pk))
     how = _index_plan(pinned_db, lookup_table, oid, lookup)
     timings: list[float] = []
     for _ in range(LOOKUP_RUNS):

@@ -77,9 +77,9 @@ def test_backup_set_is_complete_and_owner_only(backup: Path) -> None:
     assert data.pg_dump.options and not any("--snapshot" in o for o in data.pg_dump.options)
     assert "public.tasks" in data.tables and "auth.users" in data.tables
     assert "auth.schema_migrations" not in data.tables  # platform migration history
-    partitioned = [t for t in data.tables.values() if t["partitions"]]
+    partitioned = [t for t in data.tables.values() if t.partitions]
     assert partitioned, "the partitioned table is recorded once, with its partitions"
-    for part in partitioned[0]["partitions"]:
+    for part in partitioned[0].partitions:
         assert part not in data.tables
     assert len(data.storage.objects) == 30 and data.storage.missing_in_s3 == ()
     for path in [backup, *backup.rglob("*")]:
@@ -109,7 +109,8 @@ def test_restored_copy_matches_the_manifest(backup: Path, staging: Any) -> None:
         tables = {t.qualified: t for t in list_tables(conn, list(data.scope_schemas))}
         assert set(tables) == set(data.tables)
         for name, expected in data.tables.items():
-            result = compare_table(conn, tables[name], expected)
+            assert expected.fingerprint is not None, name
+            result = compare_table(conn, tables[name], expected.fingerprint)
             assert result.ok, result.message
         inventory = schema_inventory(conn, list(data.scope_schemas))
         assert diff_inventory(data.schema, inventory) == []
@@ -157,7 +158,9 @@ def test_export_is_consistent_under_concurrent_writes(demo: Any, tmp_path: Path)
         with psycopg.connect(target.dsn) as conn:
             pin_session(conn)
             for ref in list_tables(conn, list(data.scope_schemas)):
-                result = compare_table(conn, ref, data.tables[ref.qualified])
+                recorded = data.tables[ref.qualified].fingerprint
+                assert recorded is not None, ref.qualified
+                result = compare_table(conn, ref, recorded)
                 assert result.ok, result.message
     finally:
         target.stop()

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from pytest_supabase_restore.errors import BackupError, DrillError
 from pytest_supabase_restore.manifest import FORMAT, validate_manifest
-from pytest_supabase_restore.model import Manifest, RlsProof, SourceInfo
+from pytest_supabase_restore.model import Manifest, RlsProof, SourceInfo, TableEntry
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.fingerprint import (
@@ -41,6 +41,7 @@ from pytest_supabase_restore.proof.postgrest import (
     RlsSession,
     postgrest_session,
 )
+from pytest_supabase_restore.proof.records import Fingerprint, KeyRange
 from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility, sample_users
 from pytest_supabase_restore.proof.scope import (
     SESSION_SETTINGS,
@@ -193,7 +194,7 @@ class Env:
     cluster: Cluster
     scope: list[str]
     tables: dict[str, TableRef]
-    baseline: dict[str, dict[str, Any]]
+    baseline: dict[str, Fingerprint]
     inventory: dict[str, dict[str, dict[str, Any]]]
 
     def connect(self, db: str, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -278,24 +279,24 @@ def test_partitioned_table_is_listed_once_with_its_partitions(env: Env) -> None:
 
 def test_fingerprint_shape_and_buckets(env: Env) -> None:
     fp = env.baseline["public.all_types"]
-    assert fp["rows"] == 2000
-    assert len(fp["buckets"]) == 16
-    assert [b["rows"] for b in fp["buckets"]] == [125] * 16
-    assert fp["buckets"][0]["lo"] == ["1"] and fp["buckets"][-1]["hi"] == ["2000"]
+    assert fp.rows == 2000
+    assert len(fp.ranges) == 16
+    assert [b.rows for b in fp.ranges] == [125] * 16
+    assert fp.ranges[0].lo == ("1",) and fp.ranges[-1].hi == ("2000",)
     # Contiguous, inclusive, in key order.
-    for prev, nxt in zip(fp["buckets"], fp["buckets"][1:], strict=False):
-        assert int(nxt["lo"][0]) == int(prev["hi"][0]) + 1
-    json.dumps(env.baseline)  # the manifest stores it as is
-    assert env.baseline["public.events_log"]["buckets"] == []
-    assert env.baseline["public.events_log"]["rows"] == 400
+    for prev, nxt in zip(fp.ranges, fp.ranges[1:], strict=False):
+        assert int(nxt.lo[0]) == int(prev.hi[0]) + 1
+    json.dumps({k: v.to_json() for k, v in env.baseline.items()})  # as the manifest stores it
+    assert env.baseline["public.events_log"].ranges == ()
+    assert env.baseline["public.events_log"].rows == 400
     # Fewer rows than buckets: one bucket per row. Uneven sizes follow ntile.
     todos = env.baseline["public.todos"]
-    assert [b["rows"] for b in todos["buckets"]] == [1] * 9
+    assert [b.rows for b in todos.ranges] == [1] * 9
     with env.connect("src") as conn:
         uneven = fingerprint_table(conn, env.tables["public.measurements"], buckets=7)
         conn.rollback()
-    assert [b["rows"] for b in uneven["buckets"]] == [129] * 4 + [128] * 3
-    assert uneven["fingerprint"] == env.baseline["public.measurements"]["fingerprint"]
+    assert [b.rows for b in uneven.ranges] == [129] * 4 + [128] * 3
+    assert uneven.value == env.baseline["public.measurements"].value
 
 
 def test_fingerprints_survive_dump_and_restore(env: Env) -> None:
@@ -309,9 +310,9 @@ def test_fingerprints_survive_dump_and_restore(env: Env) -> None:
             assert result.differing == []
             assert result.message == f"{name}: {result.actual_rows} rows, fingerprint matches"
             if table.pk:
-                buckets = env.baseline[name]["buckets"]
+                buckets = env.baseline[name].ranges
                 ranges = fingerprint_ranges(conn, table, buckets)
-                assert ranges == [{**b, "outside": False} for b in buckets], name
+                assert ranges == [{**b.to_json(), "outside": False} for b in buckets], name
 
 
 def test_fingerprints_ignore_client_settings(env: Env) -> None:
@@ -350,8 +351,8 @@ def test_fingerprint_is_order_independent_and_counts_duplicates(env: Env) -> Non
     assert "no primary key" in result.message and "cannot be narrowed" in result.message
 
 
-def _bucket_of(fp: dict[str, Any], key: int) -> dict[str, Any]:
-    return next(b for b in fp["buckets"] if int(b["lo"][0]) <= key <= int(b["hi"][0]))
+def _bucket_of(fp: Fingerprint, key: int) -> KeyRange:
+    return next(b for b in fp.ranges if int(b.lo[0]) <= key <= int(b.hi[0]))
 
 
 def test_changed_value_names_its_key_range_but_not_the_row(env: Env) -> None:
@@ -366,11 +367,11 @@ def test_changed_value_names_its_key_range_but_not_the_row(env: Env) -> None:
     assert (result.expected_rows, result.actual_rows) == (2000, 2000)
     assert len(result.differing) == 1
     diff = result.differing[0]
-    assert (diff.lo, diff.hi) == (bucket["lo"], bucket["hi"])
+    assert (diff.lo, diff.hi) == (list(bucket.lo), list(bucket.hi))
     assert (diff.expected_rows, diff.actual_rows, diff.outside) == (125, 125, False)
     msg = result.message
     assert "public.all_types" in msg and "contents differ" in msg
-    assert f"id {bucket['lo'][0]}..{bucket['hi'][0]}" in msg
+    assert f"id {bucket.lo[0]}..{bucket.hi[0]}" in msg
     assert SECRET not in msg and "row 778" not in msg and "v778" not in msg
 
 
@@ -384,7 +385,7 @@ def test_deleted_and_inserted_rows_name_ranges_and_counts(env: Env) -> None:
             "INSERT INTO public.all_types (id, t) VALUES (5000, %s), (-3, %s)", (SECRET, SECRET)
         )
         result = compare_table(conn, table, expected)
-        ranges = fingerprint_ranges(conn, table, expected["buckets"])
+        ranges = fingerprint_ranges(conn, table, expected.ranges)
         conn.rollback()
     assert (result.expected_rows, result.actual_rows) == (2000, 2001)
     by_kind = {(d.outside, d.lo is None, d.hi is None): d for d in result.differing}
@@ -394,12 +395,12 @@ def test_deleted_and_inserted_rows_name_ranges_and_counts(env: Env) -> None:
     above = by_kind[(True, False, True)]
     assert (above.lo, above.expected_rows, above.actual_rows) == (["2000"], 0, 1)
     deleted = by_kind[(False, False, False)]
-    assert (deleted.lo, deleted.hi) == (bucket["lo"], bucket["hi"])
+    assert (deleted.lo, deleted.hi) == (list(bucket.lo), list(bucket.hi))
     assert (deleted.expected_rows, deleted.actual_rows) == (125, 124)
     msg = result.message
     assert "2000 rows expected, 2001 found" in msg
     assert "id below 1" in msg and "id above 2000" in msg
-    assert f"id {bucket['lo'][0]}..{bucket['hi'][0]}: 125 rows expected, 124 found" in msg
+    assert f"id {bucket.lo[0]}..{bucket.hi[0]}: 125 rows expected, 124 found" in msg
     assert SECRET not in msg
     # fingerprint_ranges: 16 ranges in order, the two outside stretches where they lie.
     assert [e["outside"] for e in ranges] == [True] + [False] * 16 + [True]
@@ -438,11 +439,11 @@ def test_composite_weird_key_and_partitions(env: Env) -> None:
 def test_row_between_two_ranges_is_reported_outside_both(env: Env) -> None:
     weird = env.tables[f"{WEIRD_SCHEMA}.{WEIRD_TABLE}"]
     expected = env.baseline[weird.qualified]
-    first, second = expected["buckets"][0], expected["buckets"][1]
+    first, second = expected.ranges[0], expected.ranges[1]
     # Keys ("k0", 10), ("k0", 20), ...: the first range ends and the second starts 10 apart.
-    assert first["hi"][0] == second["lo"][0] == "k0"
-    assert int(second["lo"][1]) - int(first["hi"][1]) == 10
-    between = int(first["hi"][1]) + 5
+    assert first.hi[0] == second.lo[0] == "k0"
+    assert int(second.lo[1]) - int(first.hi[1]) == 10
+    between = int(first.hi[1]) + 5
     with env.connect("dst") as conn:
         conn.execute(
             sql.SQL("INSERT INTO {} VALUES (%s, 'k0', %s, 0)").format(
@@ -452,9 +453,9 @@ def test_row_between_two_ranges_is_reported_outside_both(env: Env) -> None:
         )
         result = compare_table(conn, weird, expected)
         conn.rollback()
-    assert result.differing == [RangeDiff(first["hi"], second["lo"], 0, 1, outside=True)]
+    assert result.differing == [RangeDiff(list(first.hi), list(second.lo), 0, 1, outside=True)]
     assert (
-        f"(from, Order) between (k0, {first['hi'][1]}) and (k0, {second['lo'][1]}) (exclusive"
+        f"(from, Order) between (k0, {first.hi[1]}) and (k0, {second.lo[1]}) (exclusive"
         in result.message
     )
     assert SECRET not in result.message
@@ -998,10 +999,7 @@ def test_self_test_catches_every_fault_it_injects(env: Env) -> None:
         version=1,
         snapshot_time="2026-11-24T17:29:00+00:00",
         source=SourceInfo(server_major=15),
-        tables={
-            name: {"schema": t.schema, "pk": list(t.pk), **env.baseline[name]}
-            for name, t in env.tables.items()
-        },
+        tables={name: TableEntry.of(t, env.baseline[name]) for name, t in env.tables.items()},
         schema=env.inventory,
         scope_schemas=tuple(env.scope),
         rls=RlsProof(users=(U1, U2), visibility=visibility),

@@ -24,7 +24,7 @@ from psycopg import sql
 from pytest_supabase_restore.errors import BackupError
 from pytest_supabase_restore.export import ExportOptions, export
 from pytest_supabase_restore.manifest import read_manifest, validate_manifest
-from pytest_supabase_restore.model import Manifest
+from pytest_supabase_restore.model import Manifest, TableEntry
 from pytest_supabase_restore.pg.binaries import find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.copyhash import (
@@ -34,6 +34,7 @@ from pytest_supabase_restore.proof.copyhash import (
     fingerprint_lines,
 )
 from pytest_supabase_restore.proof.fingerprint import RangeDiff, compare_table
+from pytest_supabase_restore.proof.records import Fingerprint
 from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
 from tests.test_fingerprint import ROLES_SQL, SCHEMA_SQL, SECRET, WEIRD_SCHEMA, WEIRD_TABLE
 
@@ -99,29 +100,35 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(cluster, manifest, tables, reads)
 
 
+def _fp(entry: TableEntry) -> Fingerprint:
+    assert entry.fingerprint is not None, entry.qualified
+    return entry.fingerprint
+
+
 def test_every_table_is_fingerprinted_from_the_dump_and_matches(env: Env) -> None:
     recorded = env.manifest.tables
     assert sorted(recorded) == sorted(env.tables)
     odd = "-c TimeZone=America/New_York -c DateStyle=SQL,DMY -c extra_float_digits=0"
     with env.connect("dst", options=odd) as conn:
         for name, table in env.tables.items():
-            entry = recorded[name]
-            assert entry.get("hash") in HASH_SCHEMES, (name, entry)
+            entry = _fp(recorded[name])
+            assert entry.copy is not None and entry.copy.scheme in HASH_SCHEMES, (name, entry)
             result = compare_table(conn, table, entry)
             assert result.ok, result.message
-    types = recorded["public.all_types"]
-    assert types["rows"] == 2000 and [b["rows"] for b in types["buckets"]] == [125] * 16
-    assert types["buckets"][0]["lo"] == ["1"] and types["buckets"][-1]["hi"] == ["2000"]
-    assert "doubled" not in types["copy"][0]["columns"]  # generated: pg_dump leaves it out
-    assert types["copy_settings"]["TimeZone"] == "Asia/Kolkata"
-    assert types["copy_settings"]["bytea_output"] == "escape"
-    parts = [p["name"] for p in recorded["public.measurements"]["copy"]]
+    types = _fp(recorded["public.all_types"])
+    assert types.rows == 2000 and [b.rows for b in types.ranges] == [125] * 16
+    assert types.ranges[0].lo == ("1",) and types.ranges[-1].hi == ("2000",)
+    assert types.copy is not None
+    assert "doubled" not in types.copy.parts[0].columns  # generated: pg_dump leaves it out
+    assert types.copy.settings["TimeZone"] == "Asia/Kolkata"
+    assert types.copy.settings["bytea_output"] == "escape"
+    measurements = _fp(recorded["public.measurements"])
+    assert measurements.copy is not None
+    parts = [p.name for p in measurements.copy.parts]
     assert parts == ["measurements_2023", "measurements_2024", "measurements_other"]
-    assert recorded["public.measurements"]["rows"] == 900
-    assert (
-        recorded["public.events_log"]["buckets"] == []
-        and recorded["public.events_log"]["rows"] == 400
-    )
+    assert recorded["public.measurements"].rows == 900
+    events = _fp(recorded["public.events_log"])
+    assert events.ranges == () and events.rows == 400
 
 
 def test_the_export_reads_no_table_twice(env: Env) -> None:
@@ -133,9 +140,9 @@ def test_the_export_reads_no_table_twice(env: Env) -> None:
 
 def test_changed_value_and_moved_rows_name_their_key_ranges(env: Env) -> None:
     table = env.tables["public.all_types"]
-    expected = env.manifest.tables["public.all_types"]
-    bucket = next(b for b in expected["buckets"] if int(b["lo"][0]) <= 778 <= int(b["hi"][0]))
-    gone = next(b for b in expected["buckets"] if int(b["lo"][0]) <= 1500 <= int(b["hi"][0]))
+    expected = _fp(env.manifest.tables["public.all_types"])
+    bucket = next(b for b in expected.ranges if int(b.lo[0]) <= 778 <= int(b.hi[0]))
+    gone = next(b for b in expected.ranges if int(b.lo[0]) <= 1500 <= int(b.hi[0]))
     with env.connect("dst") as conn:
         conn.execute("UPDATE public.all_types SET t = %s WHERE id = 778", (SECRET,))
         changed = compare_table(conn, table, expected)
@@ -147,34 +154,36 @@ def test_changed_value_and_moved_rows_name_their_key_ranges(env: Env) -> None:
         conn.rollback()
     assert not changed.ok and len(changed.differing) == 1
     assert (
-        f"id {bucket['lo'][0]}..{bucket['hi'][0]}: 125 rows expected, 125 found, contents differ"
+        f"id {bucket.lo[0]}..{bucket.hi[0]}: 125 rows expected, 125 found, contents differ"
         in changed.message
     )
     assert SECRET not in changed.message
     assert "2000 rows expected, 2001 found" in moved.message
     assert "id below 1" in moved.message and "id above 2000" in moved.message
-    assert f"id {gone['lo'][0]}..{gone['hi'][0]}: 125 rows expected, 124 found" in moved.message
+    assert f"id {gone.lo[0]}..{gone.hi[0]}: 125 rows expected, 124 found" in moved.message
 
 
 def test_composite_key_between_ranges_and_partitions(env: Env) -> None:
     weird = env.tables[f"{WEIRD_SCHEMA}.{WEIRD_TABLE}"]
-    expected = env.manifest.tables[weird.qualified]
-    first, second = expected["buckets"][0], expected["buckets"][1]
-    assert first["hi"][0] == second["lo"][0]
-    between = int(first["hi"][1]) + 5
+    expected = _fp(env.manifest.tables[weird.qualified])
+    first, second = expected.ranges[0], expected.ranges[1]
+    assert first.hi[0] == second.lo[0]
+    between = int(first.hi[1]) + 5
     measurements = env.tables["public.measurements"]
     with env.connect("dst") as conn:
         conn.execute(
             sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, 0)").format(
                 sql.Identifier(WEIRD_SCHEMA, WEIRD_TABLE)
             ),
-            (between, first["hi"][0], SECRET),
+            (between, first.hi[0], SECRET),
         )
         result = compare_table(conn, weird, expected)
         conn.execute("UPDATE public.measurements SET v = -1 WHERE id = 450")
-        m_result = compare_table(conn, measurements, env.manifest.tables["public.measurements"])
+        m_result = compare_table(
+            conn, measurements, _fp(env.manifest.tables["public.measurements"])
+        )
         conn.rollback()
-    assert result.differing == [RangeDiff(first["hi"], second["lo"], 0, 1, outside=True)]
+    assert result.differing == [RangeDiff(list(first.hi), list(second.lo), 0, 1, outside=True)]
     assert "(from, Order) between" in result.message and SECRET not in result.message
     (m_diff,) = m_result.differing
     assert m_diff.lo is not None and m_diff.hi is not None
@@ -188,10 +197,10 @@ def test_a_duplicate_in_a_table_without_key_and_a_dropped_column_fail(env: Env) 
         conn.execute(
             "DELETE FROM public.events_log WHERE ctid = (SELECT min(ctid) FROM public.events_log WHERE n = 3)"
         )
-        lost = compare_table(conn, events, env.manifest.tables["public.events_log"])
+        lost = compare_table(conn, events, _fp(env.manifest.tables["public.events_log"]))
         conn.rollback()
         conn.execute("ALTER TABLE public.todos DROP COLUMN title CASCADE")
-        dropped = compare_table(conn, todos, env.manifest.tables["public.todos"])
+        dropped = compare_table(conn, todos, _fp(env.manifest.tables["public.todos"]))
         conn.rollback()
     assert not lost.ok and "400 rows expected, 399 found" in lost.message
     assert "cannot be narrowed" in lost.message
@@ -209,24 +218,24 @@ def test_ranges_are_exact_for_small_and_sampled_for_large_tables() -> None:
             yield part, lines[start : start + 7000]
 
     fp = fingerprint_lines(source, ("id",), ("int",), encoding="utf-8")
-    assert fp["rows"] == 100_000 and sum(b["rows"] for b in fp["buckets"]) == 100_000
-    assert 8 <= len(fp["buckets"]) <= 16
-    assert all(5_000 <= b["rows"] <= 8_000 for b in fp["buckets"])
-    assert fp["buckets"][0]["lo"] == ["1"] and fp["buckets"][-1]["hi"] == ["100000"]
+    assert fp.rows == 100_000 and sum(b.rows for b in fp.ranges) == 100_000
+    assert 8 <= len(fp.ranges) <= 16
+    assert all(5_000 <= b.rows <= 8_000 for b in fp.ranges)
+    assert fp.ranges[0].lo == ("1",) and fp.ranges[-1].hi == ("100000",)
     # A composite key takes the two-pass path: sampled bounds, then every line into its range.
     both = fingerprint_lines(source, ("v", "id"), ("text", "int"), encoding="utf-8")
-    assert both["fingerprint"] == fp["fingerprint"] and len(both["buckets"]) > 8
-    assert sum(b["rows"] for b in both["buckets"]) == 100_000
+    assert both.value == fp.value and len(both.ranges) > 8
+    assert sum(b.rows for b in both.ranges) == 100_000
     # One text key: one pass, ranges from their first key to the largest key in them.
     text = fingerprint_lines(source, ("v",), ("text",), encoding="utf-8")
-    assert text["fingerprint"] == fp["fingerprint"]
-    assert sum(b["rows"] for b in text["buckets"]) == 100_000 and len(text["buckets"]) > 8
-    bounds = [(b["lo"][0].encode(), b["hi"][0].encode()) for b in text["buckets"]]
+    assert text.value == fp.value
+    assert sum(b.rows for b in text.ranges) == 100_000 and len(text.ranges) > 8
+    bounds = [(b.lo[0].encode(), b.hi[0].encode()) for b in text.ranges]
     assert all(lo <= hi < nxt for (lo, hi), (nxt, _) in itertools.pairwise(bounds))
     shuffled = fingerprint_lines(
         lambda: iter([(part, sorted(lines))]), ("id",), ("int",), encoding="utf-8"
     )
-    assert shuffled["fingerprint"] == fp["fingerprint"]
+    assert shuffled.value == fp.value
 
 
 @pytest.mark.parametrize("value", ["plain", "tab\there", "back\\slash", "nl\nx", "\b\f\r\v", "ü"])
@@ -286,9 +295,9 @@ def test_both_line_hashes_fingerprint_alike_and_a_missing_one_says_what_to_insta
         for scheme in HASHERS
     }
     for fp in results.values():  # same rows and ranges whatever the line hash
-        assert fp["rows"] == 5000 and [b["rows"] for b in fp["buckets"]] == [313] * 8 + [312] * 8
+        assert fp.rows == 5000 and [b.rows for b in fp.ranges] == [313] * 8 + [312] * 8
     if len(results) == 2:
-        assert len({fp["fingerprint"] for fp in results.values()}) == 2
+        assert len({fp.value for fp in results.values()}) == 2
     with pytest.raises(DrillError, match="pip install xxhash"):
         hasher("copy-unknown")
     assert XXH3_HASH in {"copy-xxh3-64"}

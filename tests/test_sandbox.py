@@ -313,7 +313,7 @@ def test_cron_probe(staging_dsn, supabase_backup):
         after = conn.execute("SELECT count(*) FROM public.cron_heartbeat").fetchone()[0]
         runs_after = conn.execute("SELECT count(*) FROM cron.job_run_details").fetchone()[0]
     Path(os.environ["CRON_PROBE_OUT"]).write_text(json.dumps({
-        "backed_up": supabase_backup.manifest.tables["public.cron_heartbeat"]["rows"],
+        "backed_up": supabase_backup.manifest.tables["public.cron_heartbeat"].rows,
         "before": before, "after": after, "active": active,
         "runs_before": runs_before, "runs_after": runs_after,
     }))

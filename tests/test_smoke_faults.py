@@ -178,8 +178,8 @@ def test_facts_read_from_a_database_match_the_manifest(backup_sets: BackupSets) 
     assert live.scope == recorded.scope
     assert sorted(live.tables) == sorted(recorded.tables)
     for key, entry in recorded.tables.items():
-        assert live.tables[key]["pk"] == entry["pk"], key
-        assert live.tables[key]["kind"] == entry["kind"], key
+        assert live.tables[key].pk == entry.pk, key
+        assert live.tables[key].kind == entry.kind, key
     assert {k: sorted(v) for k, v in live.inventory.items()} == {
         k: sorted(v) for k, v in recorded.inventory.items()
     }
@@ -251,8 +251,8 @@ class FakeApi:
         """An API that serves exactly what the backup holds."""
         tables = manifest.tables
         return cls(
-            rows={e["name"]: int(e["rows"]) for e in tables.values() if e["schema"] == "public"},
-            users=int(tables["auth.users"]["rows"]),
+            rows={e.name: e.rows for e in tables.values() if e.schema == "public"},
+            users=tables["auth.users"].rows,
             buckets=manifest.storage.bucket_ids,
         )
 
@@ -462,8 +462,8 @@ def test_each_fault_fails_the_right_category(
     modified = "/".join(injector.modified_object)
     vanished = "/".join(backup_sets.vanished)
     recorded = read_manifest(backup_sets.damaged).tables
-    audit_rows = int(recorded["auth.audit_log_entries"]["rows"])
-    sessions = int(recorded["auth.sessions"]["rows"])
+    audit_rows = recorded["auth.audit_log_entries"].rows
+    sessions = recorded["auth.sessions"].rows
 
     # (category, test id, text the one-line message must contain)
     expected = [

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -33,6 +33,8 @@ from typing import IO, Any, cast
 from psycopg import sql
 
 from ..errors import DrillError
+from .records import MOD as _MOD
+from .records import Fingerprint, KeyRange, Part
 from .scope import Conn, scoped
 
 COPY_HASH = "copy-blake2b64"
@@ -42,7 +44,6 @@ XXH3_HASH = "copy-xxh3-64"
 HASH_SCHEMES = frozenset({COPY_HASH, XXH3_HASH})
 """Every scheme a manifest may name (whether or not this installation can compute it)."""
 
-_MOD = 1 << 64
 _CHUNK = 1 << 22
 _EXACT = 20_000  # up to this many rows, key ranges are exact ntile splits; above, sampled
 _KEPT_ROWS = 4_000_000  # a single integer key: keys and hashes kept in memory up to this
@@ -139,26 +140,6 @@ def copy_unescape(text: str) -> str:
 
 
 # -- layout: which lines, which columns, where the key is -------------------------------------
-@dataclass(frozen=True)
-class Part:
-    """One relation pg_dump wrote a COPY of (the table, or one leaf partition of it)."""
-
-    schema: str
-    name: str
-    columns: tuple[str, ...]  # in the COPY statement's order (no generated columns)
-    oid: int = field(default=0, compare=False)  # on the source (names its TOC entry)
-
-    def key_positions(self, pk: Sequence[str]) -> tuple[int, ...]:
-        return tuple(self.columns.index(col) for col in pk)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": self.schema, "name": self.name, "columns": list(self.columns)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Part:
-        return cls(str(data["schema"]), str(data["name"]), tuple(str(c) for c in data["columns"]))
-
-
 Key = tuple[Any, ...]
 
 
@@ -179,10 +160,10 @@ def key_of_text(values: Sequence[str], kinds: Sequence[str]) -> Key:
     )
 
 
-def _key_text(key: Key, encoding: str) -> list[str]:
-    return [
+def _key_text(key: Key, encoding: str) -> tuple[str, ...]:
+    return tuple(
         str(v) if isinstance(v, int) else copy_unescape(v.decode(encoding, "replace")) for v in key
-    ]
+    )
 
 
 # -- reading COPY lines ------------------------------------------------------------------------
@@ -327,7 +308,7 @@ def _keep(
 
 def _one_key_fingerprint(
     source: Source, pk: str, kind: str, buckets: int, _hashes: Hasher, encoding: str
-) -> dict[str, Any] | None:
+) -> Fingerprint | None:
     """:func:`fingerprint_lines` for one key column, in one pass: keys and hashes are kept
     (None for a table too large to keep them). Integer ranges are contiguous (``hi`` is the
     next ``lo`` - 1); others (uuid, text, ...) run from their first key to their largest."""
@@ -340,9 +321,8 @@ def _one_key_fingerprint(
     if kept is None:
         return None
     rows, acc, keys, hashes, sample = kept
-    result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
     if rows == 0:
-        return result
+        return Fingerprint(rows, _fmt(rows, acc))
     starts: list[Any] = _ntile_starts(sorted(sample.keys), buckets)
     counts = [0] * (len(starts) + 1)
     sums = [0] * (len(starts) + 1)
@@ -359,17 +339,12 @@ def _one_key_fingerprint(
             if k > his[j]:
                 his[j] = k
     los = [min(keys), *starts]
-    result["buckets"] = [
-        {
-            "lo": _key_text((lo,), encoding),
-            "hi": _key_text((hi,), encoding),
-            "rows": n,
-            "fingerprint": _fmt(n, a),
-        }
+    ranges = tuple(
+        KeyRange(_key_text((lo,), encoding), _key_text((hi,), encoding), n, _fmt(n, a))
         for lo, hi, n, a in zip(los, his, counts, sums, strict=True)
         if n
-    ]
-    return result
+    )
+    return Fingerprint(rows, _fmt(rows, acc), ranges)
 
 
 def fingerprint_lines(
@@ -380,7 +355,7 @@ def fingerprint_lines(
     encoding: str,
     buckets: int = 16,
     scheme: str = COPY_HASH,
-) -> dict[str, Any]:
+) -> Fingerprint:
     """Row count and fingerprint of the lines ``source()`` yields, with key ranges.
 
     ``source`` is called once, or twice for a table of more than a few thousand rows: the
@@ -406,9 +381,8 @@ def fingerprint_lines(
         if rows <= _EXACT:
             small.extend(zip(keys, hs, strict=True))
         sample.add(keys)
-    result: dict[str, Any] = {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
     if not pk or rows == 0:
-        return result
+        return Fingerprint(rows, _fmt(rows, acc))
     starts = _ntile_starts(sorted(sample.keys), buckets)
     filled = [_Bucket() for _ in range(len(starts) + 1)]
     if rows <= _EXACT:
@@ -417,17 +391,12 @@ def fingerprint_lines(
         pairs = _keyed(source, pk, kinds, _hashes)
     for key, h in pairs:
         filled[bisect.bisect_right(starts, key)].add(key, h)
-    result["buckets"] = [
-        {
-            "lo": _key_text(b.lo, encoding),
-            "hi": _key_text(b.hi, encoding),
-            "rows": b.rows,
-            "fingerprint": _fmt(b.rows, b.acc),
-        }
+    ranges = tuple(
+        KeyRange(_key_text(b.lo, encoding), _key_text(b.hi, encoding), b.rows, _fmt(b.rows, b.acc))
         for b in filled
         if b.lo is not None and b.hi is not None
-    ]
-    return result
+    )
+    return Fingerprint(rows, _fmt(rows, acc), ranges)
 
 
 def _keyed(
@@ -450,7 +419,7 @@ class DumpTable:
     scheme: str = COPY_HASH
 
 
-def fingerprint_dump_table(table: DumpTable, encoding: str) -> dict[str, Any]:
+def fingerprint_dump_table(table: DumpTable, encoding: str) -> Fingerprint:
     """:func:`fingerprint_lines` of a table's data files (runs in a worker process)."""
 
     def source() -> Iterator[tuple[Part, list[bytes]]]:
@@ -507,14 +476,14 @@ def copy_ranges(
     settings: Mapping[str, str],
     pk: Sequence[str],
     kinds: Sequence[str],
-    buckets: Sequence[Mapping[str, Any]],
+    buckets: Sequence[KeyRange],
     scheme: str = COPY_HASH,
 ) -> dict[int, tuple[int, int]]:
     """(rows, hash) per recorded range ``i`` (1-based) and per gap ``-i`` before range ``i``
     (``-(n + 1)``: past the last), as :func:`.fingerprint._ranges` takes them."""
     bounds: list[Key] = []
     for b in buckets:
-        bounds += [key_of_text(b["lo"], kinds), key_of_text(b["hi"], kinds)]
+        bounds += [key_of_text(b.lo, kinds), key_of_text(b.hi, kinds)]
     found: dict[int, list[int]] = {}
     for key, h in _keyed(copy_lines(conn, parts, settings), pk, kinds, hasher(scheme)):
         j = bisect.bisect_left(bounds, key)

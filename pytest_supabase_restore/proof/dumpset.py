@@ -7,15 +7,15 @@ from __future__ import annotations
 import codecs
 import multiprocessing
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..pg.binaries import PgBinaries
 from ..toc import list_archive
 from .copyhash import DumpTable, Part, default_scheme, fingerprint_dump_table, key_kind
+from .records import CopyRead, Fingerprint
 from .scope import Conn, TableRef
 
 # pg_dump's setup_connection() sets these in every session it opens; the rest of what
@@ -156,21 +156,16 @@ def dump_tables(
     return ready, missing
 
 
-def entry_fields(table: DumpTable, settings: dict[str, str]) -> dict[str, Any]:
-    """The manifest fields that say how the restored copy is read for the comparison."""
-    return {
-        "hash": table.scheme,
-        "copy": [p.to_json() for p, _ in table.parts],
-        "key_kinds": list(table.kinds),
-        "copy_settings": settings,
-    }
+def copy_read(table: DumpTable, settings: Mapping[str, str]) -> CopyRead:
+    """How the restored copy is read for the comparison: as pg_dump wrote ``table``."""
+    return CopyRead(table.scheme, tuple(p for p, _ in table.parts), table.kinds, dict(settings))
 
 
 def fingerprint_all(
     tables: Sequence[DumpTable],
     encoding: str,
     jobs: int,
-    done: Callable[[DumpTable, dict[str, Any]], None],
+    done: Callable[[DumpTable, Fingerprint], None],
 ) -> None:
     """Fingerprint every table's files, largest first, in ``jobs`` worker processes (hashing
     is CPU work the GIL would serialise in threads); in this process for small dumps."""
@@ -185,7 +180,7 @@ def fingerprint_all(
     )
     finished = False
     try:
-        futures: dict[Future[dict[str, Any]], DumpTable] = {
+        futures: dict[Future[Fingerprint], DumpTable] = {
             pool.submit(fingerprint_dump_table, t, encoding): t for t in ordered
         }
         for future in as_completed(futures):
@@ -197,10 +192,10 @@ def fingerprint_all(
 
 __all__ = [
     "Layout",
+    "copy_read",
     "copy_settings",
     "data_files",
     "dump_tables",
-    "entry_fields",
     "fingerprint_all",
     "layouts",
     "python_encoding",

@@ -13,7 +13,11 @@ import psycopg
 from psycopg import sql
 
 from ..errors import DrillError
-from .copyhash import HASH_SCHEMES, Part, copy_ranges, copy_whole
+from .copyhash import copy_ranges, copy_whole
+from .records import MOD as _MOD
+from .records import Fingerprint, KeyRange
+from .records import acc_of as _acc_of
+from .records import fmt as _fmt
 from .scope import SESSION_SETTINGS, Conn, TableRef, relation, scoped
 
 # Fingerprints must see every row or fail: with row_security off, a role that RLS would
@@ -27,23 +31,12 @@ _FINGERPRINT_SETTINGS: dict[str, str] = {
     "parallel_tuple_cost": "0.001",
 }
 
-_MOD = 1 << 64
-
 # 64 bits of the MD5 of the row's text form. ROW(t.*) (not t::text) because a column may be
 # called "t"; pg_dump keeps column order, so the restored copy gives the same text.
 _ROW_HASH = sql.SQL(
     "(('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(ROW(t.*)::text), 16))"
     "::pg_catalog.bit(64))::bigint"
 )
-
-
-def _fmt(rows: Any, acc: Any) -> str:
-    # sum(bigint) arrives as Decimal; Python's % makes a negative sum positive mod 2^64.
-    return f"{int(rows)}:{int(acc) % _MOD:016x}"
-
-
-def _acc_of(fingerprint: str) -> int:
-    return int(fingerprint.partition(":")[2], 16)
 
 
 def _combine(parts: Sequence[tuple[int, int]]) -> tuple[int, int]:
@@ -69,21 +62,21 @@ def _whole_table(conn: Conn, table: TableRef) -> tuple[int, int]:
     return int(row[0]), int(row[1]) % _MOD
 
 
-def fingerprint_table(conn: Conn, table: TableRef, buckets: int = 16) -> dict[str, Any]:
+def fingerprint_table(conn: Conn, table: TableRef, buckets: int = 16) -> Fingerprint:
     """Row count and order-independent fingerprint of ``table``, in one server-side pass.
 
     The fingerprint is the count plus the sum (mod 2^64) of 64 bits of ``md5(ROW(t.*)::text)``
     per row, under :data:`SESSION_SETTINGS`. With a primary key, ``ntile(buckets)`` over key
     order splits the rows into key ranges (``lo``/``hi`` inclusive, key values as text), each
     with its own count and fingerprint; the table's fingerprint is derived from them. A
-    table without a primary key gets ``"buckets": []``.
+    table without a primary key gets no ranges.
     """
     if buckets < 1:
         raise ValueError(f"buckets must be at least 1, not {buckets}")
     with scoped(conn, _FINGERPRINT_SETTINGS):
         if not table.pk:
             rows, acc = _whole_table(conn, table)
-            return {"rows": rows, "fingerprint": _fmt(rows, acc), "buckets": []}
+            return Fingerprint(rows, _fmt(rows, acc))
         key_select, key_refs = _key_exprs(table)
         key_text = sql.SQL("ARRAY[{}]").format(
             sql.SQL(", ").join(
@@ -122,18 +115,16 @@ def fingerprint_table(conn: Conn, table: TableRef, buckets: int = 16) -> dict[st
             key_refs=key_refs,
         )
         result = conn.execute(query).fetchall()
-    out: list[dict[str, Any]] = []
+    out: list[KeyRange] = []
     for _b, rows, acc, lo, hi in result:
         if lo is None or hi is None:  # the bound arithmetic must match ntile exactly
             raise DrillError(
                 f"Could not determine the key range of a bucket of {table.qualified}; "
                 "this is a bug in pytest-supabase-restore, please report it."
             )
-        out.append(
-            {"lo": list(lo), "hi": list(hi), "rows": int(rows), "fingerprint": _fmt(rows, acc)}
-        )
-    total_rows, total_acc = _combine([(b["rows"], _acc_of(b["fingerprint"])) for b in out])
-    return {"rows": total_rows, "fingerprint": _fmt(total_rows, total_acc), "buckets": out}
+        out.append(KeyRange(tuple(lo), tuple(hi), int(rows), _fmt(rows, acc)))
+    total_rows, total_acc = _combine([(b.rows, _acc_of(b.fingerprint)) for b in out])
+    return Fingerprint(total_rows, _fmt(total_rows, total_acc), tuple(out))
 
 
 def _key_types(conn: Conn, table: TableRef) -> list[str]:
@@ -158,7 +149,7 @@ def _key_types(conn: Conn, table: TableRef) -> list[str]:
 
 
 def fingerprint_ranges(
-    conn: Conn, table: TableRef, buckets: Sequence[Mapping[str, Any]]
+    conn: Conn, table: TableRef, buckets: Sequence[KeyRange]
 ) -> list[dict[str, Any]]:
     """Count and fingerprint the rows of ``table`` in the same key ranges as ``buckets``.
 
@@ -171,9 +162,9 @@ def fingerprint_ranges(
     if not table.pk:
         raise ValueError(f"{table.qualified} has no primary key; key ranges need one")
     for bucket in buckets:
-        if len(bucket["lo"]) != len(table.pk) or len(bucket["hi"]) != len(table.pk):
+        if len(bucket.lo) != len(table.pk) or len(bucket.hi) != len(table.pk):
             raise ValueError(
-                f"a key range of {table.qualified} has {len(bucket['lo'])} key values, "
+                f"a key range of {table.qualified} has {len(bucket.lo)} key values, "
                 f"its primary key {len(table.pk)} columns"
             )
     with scoped(conn, _FINGERPRINT_SETTINGS):
@@ -195,9 +186,9 @@ def fingerprint_ranges(
             whens.append(
                 sql.SQL("WHEN ROW({k}) < {lo} THEN {gap} WHEN ROW({k}) <= {hi} THEN {i}").format(
                     k=key_refs,
-                    lo=bound(bucket["lo"]),
+                    lo=bound(bucket.lo),
                     gap=sql.Literal(-i),
-                    hi=bound(bucket["hi"]),
+                    hi=bound(bucket.hi),
                     i=sql.Literal(i),
                 )
             )
@@ -217,7 +208,7 @@ def fingerprint_ranges(
 
 
 def _ranges(
-    buckets: Sequence[Mapping[str, Any]], found: Mapping[int, tuple[int, int]]
+    buckets: Sequence[KeyRange], found: Mapping[int, tuple[int, int]]
 ) -> list[dict[str, Any]]:
     """:func:`fingerprint_ranges`' entries from the (rows, hash) it found per range ``i``
     (1-based) and per gap ``-i`` before range ``i``."""
@@ -228,8 +219,8 @@ def _ranges(
         if gap is not None:
             out.append(
                 {
-                    "lo": list(buckets[i - 2]["hi"]) if i > 1 else None,
-                    "hi": list(buckets[i - 1]["lo"]) if i <= n else None,
+                    "lo": list(buckets[i - 2].hi) if i > 1 else None,
+                    "hi": list(buckets[i - 1].lo) if i <= n else None,
                     "rows": gap[0],
                     "fingerprint": _fmt(*gap),
                     "outside": True,
@@ -239,8 +230,8 @@ def _ranges(
             rows, acc = found.get(i, (0, 0))
             out.append(
                 {
-                    "lo": list(buckets[i - 1]["lo"]),
-                    "hi": list(buckets[i - 1]["hi"]),
+                    "lo": list(buckets[i - 1].lo),
+                    "hi": list(buckets[i - 1].hi),
                     "rows": rows,
                     "fingerprint": _fmt(rows, acc),
                     "outside": False,
@@ -308,23 +299,22 @@ def _describe_range(cols: str, diff: RangeDiff) -> str:
 
 
 Whole = Callable[[], tuple[int, int]]
-Ranges = Callable[[Sequence[Mapping[str, Any]]], list[dict[str, Any]]]
+Ranges = Callable[[Sequence[KeyRange]], list[dict[str, Any]]]
 
 
-def _readers(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> tuple[Whole, Ranges]:
+def _readers(conn: Conn, table: TableRef, expected: Fingerprint) -> tuple[Whole, Ranges]:
     """How to read ``table`` the way ``expected`` was fingerprinted: the whole table, and
     per recorded key range."""
-    scheme = expected.get("hash")
-    if scheme in HASH_SCHEMES:
-        parts = [Part.from_json(p) for p in expected["copy"]]
-        settings = {str(k): str(v) for k, v in expected["copy_settings"].items()}
-        kinds = [str(k) for k in expected["key_kinds"]]
+    read = expected.copy
+    if read is not None:
 
-        def copy_ranges_of(buckets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-            found = copy_ranges(conn, parts, settings, table.pk, kinds, buckets, str(scheme))
+        def copy_ranges_of(buckets: Sequence[KeyRange]) -> list[dict[str, Any]]:
+            found = copy_ranges(
+                conn, read.parts, read.settings, table.pk, read.key_kinds, buckets, read.scheme
+            )
             return _ranges(buckets, found)
 
-        return (lambda: copy_whole(conn, parts, settings, str(scheme))), copy_ranges_of
+        return (lambda: copy_whole(conn, read.parts, read.settings, read.scheme)), copy_ranges_of
 
     # The whole-table pass runs in parallel workers; the range pass cannot (its GROUP BY
     # looks like a million groups to the planner), so it only runs to explain a mismatch.
@@ -335,7 +325,7 @@ def _readers(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> tuple[
     return whole, lambda buckets: fingerprint_ranges(conn, table, buckets)
 
 
-def compare_table(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> TableComparison:
+def compare_table(conn: Conn, table: TableRef, expected: Fingerprint) -> TableComparison:
     """Compare ``table`` with the fingerprint :func:`fingerprint_table` recorded.
 
     A matching table costs one (parallel) pass. On a mismatch, a table with a primary key
@@ -344,15 +334,15 @@ def compare_table(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> T
     then decides the result, so the report is consistent even if rows change in between.
     Without a primary key the difference cannot be narrowed and the message says so.
     """
-    exp_rows = int(expected["rows"])
-    exp_fp = str(expected["fingerprint"])
-    exp_buckets: list[Mapping[str, Any]] = list(expected.get("buckets") or [])
+    exp_rows = expected.rows
+    exp_fp = expected.value
+    exp_buckets = expected.ranges
     narrowable = bool(table.pk) and (bool(exp_buckets) or exp_rows == 0)
     narrowable = narrowable and all(
-        len(b["lo"]) == len(table.pk) and len(b["hi"]) == len(table.pk) for b in exp_buckets
+        len(b.lo) == len(table.pk) and len(b.hi) == len(table.pk) for b in exp_buckets
     )
-    if expected.get("hash") in HASH_SCHEMES:  # key ranges in the recorded key types' order
-        narrowable = narrowable and len(expected.get("key_kinds") or ()) == len(table.pk)
+    if expected.copy is not None:  # key ranges in the recorded key types' order
+        narrowable = narrowable and len(expected.copy.key_kinds) == len(table.pk)
     whole, ranges = _readers(conn, table, expected)
     differing: list[RangeDiff] = []
     try:
@@ -371,10 +361,8 @@ def compare_table(conn: Conn, table: TableRef, expected: Mapping[str, Any]) -> T
                 differing.append(RangeDiff(entry["lo"], entry["hi"], 0, entry["rows"], True))
                 continue
             exp = next(by_range)
-            if entry["fingerprint"] != exp["fingerprint"] or entry["rows"] != exp["rows"]:
-                differing.append(
-                    RangeDiff(entry["lo"], entry["hi"], int(exp["rows"]), entry["rows"])
-                )
+            if entry["fingerprint"] != exp.fingerprint or entry["rows"] != exp.rows:
+                differing.append(RangeDiff(entry["lo"], entry["hi"], exp.rows, entry["rows"]))
     ok = act_rows == exp_rows and _fmt(act_rows, act_acc) == exp_fp
     name = table.qualified
     if ok:
