@@ -28,7 +28,7 @@ from .deadline import deadline
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
 from .reaper import reaper
 from .redact import Redactor
-from .results import BackupSizes, DrillState
+from .results import DrillState, SourceReads
 from .staging import resolve_kind
 from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
@@ -187,7 +187,7 @@ class Drill:
             reaper.watch_path(self._temp_backups)
             base = self._temp_backups
         timings: dict[str, float] = {}
-        reads: dict[str, Any] = {}
+        reads: list[SourceReads] = []
         for attempt in range(1, EXPORT_ATTEMPTS + 1):
             try:
                 out = export(
@@ -207,7 +207,7 @@ class Drill:
                     ),
                     progress=self.progress,
                     timings=timings,
-                    source_reads=reads,
+                    source_reads=reads.append,
                 )
                 break
             except SourceConnectionLost as exc:
@@ -223,7 +223,7 @@ class Drill:
                 )
                 time.sleep(EXPORT_RETRY_DELAY)
         self.state.export_timings = {k: round(v, 3) for k, v in timings.items()}
-        self.state.source_reads = reads or None
+        self.state.source_reads = reads[-1] if reads else None
         if self.settings.backup_dir is not None and (
             self.settings.retain_count is not None or self.settings.retain_days is not None
         ):
@@ -287,13 +287,10 @@ class Drill:
             )
             raise BackupError(f"The backup set {set_dir.name} failed its integrity check: {shown}")
         self._roles = role_statements(self._restore_dir or set_dir)
-        info = manifest.summary()
         self.state.snapshot_time = manifest.snapshot_time
         self.state.server_version = manifest.source.server_version
         self.state.tool_version = manifest.pg_dump.version
-        self.state.backup = BackupSizes(
-            **{k: info[k] for k in ("tables", "rows", "db_bytes", "objects", "object_bytes")}
-        )
+        self.state.backup = manifest.sizes()
         storage = manifest.storage
         if not storage.buckets and not storage.db_objects:
             # A database-only project: the storage category passes, vacuously, and says why

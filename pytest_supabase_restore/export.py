@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import psycopg
 
@@ -41,7 +41,9 @@ from .backupdir import inventory_files, new_set_dir, restrict_tree
 from .connections import mask_url
 from .errors import BackupError, ToolError
 from .model import (
+    BucketEntry,
     DumpInfo,
+    ExtensionEntry,
     FunctionEntry,
     Manifest,
     RlsProof,
@@ -63,7 +65,7 @@ from .proof.dumpset import (
     python_encoding,
 )
 from .proof.fingerprint import fingerprint_table
-from .proof.inventory import schema_inventory
+from .proof.inventory import Inventory, schema_inventory
 from .proof.postgrest import postgrest_session
 from .proof.records import Fingerprint
 from .proof.rls import rls_visibility, sample_users
@@ -76,6 +78,7 @@ from .proof.scope import (
     schemas_in_scope,
 )
 from .reaper import reaper
+from .results import SourceReads
 from .source import (
     Cancel,
     SnapshotExport,
@@ -141,7 +144,7 @@ def export(
     options: ExportOptions | None = None,
     progress: Progress = _noop,
     timings: dict[str, float] | None = None,
-    source_reads: dict[str, Any] | None = None,
+    source_reads: Callable[[SourceReads], None] | None = None,
 ) -> Path:
     """Write one complete backup set below ``base_dir`` and return its directory.
 
@@ -154,8 +157,8 @@ def export(
     A database error becomes a :class:`SourceError` (``SourceConnectionLost`` when the
     connection broke, which the drill retries with a new snapshot).
 
-    ``source_reads``, when given, receives what the export read from the source
-    (:mod:`.source_reads`).
+    ``source_reads``, when given, is called with what the export read from the source
+    (:mod:`.source_reads`), when the source's statistics could be read.
     """
     before = source_reads_mod.counters(db_url) if source_reads is not None else None
     cancel = Cancel()
@@ -190,13 +193,13 @@ def export(
     if source_reads is not None and before is not None:
         measured = _measure_reads(db_url, before, run.proof.fingerprints)
         if measured is not None:
-            source_reads.update(measured)
+            source_reads(measured)
     return out
 
 
 def _measure_reads(
     db_url: str, before: source_reads_mod.Counters, tables: dict[str, TableEntry]
-) -> dict[str, Any] | None:
+) -> SourceReads | None:
     relations: list[tuple[str, str]] = []
     for entry in tables.values():
         read = entry.fingerprint.copy if entry.fingerprint else None
@@ -224,8 +227,8 @@ class _Proof:
     """What the export reads in the snapshot beside pg_dump."""
 
     fingerprints: dict[str, TableEntry] = field(default_factory=dict)
-    inventory: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    extensions: dict[str, Any] = field(default_factory=dict)
+    inventory: Inventory = field(default_factory=dict)
+    extensions: dict[str, ExtensionEntry] = field(default_factory=dict)
     rls: RlsProof = field(default_factory=RlsProof)
 
 
@@ -399,7 +402,7 @@ class _ExportRun:
             functions=functions,
         )
 
-    def _start_storage(self, partial: Path, buckets: list[dict[str, Any]]) -> None:
+    def _start_storage(self, partial: Path, buckets: list[BucketEntry]) -> None:
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if self.s3 is None:
@@ -411,7 +414,7 @@ class _ExportRun:
             lambda: download_all(
                 endpoint,
                 partial / "storage",
-                [b["id"] for b in buckets] or None,
+                [b.id for b in buckets] or None,
                 concurrency=self.options.s3_concurrency,
                 progress=self.progress,
                 cancel=event,
@@ -528,7 +531,7 @@ class _ExportRun:
         self.progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
 
     def _storage_section(
-        self, buckets: list[dict[str, Any]], db_objects: list[dict[str, Any]]
+        self, buckets: list[BucketEntry], db_objects: list[tuple[str, str]]
     ) -> StorageSection:
         if self.fetcher is None:
             return StorageSection(buckets=tuple(buckets), db_objects=len(db_objects))
@@ -543,7 +546,7 @@ class _ExportRun:
                 + (f" (+{len(result.errors) - 5} more)" if len(result.errors) > 5 else "")
             )
         listed = {(o.bucket, o.key) for o in result.objects}
-        known = {(o["bucket"], o["key"]) for o in db_objects}
+        known = set(db_objects)
         self.progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
         return StorageSection(
             buckets=tuple(buckets),

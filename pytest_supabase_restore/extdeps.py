@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from .model import Manifest
+from .model import ExtensionEntry, Manifest
 from .restore_report import message_cause
 from .results import RestoreIssue
 from .toc import DbObject, unquote
@@ -91,9 +91,9 @@ FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extna
 """
 
 
-def extension_members(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+def extension_members(conn: psycopg.Connection[Any]) -> dict[str, ExtensionEntry]:
     """Every extension of the database with what it provides: the manifest's ``extensions``
-    section, ``{name: {"version", "schema", "members": {kind: [names]}}}``. Names are
+    section, by extension name. Member names are
     ``schema.name`` (schemas and access methods: the plain name), unquoted, each once:
     functions and operators without their argument types."""
     found: dict[int, dict[str, Any]] = {}
@@ -104,11 +104,13 @@ def extension_members(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]
         if entry is not None:
             entry["members"].setdefault(kind, set()).add(str(member))
     return {
-        e["name"]: {
-            "version": e["version"],
-            "schema": e["schema"],
-            "members": {k: sorted(e["members"][k]) for k in MEMBER_KINDS if e["members"].get(k)},
-        }
+        str(e["name"]): ExtensionEntry(
+            version=e["version"],
+            schema=e["schema"],
+            members={
+                k: tuple(sorted(e["members"][k])) for k in MEMBER_KINDS if e["members"].get(k)
+            },
+        )
         for e in sorted(found.values(), key=lambda e: str(e["name"]))
     }
 
@@ -125,11 +127,7 @@ def members_from_manifest(manifest: Manifest | None) -> dict[str, dict[str, list
         return {}
     section = manifest.extensions
     if section:
-        return {
-            str(name): {str(k): [str(v) for v in vs] for k, vs in (e.get("members") or {}).items()}
-            for name, e in section.items()
-            if isinstance(e, Mapping)
-        }
+        return {name: {k: list(vs) for k, vs in e.members.items()} for name, e in section.items()}
     inventory = manifest.schema.get("extensions") or {}
     return {
         str(name): {"types": [f"{e['schema']}.{name}"]}

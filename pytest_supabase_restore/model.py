@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .proof.inventory import Inventory
 from .proof.postgrest import LEGACY_SESSION, RlsSession
 from .proof.records import Fingerprint
 from .proof.scope import TableRef
+from .results import BackupSizes
 from .storage.records import ObjectRecord
-
-Inventory = dict[str, dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,71 @@ class RlsProof:
 
 
 @dataclass(frozen=True)
+class BucketEntry:
+    """A row of ``storage.buckets``: the bucket's id and the settings the restore keeps."""
+
+    id: str
+    name: str | None = None
+    public: bool | None = None
+    file_size_limit: int | None = None
+    allowed_mime_types: tuple[str, ...] | None = None
+
+    SETTINGS = ("public", "file_size_limit", "allowed_mime_types")
+
+    def settings(self) -> dict[str, object]:
+        """The settings compared with the restored copy's, by column name."""
+        return {name: getattr(self, name) for name in self.SETTINGS}
+
+    def to_json(self) -> dict[str, Any]:
+        mimes = self.allowed_mime_types
+        return {
+            "id": self.id,
+            "name": self.name,
+            "public": self.public,
+            "file_size_limit": self.file_size_limit,
+            "allowed_mime_types": list(mimes) if mimes is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BucketEntry:
+        mimes = d.get("allowed_mime_types")
+        limit = d.get("file_size_limit")
+        return cls(
+            id=str(d["id"]),
+            name=d.get("name"),
+            public=d.get("public"),
+            file_size_limit=int(limit) if limit is not None else None,
+            allowed_mime_types=tuple(str(m) for m in mimes) if mimes is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class ExtensionEntry:
+    """An extension of the source and what it provides (see :mod:`.extdeps`): ``members``
+    maps a kind (``types``, ``functions``, ``schemas``, ...) to ``schema.name`` names."""
+
+    version: str | None
+    schema: str | None
+    members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "schema": self.schema,
+            "members": {k: list(v) for k, v in self.members.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ExtensionEntry:
+        members = d.get("members") or {}
+        return cls(
+            version=d.get("version"),
+            schema=d.get("schema"),
+            members={str(k): tuple(str(v) for v in vs) for k, vs in members.items()},
+        )
+
+
+@dataclass(frozen=True)
 class StorageSection:
     """The buckets and objects of ``storage.buckets``/``storage.objects`` and the S3 listing.
 
@@ -213,7 +278,7 @@ class StorageSection:
     ``db_objects``: rows of ``storage.objects``; ``missing_in_s3``/``unknown_to_db``: (bucket,
     key) pairs on one side only; ``downloaded``: whether the bytes are in the set."""
 
-    buckets: tuple[dict[str, Any], ...] = ()
+    buckets: tuple[BucketEntry, ...] = ()
     objects: tuple[ObjectRecord, ...] = ()
     db_objects: int | None = None
     missing_in_s3: tuple[tuple[str, str], ...] = ()
@@ -222,14 +287,14 @@ class StorageSection:
 
     @property
     def bucket_ids(self) -> list[str]:
-        return [str(b["id"]) for b in self.buckets]
+        return [b.id for b in self.buckets]
 
-    def bucket(self, bucket_id: str) -> dict[str, Any] | None:
-        return next((b for b in self.buckets if b["id"] == bucket_id), None)
+    def bucket(self, bucket_id: str) -> BucketEntry | None:
+        return next((b for b in self.buckets if b.id == bucket_id), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "buckets": list(self.buckets),
+            "buckets": [b.to_json() for b in self.buckets],
             "objects": [o.to_json() for o in self.objects],
             "db_objects": self.db_objects,
             "missing_in_s3": [{"bucket": b, "key": k} for b, k in self.missing_in_s3],
@@ -240,7 +305,7 @@ class StorageSection:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> StorageSection:
         return cls(
-            buckets=tuple(dict(b) for b in d.get("buckets") or ()),
+            buckets=tuple(BucketEntry.from_json(b) for b in d.get("buckets") or ()),
             objects=tuple(ObjectRecord.from_json(o) for o in d.get("objects") or ()),
             db_objects=d.get("db_objects"),
             missing_in_s3=tuple((e["bucket"], e["key"]) for e in d.get("missing_in_s3") or ()),
@@ -360,7 +425,7 @@ class Manifest:
     tables: dict[str, TableEntry] = field(default_factory=dict)
     schema: Inventory = field(default_factory=dict)
     # Per extension, the objects it provides (see :mod:`.extdeps`); {} in an older set.
-    extensions: dict[str, Any] = field(default_factory=dict)
+    extensions: dict[str, ExtensionEntry] = field(default_factory=dict)
     rls: RlsProof = field(default_factory=RlsProof)
     storage: StorageSection = field(default_factory=StorageSection)
     timings: dict[str, float] = field(default_factory=dict)
@@ -373,16 +438,15 @@ class Manifest:
     def encrypted(self) -> bool:
         return self.encryption is not None
 
-    def summary(self) -> dict[str, Any]:
-        """Sizes for the verdict: tables, rows, db_bytes, objects, object_bytes."""
-        return {
-            "snapshot_time": self.snapshot_time,
-            "tables": len(self.tables),
-            "rows": sum(t.rows for t in self.tables.values()),
-            "db_bytes": sum(t.bytes for t in self.tables.values()),
-            "objects": len(self.storage.objects),
-            "object_bytes": sum(o.size for o in self.storage.objects),
-        }
+    def sizes(self) -> BackupSizes:
+        """How big the set is, for the verdict."""
+        return BackupSizes(
+            tables=len(self.tables),
+            rows=sum(t.rows for t in self.tables.values()),
+            db_bytes=sum(t.bytes for t in self.tables.values()),
+            objects=len(self.storage.objects),
+            object_bytes=sum(o.size for o in self.storage.objects),
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -400,7 +464,7 @@ class Manifest:
             "roles": list(self.roles),
             "tables": {k: t.to_json() for k, t in self.tables.items()},
             "schema": self.schema,
-            "extensions": self.extensions,
+            "extensions": {k: e.to_json() for k, e in self.extensions.items()},
             "rls": self.rls.to_json(),
             "storage": self.storage.to_json(),
             "timings": self.timings,
@@ -430,8 +494,10 @@ class Manifest:
             excluded_table_data=tuple(d.get("excluded_table_data") or ()),
             roles=tuple(d.get("roles") or ()),
             tables={k: TableEntry.from_json(v) for k, v in d["tables"].items()},
-            schema={k: dict(v) for k, v in d["schema"].items()},
-            extensions=dict(d.get("extensions") or {}),
+            schema={k: {n: dict(o) for n, o in v.items()} for k, v in d["schema"].items()},
+            extensions={
+                str(k): ExtensionEntry.from_json(e) for k, e in (d.get("extensions") or {}).items()
+            },
             rls=RlsProof.from_json(d.get("rls") or {}),
             storage=StorageSection.from_json(d["storage"]),
             timings=dict(d.get("timings") or {}),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from .errors import first_line
 from .notify.html import VERDICT_FIRST, HtmlReportHooks
 from .notify.http import RetryPolicy
 from .redact import Redactor
-from .results import DrillState
+from .results import DrillState, SourceReads
 from .verdict import COLLECTION_CATEGORY, CheckOutcome, Verdict, build_verdict
 from .verdict_text import backup_line, format_seconds, rpo_line, scope_line
 
@@ -203,7 +203,7 @@ class ReportingPlugin(HtmlReportHooks):
         were not selected (without it, every category counts as selected)."""
         self.settings = settings
         self._state = state
-        self._source_reads: dict[str, Any] | None = None
+        self._source_reads: SourceReads | None = None
         self._selection = selection
         self.redactor = redactor
         self._retry = retry
@@ -351,7 +351,7 @@ class ReportingPlugin(HtmlReportHooks):
         data["notifications"] = dict(self.notifications)
         data["reporting_problems"] = list(self.problems)
         # What the export read from the source, against a bare pg_dump's share.
-        data["source_reads"] = self._source_reads
+        data["source_reads"] = asdict(self._source_reads) if self._source_reads else None
         redacted: dict[str, Any] = self.redactor.redact_obj(data)
         return redacted
 

@@ -90,6 +90,23 @@ class PlatformHealth:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class SourceReads:
+    """What the export read from the source (:func:`.source_reads.measure`): the deltas of
+    its statistics around the export, and their ratio to what a bare pg_dump of the same
+    data reads (the rows pg_dump wrote, the heap and TOAST blocks of the dumped tables)."""
+
+    rows: int
+    blocks: int
+    database_rows: int
+    database_blocks: int
+    pg_dump_rows: int
+    pg_dump_blocks: int
+    ratio_rows: float | None
+    ratio_blocks: float | None
+    basis: str
+
+
 @dataclass
 class DrillState:
     """Everything the tests and the verdict need to know about this run's drill."""
@@ -134,7 +151,7 @@ class DrillState:
     export_retries: list[str] = field(default_factory=list)  # why each retry was needed
     export_timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     # What the export read from the source (source_reads.measure); None when not measured.
-    source_reads: dict[str, Any] | None = None
+    source_reads: SourceReads | None = None
     # What the restore switched off in staging so it never calls out (pg_cron, pg_net, hooks).
     neutralised: list[str] = field(default_factory=list)
     self_test: list[FaultResult] | None = None  # None: --supabase-self-test did not run
@@ -167,6 +184,8 @@ class DrillState:
         data["restore_issues"] = [RestoreIssue(**r) for r in data.get("restore_issues", [])]
         if data.get("backup") is not None:
             data["backup"] = BackupSizes(**data["backup"])
+        if data.get("source_reads") is not None:
+            data["source_reads"] = SourceReads(**data["source_reads"])
         if data.get("platform") is not None:
             data["platform"] = PlatformHealth(**data["platform"])
         if data.get("self_test") is not None:

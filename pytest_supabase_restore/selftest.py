@@ -157,7 +157,9 @@ def _dropped_policy(manifest: Manifest) -> _Fault | None:
         return None
     key = sorted(policies)[0]
     pol = policies[key]
-    drop = sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(pol["name"]), _ident(pol["table"]))
+    drop = sql.SQL("DROP POLICY {} ON {}").format(
+        sql.Identifier(str(pol["name"])), _ident(str(pol["table"]))
+    )
     return _Fault(
         f"dropped policy {key}",
         "database_schema",

@@ -25,6 +25,7 @@ import psycopg
 
 from .connections import mask_url
 from .errors import SourceConnectionLost, SourceError, first_line
+from .model import BucketEntry
 from .pg.binaries import PgBinaries
 from .pgtools import CONNECTION_LOST, LOGIN_REFUSED, NO_SLOTS, first_error, run_tool
 from .slots import cap_jobs, export_connections, read_slots
@@ -367,30 +368,30 @@ def jobs_for_slots(conn: psycopg.Connection[Any], requested: int, progress: Prog
 
 def storage_rows(
     conn: psycopg.Connection[Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """storage.buckets and storage.objects as of the snapshot (metadata only)."""
+) -> tuple[list[BucketEntry], list[tuple[str, str]]]:
+    """storage.buckets and the (bucket, key) of every storage.objects row as of the
+    snapshot."""
     exists = conn.execute(
         "SELECT to_regclass('storage.objects') IS NOT NULL AND to_regclass('storage.buckets') IS NOT NULL"
     ).fetchone()
     if not exists or not exists[0]:
         return [], []
     buckets = [
-        {
-            "id": r[0],
-            "name": r[1],
-            "public": r[2],
-            "file_size_limit": r[3],
-            "allowed_mime_types": r[4],
-        }
+        BucketEntry(
+            id=str(r[0]),
+            name=r[1],
+            public=r[2],
+            file_size_limit=r[3],
+            allowed_mime_types=tuple(r[4]) if r[4] is not None else None,
+        )
         for r in conn.execute(
             "SELECT id, name, public, file_size_limit, allowed_mime_types FROM storage.buckets ORDER BY id"
         ).fetchall()
     ]
     objects = [
-        {"bucket": r[0], "key": r[1], "size": r[2], "mimetype": r[3], "etag": r[4]}
+        (str(r[0]), str(r[1]))
         for r in conn.execute(
-            "SELECT bucket_id, name, (metadata->>'size')::bigint, metadata->>'mimetype', "
-            "metadata->>'eTag' FROM storage.objects ORDER BY bucket_id, name"
+            "SELECT bucket_id, name FROM storage.objects ORDER BY bucket_id, name"
         ).fetchall()
     ]
     return buckets, objects

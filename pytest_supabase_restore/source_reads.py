@@ -22,6 +22,8 @@ from typing import Any
 
 import psycopg
 
+from .results import SourceReads
+
 log = logging.getLogger(__name__)
 
 _COUNTERS = """
@@ -121,7 +123,7 @@ def measure(
     relations: Sequence[tuple[str, str]],
     *,
     wait: float = 5.0,
-) -> dict[str, Any] | None:
+) -> SourceReads | None:
     """The ``source_reads`` figures of an export that started at ``before``: absolute deltas
     and their ratio to a bare pg_dump's share (``dumped_rows``; the heap and TOAST blocks of
     ``relations``, the tables whose data was dumped)."""
@@ -138,18 +140,18 @@ def measure(
     table_blocks = int(row[0]) if row else 0
     rows = after.rows - before.rows
     blocks = after.blocks - before.blocks
-    return {
-        "rows": rows,
-        "blocks": blocks,
-        "database_rows": after.db_rows - before.db_rows,
-        "database_blocks": after.db_blocks - before.db_blocks,
-        "pg_dump_rows": dumped_rows,
-        "pg_dump_blocks": table_blocks,
-        "ratio_rows": round(rows / dumped_rows, 3) if dumped_rows else None,
-        "ratio_blocks": round(blocks / table_blocks, 3) if table_blocks else None,
-        "basis": "pg_stat deltas around the export over the rows pg_dump wrote and the "
+    return SourceReads(
+        rows=rows,
+        blocks=blocks,
+        database_rows=after.db_rows - before.db_rows,
+        database_blocks=after.db_blocks - before.db_blocks,
+        pg_dump_rows=dumped_rows,
+        pg_dump_blocks=table_blocks,
+        ratio_rows=round(rows / dumped_rows, 3) if dumped_rows else None,
+        ratio_blocks=round(blocks / table_blocks, 3) if table_blocks else None,
+        basis="pg_stat deltas around the export over the rows pg_dump wrote and the "
         "heap+TOAST blocks of the dumped tables",
-    }
+    )
 
 
 __all__ = ["APPLICATIONS", "Counters", "counters", "measure", "settled"]

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_supabase_restore.model import Manifest, TableEntry
-from pytest_supabase_restore.proof.inventory import schema_inventory
+from pytest_supabase_restore.proof.inventory import Inventory, InventoryView, schema_inventory
 from pytest_supabase_restore.proof.scope import list_tables, schemas_in_scope
 
 Conn = psycopg.Connection[Any]
@@ -63,7 +63,7 @@ class Facts:
 
     scope: list[str]
     tables: dict[str, TableEntry]  # "schema.name" -> its table entry
-    inventory: dict[str, dict[str, dict[str, Any]]]
+    inventory: Inventory
     reference: Manifest | None = field(default=None, repr=False)
 
     @property
@@ -380,9 +380,10 @@ class Unloadable:
         )
         section = manifest.extensions if manifest else {}
         schemas = {
-            str(schema): name
+            schema: name
             for name in names
-            for schema in ((section.get(name) or {}).get("members") or {}).get("schemas", [])
+            if name in section
+            for schema in section[name].members.get("schemas", ())
         }
         return cls(dict(getattr(state, "extension_dependents", {}) or {}), names, schemas)
 
@@ -463,7 +464,7 @@ class Unloadable:
         return [f"{singular[kind]} {key}"] if kind in singular else []
 
     def split(
-        self, inventory: Mapping[str, Mapping[str, Mapping[str, Any]]], tables: Iterable[str]
+        self, inventory: InventoryView, tables: Iterable[str]
     ) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """``inventory`` without the entries that depend on an unloadable extension, and
         those entries as ``kind key (extension x)``, for the check to say what it left out."""

@@ -20,7 +20,7 @@ from pytest_supabase_restore.ci_report import FACT_PREFIX
 from pytest_supabase_restore.errors import first_line
 from pytest_supabase_restore.fixtures import FLAG_REASON, BackupSet, collection_manifest, get_state
 from pytest_supabase_restore.model import Manifest
-from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, schema_inventory
+from pytest_supabase_restore.proof.inventory import INVENTORY_KINDS, Inventory, schema_inventory
 from pytest_supabase_restore.proof.postgrest import ANON
 from pytest_supabase_restore.proof.scope import pin_session
 from pytest_supabase_restore.results import DrillState
@@ -355,9 +355,7 @@ def manifest(facts: Facts) -> Manifest:
 
 
 @pytest.fixture(scope="session")
-def staging_inventory(
-    staging_dsn: str, facts: Facts, drill_state: DrillState
-) -> dict[str, dict[str, dict[str, Any]]]:
+def staging_inventory(staging_dsn: str, facts: Facts, drill_state: DrillState) -> Inventory:
     """The schema inventory of the restored copy, over the backup's schemas.
 
     Triggers the restore disabled on purpose (they call out: webhooks, pg_net, http) are

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.model import Manifest
+from pytest_supabase_restore.proof.inventory import Inventory
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
@@ -94,7 +95,7 @@ def _probe(dsn: str, rel: str, roles: list[str]) -> list[str]:
 def test_relation_grants(
     api_relation: str,
     facts: Facts,
-    staging_inventory: dict[str, dict[str, dict[str, Any]]],
+    staging_inventory: Inventory,
     staging_dsn: str,
     drill_state: DrillState,
     pinned_db: psycopg.Connection[Any],
@@ -128,7 +129,7 @@ def test_relation_grants(
 def test_sequence_and_function_grants(
     facts: Facts,
     manifest: Manifest,
-    staging_inventory: dict[str, dict[str, dict[str, Any]]],
+    staging_inventory: Inventory,
     unloadable: Unloadable,
     drill_fact: Any,
 ) -> None:

@@ -15,7 +15,12 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore.model import Manifest
-from pytest_supabase_restore.proof.inventory import InventoryDiff, diff_inventory
+from pytest_supabase_restore.proof.inventory import (
+    Inventory,
+    InventoryDiff,
+    InventoryView,
+    diff_inventory,
+)
 from pytest_supabase_restore.proof.scope import schemas_in_scope
 from pytest_supabase_restore.smoke_tests._support import (
     TABLE_SCOPED_KINDS,
@@ -27,8 +32,6 @@ from pytest_supabase_restore.smoke_tests._support import (
 )
 
 pytestmark = pytest.mark.supabase_category("database_schema")
-
-Inventory = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
 def _table_of(kind: str, key: str, entry: Mapping[str, Any], tables: list[str]) -> str | None:
@@ -44,7 +47,7 @@ def _table_of(kind: str, key: str, entry: Mapping[str, Any], tables: list[str]) 
 
 
 def _select(
-    inventory: Inventory, kinds: tuple[str, ...], keep: Callable[[str, str, Any], bool]
+    inventory: InventoryView, kinds: tuple[str, ...], keep: Callable[[str, str, Any], bool]
 ) -> dict[str, dict[str, Any]]:
     return {
         kind: {k: v for k, v in inventory.get(kind, {}).items() if keep(kind, k, v)}
@@ -68,8 +71,8 @@ def _fail_on(diffs: list[InventoryDiff], what: str, left_out: list[str] | None =
 
 
 def _compare(
-    expected: Inventory,
-    actual: Inventory,
+    expected: InventoryView,
+    actual: InventoryView,
     what: str,
     unloadable: Unloadable,
     tables: list[str],
@@ -85,14 +88,14 @@ def _compare(
     _fail_on(diff_inventory(expected, actual), what, left_out)
 
 
-def _all_tables(facts: Facts, actual: Inventory) -> list[str]:
+def _all_tables(facts: Facts, actual: InventoryView) -> list[str]:
     return sorted(set(facts.inventory.get("tables", {})) | set(actual.get("tables", {})))
 
 
 def test_table_schema(
     schema_table: str,
     facts: Facts,
-    staging_inventory: dict[str, dict[str, dict[str, Any]]],
+    staging_inventory: Inventory,
     unloadable: Unloadable,
     drill_fact: Any,
 ) -> None:
@@ -109,9 +112,7 @@ def test_table_schema(
     _compare(expected, actual, schema_table, unloadable, tables, drill_fact)
 
 
-def test_policy(
-    schema_policy: str, facts: Facts, staging_inventory: dict[str, dict[str, dict[str, Any]]]
-) -> None:
+def test_policy(schema_policy: str, facts: Facts, staging_inventory: Inventory) -> None:
     """The row-level security policy exists with the same command, roles and expressions."""
     key = object_key(schema_policy)
     expected = {"policies": {key: facts.inventory["policies"][key]}}
@@ -123,7 +124,7 @@ def test_policy(
 def test_schema_kind(
     schema_kind: str,
     facts: Facts,
-    staging_inventory: dict[str, dict[str, dict[str, Any]]],
+    staging_inventory: Inventory,
     unloadable: Unloadable,
     drill_fact: Any,
 ) -> None:

@@ -15,20 +15,20 @@ import psycopg
 import pytest
 
 from pytest_supabase_restore.fixtures import StagingStorage
-from pytest_supabase_restore.model import Manifest
+from pytest_supabase_restore.model import BucketEntry, Manifest
 from pytest_supabase_restore.smoke_tests._support import shorten
 from pytest_supabase_restore.storage.verify import verify_all
 
 pytestmark = pytest.mark.supabase_category("storage")
 
-_SETTINGS = ("public", "file_size_limit", "allowed_mime_types")
+_SETTINGS = BucketEntry.SETTINGS
 
 
-def _recorded_bucket(manifest: Manifest, bucket: str) -> dict[str, Any]:
+def _recorded_bucket(manifest: Manifest, bucket: str) -> dict[str, object]:
     entry = manifest.storage.bucket(bucket)
     if entry is None:
         raise AssertionError(f"bucket {bucket} is not in the manifest")
-    return entry
+    return entry.settings()
 
 
 def _norm(name: str, value: Any) -> Any:

@@ -13,7 +13,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from pytest_supabase_restore.proof.copyhash import (
 from pytest_supabase_restore.proof.fingerprint import RangeDiff, compare_table
 from pytest_supabase_restore.proof.records import Fingerprint
 from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
+from pytest_supabase_restore.results import SourceReads
 from tests.test_fingerprint import ROLES_SQL, SCHEMA_SQL, SECRET, WEIRD_SCHEMA, WEIRD_TABLE
 
 
@@ -75,16 +76,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             conn.execute("ALTER DATABASE src SET bytea_output = 'escape'")
         with psycopg.connect(cluster.dsn("dst"), autocommit=True) as conn:
             conn.execute("CREATE SCHEMA extensions")  # the export leaves it to the platform
-        reads: dict[str, Any] = {}
+        measured: list[SourceReads] = []
         before = _seq_reads(cluster.dsn("src"))
         out = export(
             cluster.dsn("src"),
             tmp_path_factory.mktemp("sets"),
             s3=None,
             options=ExportOptions(jobs=2, compression="gzip:1"),
-            source_reads=reads,
+            source_reads=measured.append,
         )
         time.sleep(1.2)  # other backends flush their statistics within a second
+        assert len(measured) == 1
+        reads: dict[str, Any] = asdict(measured[0])
         reads["all_types_seq"] = _seq_reads(cluster.dsn("src")) - before
         proc = subprocess.run(
             [tools.path("pg_restore"), "--dbname", cluster.dsn("dst"), str(out / "db")],

@@ -21,7 +21,7 @@ from pytest_supabase_restore.extdeps import (
     members_from_manifest,
     not_restorable_line,
 )
-from pytest_supabase_restore.model import Manifest, SourceInfo
+from pytest_supabase_restore.model import ExtensionEntry, Manifest, SourceInfo
 from pytest_supabase_restore.notify.html import summary_html
 from pytest_supabase_restore.notify.job_summary import markdown
 from pytest_supabase_restore.notify.slack import slack_payload
@@ -320,7 +320,8 @@ def test_an_older_manifest_still_names_the_extensions_type() -> None:
     assert members == {"citext": {"types": ["extensions.citext"]}}
     out = _restore(STDERR, members=members)
     assert len(out.unexpected) == 2 and "table public.items" in out.extension_dependents
-    assert members_from_manifest(_typed(extensions=MEMBERS_SECTION)) == {
+    section = {k: ExtensionEntry.from_json(v) for k, v in MEMBERS_SECTION.items()}
+    assert members_from_manifest(_typed(extensions=section)) == {
         "vector": {"types": ["extensions.vector"], "access_methods": ["hnsw"]}
     }
 
@@ -611,7 +612,9 @@ def test_smoke_tests_leave_out_exactly_the_dependent_objects() -> None:
             "function public.match(extensions.vector)": "vector",
         },
     )
-    manifest = _typed(extensions={"vector": {"members": {"schemas": ["vectors"]}}})
+    manifest = _typed(
+        extensions={"vector": ExtensionEntry(None, None, members={"schemas": ("vectors",)})}
+    )
     unloadable = Unloadable.from_state(state, manifest)
     assert unloadable.reason(["table public.items"]) == (
         "not tested: table public.items: depends on extension vector, which this staging "

@@ -36,7 +36,15 @@ _RELKIND_OBJ = {
 }
 _DEFACL_OBJ = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
 
-_Objects = dict[str, dict[str, Any]]
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+"""A value of the inventory as JSON holds it."""
+ObjectInfo = dict[str, JsonValue]
+"""One object's description: attribute name -> value (``owner``, ``definition``, ...)."""
+_Objects = dict[str, ObjectInfo]
+Inventory = dict[str, _Objects]
+"""The schema inventory: kind -> object key -> :data:`ObjectInfo` (:func:`schema_inventory`)."""
+InventoryView = Mapping[str, Mapping[str, Mapping[str, JsonValue]]]
+"""An inventory as the comparisons read it."""
 _Params = Mapping[str, Any]
 
 
@@ -228,7 +236,7 @@ def _grants(conn: Conn, params: _Params) -> _Objects:
     for objtype, name, grantee, privilege, grantable in _rows(conn, catalog.GRANTS, params):
         key = f"{_grant_label(objtype)} {name} to {grantee}"
         privileges.setdefault(key, set()).add(privilege + ("*" if grantable else ""))
-    return {key: {"privileges": sorted(privs)} for key, privs in privileges.items()}
+    return {key: {"privileges": [*sorted(privs)]} for key, privs in privileges.items()}
 
 
 def _publications(conn: Conn, _params: _Params) -> _Objects:
@@ -273,7 +281,7 @@ INVENTORY_KINDS: tuple[str, ...] = tuple(_READERS)
 """The kinds of object :func:`schema_inventory` lists, in its order."""
 
 
-def schema_inventory(conn: Conn, schemas: Sequence[str]) -> dict[str, _Objects]:
+def schema_inventory(conn: Conn, schemas: Sequence[str]) -> Inventory:
     """What the schema of ``schemas`` consists of: kind -> object key -> description.
 
     Kinds are :data:`INVENTORY_KINDS`. Keys are unquoted dotted names (functions:
@@ -302,19 +310,25 @@ class InventoryDiff:
         return f"{text} ({self.detail})" if self.detail else text
 
 
-def _show(value: Any) -> str:
+def _show(value: JsonValue) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _sequence_next(desc: Mapping[str, Any]) -> int | None:
+def _int(value: JsonValue, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _sequence_next(desc: Mapping[str, JsonValue]) -> int | None:
     last = desc.get("last_value")
-    if last is None:
+    if not isinstance(last, int):
         return None
-    return int(last) + int(desc.get("increment") or 1) if desc.get("is_called") else int(last)
+    return last + _int(desc.get("increment"), 1) if desc.get("is_called") else last
 
 
-def _changed_fields(kind: str, exp: Mapping[str, Any], act: Mapping[str, Any]) -> list[str]:
+def _changed_fields(
+    kind: str, exp: Mapping[str, JsonValue], act: Mapping[str, JsonValue]
+) -> list[str]:
     skip: set[str] = set()
     notes: list[str] = []
     if kind == "sequences":
@@ -323,7 +337,7 @@ def _changed_fields(kind: str, exp: Mapping[str, Any], act: Mapping[str, Any]) -
         skip = {"last_value", "is_called"}
         exp_next, act_next = _sequence_next(exp), _sequence_next(act)
         if exp_next is not None and act_next is not None:
-            ascending = int(exp.get("increment") or 1) > 0
+            ascending = _int(exp.get("increment"), 1) > 0
             behind = act_next < exp_next if ascending else act_next > exp_next
             if behind:
                 notes.append(
@@ -339,10 +353,7 @@ def _changed_fields(kind: str, exp: Mapping[str, Any], act: Mapping[str, Any]) -
     return notes
 
 
-def diff_inventory(
-    expected: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    actual: Mapping[str, Mapping[str, Mapping[str, Any]]],
-) -> list[InventoryDiff]:
+def diff_inventory(expected: InventoryView, actual: InventoryView) -> list[InventoryDiff]:
     """Every difference between two :func:`schema_inventory` results, sorted by kind and key.
 
     Kinds the expected inventory does not record are not compared (an older manifest). The
@@ -366,7 +377,11 @@ def diff_inventory(
 
 __all__ = [
     "INVENTORY_KINDS",
+    "Inventory",
     "InventoryDiff",
+    "InventoryView",
+    "JsonValue",
+    "ObjectInfo",
     "diff_inventory",
     "schema_inventory",
 ]
