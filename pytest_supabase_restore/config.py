@@ -180,6 +180,14 @@ class Config:
         None,
         metavar="HOURS",
     )
+    pitr_rule: str = option(
+        "With SUPABASE_ACCESS_TOKEN and the GitHub tracking issue: what a change of the "
+        "platform's point-in-time recovery since the previous drill is (PITR turned off, its "
+        "window shorter): warn (said in the verdict's platform section), fail (a FAIL "
+        "reason) or off.",
+        "warn",
+        choices=("warn", "fail", "off"),
+    )
     branch_timeout: float = option(
         "--supabase-staging=branch: how many seconds to wait for the new branch to become healthy.",
         600.0,

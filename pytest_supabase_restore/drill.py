@@ -34,7 +34,7 @@ from .storage.endpoint import S3Endpoint, connection_endpoint
 from .supabase_cli import accept_cli_dump, is_cli_dump
 
 if TYPE_CHECKING:
-    from .model import FunctionEntry, Manifest
+    from .model import Manifest, PlatformExport
     from .pg.binaries import PgBinaries
     from .restore import RestoreOutcome
     from .staging.base import StagingTarget
@@ -156,6 +156,20 @@ class Drill:
             for line in health_lines(health)[:-1]:
                 self.progress(self.redactor.line(line, 500))
 
+    def _platform_facts(self, set_dir: Path, manifest: Manifest, staging: StagingTarget) -> None:
+        """The backup's manual restore steps and what a Supabase-project target runs
+        differently from it, into the platform section (with a token only)."""
+        health = self.state.platform
+        if health is None:
+            return
+        health.manual_restore = list(manifest.manual_restore)
+        try:
+            health.branch_differences = staging.platform_differences(set_dir, manifest)
+        except DrillError as exc:
+            health.branch_differences = [f"could not be compared: {exc}"]
+        for line in health.branch_differences:
+            self.progress(self.redactor.line(f"the branch differs from the backup: {line}", 500))
+
     def _source(self) -> tuple[str | None, S3Endpoint | None]:
         if self.settings.demo:
             from .demo import DemoProject
@@ -203,7 +217,7 @@ class Drill:
                         source_label=self.state.source_label,
                         signing_key=self.settings.signing_key,
                         encryption_key=self._encryption_key(),
-                        functions=self._functions_exporter(),
+                        platform=self._platform_exporter(),
                     ),
                     progress=self.progress,
                     timings=timings,
@@ -234,18 +248,19 @@ class Drill:
                 self.progress(f"retention: deleted {len(deleted)} older backup set(s)")
         return out
 
-    def _functions_exporter(self) -> Callable[[Path], tuple[FunctionEntry, ...]] | None:
-        """Edge Function bundles into the set (only with SUPABASE_ACCESS_TOKEN and a ref)."""
+    def _platform_exporter(self) -> Callable[[Path], PlatformExport] | None:
+        """Edge Function bundles, Auth and Storage settings and the manual restore steps into
+        the set (only with SUPABASE_ACCESS_TOKEN and a ref)."""
         from .config import project_ref
 
         ref = project_ref(self.settings)
         if not self.settings.access_token or ref is None:
             return None
-        from .edge_functions import export_functions
         from .management import ManagementApi
+        from .project_settings import export_platform
 
         api = ManagementApi(self.settings.access_token, self.settings.management_api_url, ref)
-        return partial(export_functions, api)
+        return partial(export_platform, api)
 
     def _encryption_key(self) -> bytes | None:
         if self.settings.encryption_key is None:
@@ -378,6 +393,8 @@ class Drill:
         outcome = self._restore_database(set_dir, manifest, staging, tools)
         staging.after_restore()
         self._record_outcome(outcome, staging)
+        if manifest is not None:
+            self._platform_facts(set_dir, manifest, staging)
         if uploader is not None:
             self._finish_storage_restore(uploader, staging)
         elif objects:

@@ -44,8 +44,8 @@ from .model import (
     BucketEntry,
     DumpInfo,
     ExtensionEntry,
-    FunctionEntry,
     Manifest,
+    PlatformExport,
     RlsProof,
     SourceInfo,
     StorageSection,
@@ -118,7 +118,8 @@ class ExportOptions:
     encryption_key: bytes | None = field(default=None, repr=False)
     # Writes what the Management API gives beside the database (Edge Function bundles) into
     # the partial set and describes it; None without a token.
-    functions: Callable[[Path], tuple[FunctionEntry, ...]] | None = field(default=None, repr=False)
+    # The Management API's part of the set (Edge Functions, settings): see .project_settings.
+    platform: Callable[[Path], PlatformExport] | None = field(default=None, repr=False)
 
 
 def compression_args(pgdump: PgBinaries, compression: str) -> list[str]:
@@ -363,7 +364,7 @@ class _ExportRun:
         self._finish_dump()
         self._fingerprint_dump(snap, tools, partial, tables, layout)
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
-        functions = self.options.functions(partial) if self.options.functions else ()
+        platform = self.options.platform(partial) if self.options.platform else PlatformExport()
         restrict_tree(partial)
         return Manifest(
             format=manifest.FORMAT,
@@ -399,7 +400,9 @@ class _ExportRun:
             extensions=self.proof.extensions,
             rls=self.proof.rls,
             storage=storage_section,
-            functions=functions,
+            functions=platform.functions,
+            project_settings=platform.settings,
+            manual_restore=platform.manual_restore,
         )
 
     def _start_storage(self, partial: Path, buckets: list[BucketEntry]) -> None:

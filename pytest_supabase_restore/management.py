@@ -172,6 +172,16 @@ class ManagementApi:
     def _project(self, suffix: str) -> str:
         return f"/v1/projects/{quote(self.ref, safe='')}{suffix}"
 
+    def project_path(self, suffix: str) -> str:
+        """``/v1/projects/{ref}<suffix>`` for this project."""
+        return self._project(suffix)
+
+    def for_project(self, ref: str) -> ManagementApi:
+        """The same API and token for another project (a branch's own ref)."""
+        other = ManagementApi("", self.base_url, ref, policy=self._policy)
+        other._headers = dict(self._headers)
+        return other
+
     def backups(self) -> Backups:
         """The platform's own backups of the project, and whether PITR is on."""
         data = self.call("GET", self._project("/database/backups"))

@@ -390,6 +390,41 @@ def _check_functions(data: dict[str, Any], need: Callable[[bool, str, str], None
         )
 
 
+def _check_settings(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
+    """Each settings section's fields, its file listed with that size and SHA-256, and the
+    manual restore steps."""
+    sections = data.get("project_settings", [])
+    need(isinstance(sections, list), "project_settings", "must be a list")
+    for i, entry in enumerate(sections):
+        where = f"project_settings[{i}]"
+        need(isinstance(entry, dict), where, "must be an object")
+        section = entry.get("section")
+        need(section in ("auth", "storage"), f"{where}.section", "not auth or storage")
+        need(entry.get("file") == f"settings/{section}.json", f"{where}.file", "not its file")
+        need(_is_count(entry.get("size")), f"{where}.size", "not a byte count")
+        need(_is_sha256(entry.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+        names = entry.get("secrets_set", [])
+        need(
+            isinstance(names, list) and all(isinstance(n, str) for n in names),
+            f"{where}.secrets_set",
+            "not a list of field names",
+        )
+        listed = data["files"].get(entry["file"])
+        need(
+            isinstance(listed, dict)
+            and listed["sha256"] == entry["sha256"]
+            and listed["size"] == entry["size"],
+            f"{where} ({section} settings)",
+            "its file is not in the backup set's file list with that size and SHA-256",
+        )
+    steps = data.get("manual_restore", [])
+    need(
+        isinstance(steps, list) and all(isinstance(s, str) for s in steps),
+        "manual_restore",
+        "not a list of sentences",
+    )
+
+
 def _check_storage(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
     """The buckets, the object lists, and each object's bytes in the file list."""
     storage = data["storage"]
@@ -440,6 +475,7 @@ def validate_manifest(data: Any, path: Path) -> Manifest:
     _check_files(data, encryption is not None, need)
     _check_storage(data, need)
     _check_functions(data, need)
+    _check_settings(data, need)
     return Manifest.from_json(data)
 
 

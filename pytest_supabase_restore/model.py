@@ -389,6 +389,51 @@ class FunctionEntry:
 
 
 @dataclass(frozen=True)
+class SettingsEntry:
+    """One section of the project's settings (``auth``, ``storage``) as the Management API
+    gave it, written to ``file`` without its secrets (see :mod:`.project_settings`);
+    ``secrets_set``: the names of the secret fields that had a value."""
+
+    section: str
+    file: str  # settings/<section>.json
+    size: int
+    sha256: str
+    fields: int
+    secrets_set: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "file": self.file,
+            "size": self.size,
+            "sha256": self.sha256,
+            "fields": self.fields,
+            "secrets_set": list(self.secrets_set),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> SettingsEntry:
+        return cls(
+            section=str(d["section"]),
+            file=str(d["file"]),
+            size=int(d["size"]),
+            sha256=str(d["sha256"]),
+            fields=int(d.get("fields") or 0),
+            secrets_set=tuple(str(n) for n in d.get("secrets_set") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PlatformExport:
+    """What the export read from the Management API: Edge Function bundles, the Auth and
+    Storage settings, and the steps a full restore of the project does by hand."""
+
+    functions: tuple[FunctionEntry, ...] = ()
+    settings: tuple[SettingsEntry, ...] = ()
+    manual_restore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Encryption:
     """How the set's files were encrypted (:mod:`.encryption`)."""
 
@@ -433,6 +478,10 @@ class Manifest:
     encryption: Encryption | None = None
     # Edge Function bundles (with SUPABASE_ACCESS_TOKEN); () in a set without them.
     functions: tuple[FunctionEntry, ...] = ()
+    # The project's Auth and Storage settings, secrets left out (with the token).
+    project_settings: tuple[SettingsEntry, ...] = ()
+    # What a full restore of the project does by hand (secrets, custom domain, ...).
+    manual_restore: tuple[str, ...] = ()
 
     @property
     def encrypted(self) -> bool:
@@ -474,6 +523,10 @@ class Manifest:
             out["encryption"] = self.encryption.to_json()
         if self.functions:
             out["functions"] = [f.to_json() for f in self.functions]
+        if self.project_settings:
+            out["project_settings"] = [e.to_json() for e in self.project_settings]
+        if self.manual_restore:
+            out["manual_restore"] = list(self.manual_restore)
         return out
 
     @classmethod
@@ -504,4 +557,8 @@ class Manifest:
             files={rel: FileEntry.from_json(f) for rel, f in d["files"].items()},
             encryption=Encryption.from_json(encryption) if encryption is not None else None,
             functions=tuple(FunctionEntry.from_json(f) for f in d.get("functions") or ()),
+            project_settings=tuple(
+                SettingsEntry.from_json(e) for e in d.get("project_settings") or ()
+            ),
+            manual_restore=tuple(str(m) for m in d.get("manual_restore") or ()),
         )

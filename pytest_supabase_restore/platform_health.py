@@ -9,6 +9,7 @@ the verdict is exactly as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from .config import Config, project_ref
@@ -73,6 +74,52 @@ def assess(backups: Backups, now: datetime, max_age_hours: float | None) -> Plat
     return health
 
 
+def _window_hours(earliest: object, latest: object) -> float | None:
+    start = _parse(earliest) if isinstance(earliest, str) else None
+    end = _parse(latest) if isinstance(latest, str) else None
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds() / 3600
+
+
+def compare_previous(health: PlatformHealth, date: str, previous: Mapping[str, object]) -> None:
+    """The PITR rules against the previous drill (``date``, its recorded platform facts):
+    PITR turned off since then, or its physical backup window shorter (by more than an hour:
+    the window's ends move as backups are taken and expire)."""
+    if health.error is not None or health.pitr_rule == "off":
+        return
+    if previous.get("pitr_enabled") is True and health.pitr_enabled is False:
+        health.warnings.append(
+            f"platform backups: point-in-time recovery was on at the previous drill ({date}) "
+            "and is off now"
+        )
+        return
+    before = _window_hours(previous.get("pitr_earliest"), previous.get("pitr_latest"))
+    now = _window_hours(health.pitr_earliest, health.pitr_latest)
+    if health.pitr_enabled and before is not None and now is not None and now < before - 1:
+        health.warnings.append(
+            f"platform backups: the point-in-time recovery window is {now:.1f} h, "
+            f"{before:.1f} h at the previous drill ({date})"
+        )
+
+
+def _previous_drill(settings: Config, health: PlatformHealth) -> None:
+    """Compare with the tracking issue's history when GitHub is configured (never raises:
+    a history that cannot be read is said in the platform section)."""
+    if health.pitr_rule == "off" or not (settings.github_token and settings.github_repository):
+        return
+    from .notify.github import previous_platform
+    from .notify.http import HttpError
+
+    try:
+        found = previous_platform(settings)
+    except HttpError as exc:
+        health.warnings.append(f"platform backups: the previous drill could not be read: {exc}")
+        return
+    if found is not None:
+        compare_previous(health, found[0], found[1])
+
+
 def read_health(settings: Config, now: datetime | None = None) -> PlatformHealth | None:
     """The platform's view of the project's backups; None without a token. A failure to read
     is kept as the health's ``error`` (a FAIL reason: the check was asked for)."""
@@ -94,6 +141,8 @@ def read_health(settings: Config, now: datetime | None = None) -> PlatformHealth
         )
     health = assess(backups, now or datetime.now(timezone.utc), settings.max_backup_age)
     health.project_ref = ref
+    health.pitr_rule = settings.pitr_rule
+    _previous_drill(settings, health)
     return health
 
 
@@ -115,7 +164,10 @@ def health_lines(health: PlatformHealth) -> list[str]:
     pitr = "PITR off"
     if health.pitr_enabled:
         pitr = f"PITR on, window {health.pitr_earliest or 'n/a'} to {health.pitr_latest or 'n/a'}"
-    return [f"platform backups{where}: {newest}; {pitr}", *health.problems, NEVER_CONTAINED]
+    lines = [f"platform backups{where}: {newest}; {pitr}", *health.problems, *health.warnings]
+    lines += [f"the branch differs from the backup: {d}" for d in health.branch_differences]
+    lines += [f"to do by hand after a full restore: {m}" for m in health.manual_restore]
+    return [*lines, NEVER_CONTAINED]
 
 
 def health_reasons(health: PlatformHealth | None) -> list[str]:
@@ -127,4 +179,4 @@ def health_reasons(health: PlatformHealth | None) -> list[str]:
         if health.max_age_hours is None:
             return []
         return [f"platform backups could not be read: {health.error}"]
-    return list(health.problems)
+    return [*health.problems, *(health.warnings if health.pitr_rule == "fail" else [])]

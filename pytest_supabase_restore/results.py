@@ -88,6 +88,14 @@ class PlatformHealth:
     max_age_hours: float | None = None
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    # Changes since the previous drill (from the tracking issue's history): FAIL reasons
+    # with --supabase-pitr-rule=fail, else said in the platform section only.
+    warnings: list[str] = field(default_factory=list)
+    pitr_rule: str = "warn"
+    # What a full restore of the project does by hand (from the backup set's manifest).
+    manual_restore: list[str] = field(default_factory=list)
+    # What the branch target runs differently from the backup (settings fields, functions).
+    branch_differences: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,29 @@ REF = "abcdefghijklmnopqrst"  # 20 lowercase letters, like a real project ref
 TOKEN = "sbp_" + "0123456789abcdef" * 2 + "12345678"  # the shape of a personal access token
 
 
+# AuthConfigResponse / StorageConfigResponse fields (a few of each, as a new project has
+# them); a secret field (smtp_pass, external_*_secret) is set by the tests that need one.
+FRESH_AUTH_CONFIG: dict[str, Any] = {
+    "site_url": "http://localhost:3000",
+    "disable_signup": False,
+    "jwt_exp": 3600,
+    "mailer_autoconfirm": False,
+    "external_email_enabled": True,
+    "external_google_enabled": False,
+    "external_google_client_id": None,
+    "external_google_secret": None,
+    "smtp_host": None,
+    "smtp_pass": None,
+    "password_min_length": 6,
+}
+FRESH_STORAGE_CONFIG: dict[str, Any] = {
+    "fileSizeLimit": 52428800,
+    "features": {"imageTransformation": {"enabled": True}, "s3Protocol": {"enabled": True}},
+    "migrationVersion": "fix-optimized-search-function",
+    "databasePoolMode": "recycled",
+}
+
+
 @dataclass
 class StandInBranch:
     id: str
@@ -45,6 +68,10 @@ class StandInBranch:
     password: str = ""
     polls: int = 0
     deleted: bool = False
+    # A new branch has a new project's settings and no Edge Function deployed.
+    auth_config: dict[str, Any] = field(default_factory=lambda: dict(FRESH_AUTH_CONFIG))
+    storage_config: dict[str, Any] = field(default_factory=lambda: dict(FRESH_STORAGE_CONFIG))
+    functions: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +86,12 @@ class StandInPlatform:
     polls_until_healthy: int = 2
     final_state: str = "ACTIVE_HEALTHY"  # or INIT_FAILED: what the branch settles in
     functions: dict[str, bytes] = field(default_factory=dict)  # slug -> deployed bundle
+    auth_config: dict[str, Any] = field(default_factory=lambda: dict(FRESH_AUTH_CONFIG))
+    storage_config: dict[str, Any] = field(default_factory=lambda: dict(FRESH_STORAGE_CONFIG))
+    secret_names: list[str] = field(default_factory=list)  # Edge Function secrets
+    custom_hostname: str | None = None  # GET custom-hostname: 404 without one
+    allowed_cidrs: list[str] | None = None  # GET network-restrictions
+    forbidden: set[str] = field(default_factory=set)  # project sub-paths answered 403
     fail_first: list[int] = field(default_factory=list)  # statuses answered before any other
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     headers_seen: list[str] = field(default_factory=list)  # Authorization values
@@ -180,7 +213,12 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
     if method == "GET" and route == f"/v1/projects/{state.ref}/branches":
         return 200, [_branch_response(state, b) for b in state.live_branches()]
     if method == "GET" and route.startswith(f"/v1/projects/{state.ref}/functions"):
-        return _functions(state, route.removeprefix(f"/v1/projects/{state.ref}/functions"))
+        return _functions(
+            state.functions, route.removeprefix(f"/v1/projects/{state.ref}/functions")
+        )
+    settings = _settings(state, method, route)
+    if settings is not None:
+        return settings
     match = re.fullmatch(r"/v1/branches/([\w-]+)", route)
     branch = state.branches.get(match.group(1)) if match else None
     if branch is not None and not branch.deleted:
@@ -202,7 +240,44 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
     return 404, {"message": f"Cannot {method} {route}"}
 
 
-def _functions(state: StandInPlatform, rest: str) -> tuple[int, Any]:
+def _settings(state: StandInPlatform, method: str, route: str) -> tuple[int, Any] | None:
+    """The project's (or a live branch's) settings, secrets, custom domain and network
+    restrictions; None for another route."""
+    match = re.fullmatch(r"/v1/projects/(\w+)(/.+)", route)
+    if method != "GET" or match is None:
+        return None
+    ref, rest = match.groups()
+    branch = next((b for b in state.live_branches() if b.ref == ref), None)
+    if ref != state.ref and branch is None:
+        return None
+    if rest in state.forbidden:
+        return 403, {"message": "Your account does not have the necessary privileges"}
+    if rest == "/config/auth":
+        return 200, dict(branch.auth_config if branch else state.auth_config)
+    if rest == "/config/storage":
+        return 200, dict(branch.storage_config if branch else state.storage_config)
+    if branch is not None and rest.startswith("/functions"):
+        return _functions(branch.functions, rest.removeprefix("/functions"))
+    if branch is not None:
+        return None
+    if rest == "/secrets":
+        digest = "0" * 64  # the API answers a digest of each value, never the value
+        return 200, [{"name": n, "value": digest} for n in state.secret_names]
+    if rest == "/custom-hostname":
+        if state.custom_hostname is None:
+            return 404, {"message": "No custom hostname configured"}
+        return 200, {"custom_hostname": state.custom_hostname, "status": "5_services_reconfigured"}
+    if rest == "/network-restrictions":
+        cidrs = state.allowed_cidrs if state.allowed_cidrs is not None else ["0.0.0.0/0"]
+        return 200, {
+            "config": {"dbAllowedCidrs": cidrs, "dbAllowedCidrsV6": ["::/0"]},
+            "entitlement": "allowed",
+            "status": "applied",
+        }
+    return None
+
+
+def _functions(functions: dict[str, bytes], rest: str) -> tuple[int, Any]:
     """``FunctionResponse`` list, or one function's bundle (``StreamableFile``)."""
     if rest == "":
         return 200, [
@@ -217,11 +292,11 @@ def _functions(state: StandInPlatform, rest: str) -> tuple[int, Any]:
                 "entrypoint_path": f"file:///src/{slug}/index.ts",
                 "verify_jwt": True,
             }
-            for slug in sorted(state.functions)
+            for slug in sorted(functions)
         ]
     match = re.fullmatch(r"/([\w-]+)/body", rest)
-    if match and match.group(1) in state.functions:
-        return 200, state.functions[match.group(1)]
+    if match and match.group(1) in functions:
+        return 200, functions[match.group(1)]
     return 404, {"message": "Function not found"}
 
 

@@ -23,8 +23,18 @@ CUSTOM = (
     "    with psycopg.connect(staging_dsn) as conn:\n"
     "        assert conn.execute('SELECT count(*) FROM auth.users').fetchone()[0] > 0\n"
 )
-# All the source project is ever asked: its backups and functions, and to create a branch.
-SOURCE_PATHS = ("/database/backups", "/branches", "/functions")
+# All the source project is ever asked: its backups, functions, settings, secret names, custom
+# domain and network restrictions (all read), and to create a branch.
+SOURCE_PATHS = (
+    "/database/backups",
+    "/branches",
+    "/functions",
+    "/config/auth",
+    "/config/storage",
+    "/secrets",
+    "/custom-hostname",
+    "/network-restrictions",
+)
 
 
 def _env(api: StandInPlatform, tmp_path: Path) -> dict[str, str]:

@@ -36,6 +36,7 @@ LABEL = "backup-drill"
 PASS_LABEL = "drill:pass"  # noqa: S105 (a label, not a password)
 FAIL_LABEL = "drill:fail"
 HISTORY_LIMIT = 10
+PLATFORM_FACTS = ("pitr_enabled", "pitr_earliest", "pitr_latest")
 COMMENT_LIMIT = 60_000  # GitHub rejects bodies over 65,536 characters
 _PAGES = 10
 _MARKER = "pytest-supabase-restore:history"
@@ -72,13 +73,17 @@ def parse_history(body: str | None) -> History:
 
 def updated_history(previous: History, verdict: Verdict) -> History:
     """``previous`` plus this run, cut to the last :data:`HISTORY_LIMIT` drills."""
-    entry = {
+    entry: dict[str, Any] = {
         "date": verdict.generated_at,
         "status": verdict.status,
         "rto_seconds": verdict.rto_seconds,
         "run_url": verdict.run_url,
         "scope": verdict.scope,
     }
+    platform = verdict.platform or {}
+    if isinstance(platform.get("pitr_enabled"), bool):
+        # What the next drill compares with: PITR on or off, and its window.
+        entry["platform"] = {k: platform.get(k) for k in PLATFORM_FACTS}
     drills = [*previous.drills, entry][-HISTORY_LIMIT:]
     proven = previous.last_proven_restore
     if verdict.proven:
@@ -179,6 +184,23 @@ def _labels(issue: dict[str, Any] | None, verdict: Verdict) -> list[str]:
     ]
     keep = [name for name in current if name not in (LABEL, PASS_LABEL, FAIL_LABEL)]
     return [*keep, LABEL, PASS_LABEL if verdict.passed else FAIL_LABEL]
+
+
+def previous_platform(
+    settings: Config, *, policy: RetryPolicy | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The date and platform facts (:data:`PLATFORM_FACTS`) of the newest drill in the
+    tracking issue's history that recorded them; None without such a drill. Raises
+    :class:`HttpError` when GitHub cannot be read."""
+    gh = _GitHub(settings, policy)
+    issue = gh.find_issue(settings.github_issue_title)
+    if issue is None:
+        return None
+    for drill in reversed(parse_history(issue.get("body")).drills):
+        platform = drill.get("platform")
+        if isinstance(platform, dict) and isinstance(platform.get("pitr_enabled"), bool):
+            return str(drill.get("date") or "?"), platform
+    return None
 
 
 def post_to_github(

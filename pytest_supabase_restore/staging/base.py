@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..model import Manifest
 from ..storage.endpoint import S3Endpoint
@@ -45,6 +46,11 @@ class StagingTarget:
 
     def after_restore(self) -> None:
         """Anything the target must do once the restore is in (default: nothing)."""
+
+    def platform_differences(self, set_dir: Path, manifest: Manifest) -> list[str]:
+        """What the target, a Supabase project, runs differently from the backup's settings
+        and Edge Functions, by name (default: nothing to compare: a plain database)."""
+        return []
 
     def release(self) -> None:
         """Hand the target over (--supabase-keep-staging): nothing this process set up to

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
@@ -205,6 +206,22 @@ class BranchStaging(UrlStaging):
         """Delete the branch (best effort: a failure is logged with the branch's name)."""
         if self.api is not None and self.branch is not None:
             _delete(self.api, self.branch, log.info)
+
+    def platform_differences(self, set_dir: Path, manifest: Manifest) -> list[str]:
+        """The branch's Auth and Storage settings and Edge Functions against the backup's."""
+        if self.api is None or self.branch is None:
+            return []
+        if not manifest.project_settings and not manifest.functions:
+            return []
+        from ..project_settings import compare_branch
+
+        return compare_branch(
+            self.api,
+            self.branch.project_ref,
+            set_dir,
+            manifest.project_settings,
+            manifest.functions,
+        )
 
 
 def _delete_named(api: ManagementApi, name: str, progress: Progress) -> None:
