@@ -377,17 +377,28 @@ def _check_functions(data: dict[str, Any], need: Callable[[bool, str, str], None
         for key in ("name", "status"):
             need(isinstance(fn.get(key), str), f"{where}.{key}", "not a string")
         need(_is_count(fn.get("version")), f"{where}.version", "not a version number")
-        need(_is_count(fn.get("size")), f"{where}.size", "not a byte count")
-        need(_is_sha256(fn.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
         need(fn.get("file") == f"functions/{slug}.bundle", f"{where}.file", "not its bundle")
-        listed = data["files"].get(fn["file"])
-        need(
-            isinstance(listed, dict)
-            and listed["sha256"] == fn["sha256"]
-            and listed["size"] == fn["size"],
-            f"{where} (Edge Function {slug!r})",
-            "its bundle is not in the backup set's file list with that size and SHA-256",
-        )
+        _check_listed(data, fn, where, f"{where} (Edge Function {slug!r})", need)
+
+
+def _check_listed(
+    data: dict[str, Any],
+    entry: dict[str, Any],
+    where: str,
+    what: str,
+    need: Callable[[bool, str, str], None],
+) -> None:
+    """An entry's ``size`` and ``sha256``, and its ``file`` listed under ``files`` with them."""
+    need(_is_count(entry.get("size")), f"{where}.size", "not a byte count")
+    need(_is_sha256(entry.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+    listed = data["files"].get(entry["file"])
+    need(
+        isinstance(listed, dict)
+        and listed["sha256"] == entry["sha256"]
+        and listed["size"] == entry["size"],
+        what,
+        "its file is not in the backup set's file list with that size and SHA-256",
+    )
 
 
 def _check_settings(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> None:
@@ -401,21 +412,12 @@ def _check_settings(data: dict[str, Any], need: Callable[[bool, str, str], None]
         section = entry.get("section")
         need(section in ("auth", "storage"), f"{where}.section", "not auth or storage")
         need(entry.get("file") == f"settings/{section}.json", f"{where}.file", "not its file")
-        need(_is_count(entry.get("size")), f"{where}.size", "not a byte count")
-        need(_is_sha256(entry.get("sha256")), f"{where}.sha256", "not a SHA-256 hex digest")
+        _check_listed(data, entry, where, f"{where} ({section} settings)", need)
         names = entry.get("secrets_set", [])
         need(
             isinstance(names, list) and all(isinstance(n, str) for n in names),
             f"{where}.secrets_set",
             "not a list of field names",
-        )
-        listed = data["files"].get(entry["file"])
-        need(
-            isinstance(listed, dict)
-            and listed["sha256"] == entry["sha256"]
-            and listed["size"] == entry["size"],
-            f"{where} ({section} settings)",
-            "its file is not in the backup set's file list with that size and SHA-256",
         )
     steps = data.get("manual_restore", [])
     need(
