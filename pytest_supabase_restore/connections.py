@@ -135,6 +135,5 @@ def api_client_problem() -> str | None:
     return (
         "STAGING_SUPABASE_URL and STAGING_SUPABASE_SERVICE_ROLE_KEY are set, and the staging "
         "API checks call that API through the supabase client, which is not installed: "
-        f"{API_EXTRA} (pip install 'pytest-supabase-restore[api]'), or unset "
-        "STAGING_SUPABASE_URL to leave those checks not tested."
+        f"{API_EXTRA}, or unset STAGING_SUPABASE_URL to leave those checks not tested."
     )

