@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .connections import Connection, mask_url, url_passwords
+from .connections import Connection, api_client_problem, mask_url, url_passwords
 from .options import Option, convert, declared_options, option
 
 STAGING_KINDS = ("auto", "ephemeral", "container", "url", "branch")
@@ -326,19 +326,23 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         origins=origins,
     )
     validate(config)
-    if (
-        config.enabled
-        and config.staging == "container"
-        and not hasattr(pytest_config, "workerinput")
-    ):
+    if config.enabled and not hasattr(pytest_config, "workerinput"):
+        _check_installed(config)
+    return config
+
+
+def _check_installed(config: Config) -> None:
+    """What the settings ask for is installed (an extra each): at start, not after minutes
+    of export; once, on the controller (xdist workers restore nothing)."""
+    problem = None
+    if config.staging == "container":
         from .staging import container_problem
 
-        # At start, not after minutes of export; once, on the controller (xdist workers
-        # restore nothing).
         problem = container_problem()
-        if problem is not None:
-            raise pytest.UsageError(problem)
-    return config
+    if problem is None and config.target.has_api:
+        problem = api_client_problem()
+    if problem is not None:
+        raise pytest.UsageError(problem)
 
 
 def _drill_time_limit(pytest_config: pytest.Config, drill_timeout: float | None) -> float | None:

@@ -1,14 +1,18 @@
 """How to reach a Supabase project: its :class:`Connection` (read from the environment),
 and its database URL shown with the password masked (:func:`mask_url`) or the passwords it
-carries found for redaction (:func:`url_passwords`)."""
+carries found for redaction (:func:`url_passwords`); whether the Supabase API client its
+API checks use is installed (:func:`api_client_problem`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DISPOSABLE_MARKER = "pytest-supabase-restore:disposable"
+API_EXTRA = "install pytest-supabase-restore[api]"
+"""The fix when the ``supabase`` client is missing (an extra: the default drill needs none)."""
 
 
 # A ``password=`` value in a libpq key=value string (or a URL query, a log line, an env
@@ -117,3 +121,19 @@ class Connection:
             s3_access_key_id=get(f"{prefix}_S3_ACCESS_KEY_ID"),
             s3_secret_access_key=get(f"{prefix}_S3_SECRET_ACCESS_KEY"),
         )
+
+
+def api_client_problem() -> str | None:
+    """Why the staging API checks (REST, Auth, Storage endpoints) cannot call the staging
+    API, with the fix; None when the ``supabase`` client is installed."""
+    try:
+        found = importlib.util.find_spec("supabase") is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        found = False
+    if found:
+        return None
+    return (
+        "STAGING_SUPABASE_URL and STAGING_SUPABASE_SERVICE_ROLE_KEY are set, and the staging "
+        "API checks call that API through the supabase client, which is not installed: "
+        f"{API_EXTRA}, or unset STAGING_SUPABASE_URL to leave those checks not tested."
+    )

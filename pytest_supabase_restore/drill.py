@@ -180,6 +180,9 @@ class Drill:
 
             demo = self._timed("demo_start", start)
             self.state.source_label = f"demo project (scale {self.settings.demo_scale})"
+            for line in demo.missing:
+                self.progress(f"demo: {line}")
+                self.state.not_tested.append(f"demo: {line}")
             return str(demo.db_url), demo.s3
         if self.settings.source.db_url:
             self.state.source_label = mask_url(self.settings.source.db_url)

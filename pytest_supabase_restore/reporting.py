@@ -512,7 +512,7 @@ def _measures(verdict: Verdict) -> list[str]:
         f"  {rto}",
         f"  RPO {rpo_line(verdict)}",
         f"  backup: {backup_line(verdict)}",
-        f"  staging: {verdict.staging or 'n/a'}, mode {verdict.mode}",
+        f"  staging: {verdict.staging_label or verdict.staging or 'n/a'}, mode {verdict.mode}",
         f"  scope: {scope_line(verdict)}",
         *_self_test_line(verdict),
         *_platform_measures(verdict),

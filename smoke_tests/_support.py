@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pytest_supabase_restore.connections import API_EXTRA, Connection
 from pytest_supabase_restore.model import Manifest, TableEntry
 from pytest_supabase_restore.proof.inventory import Inventory, InventoryView, schema_inventory
 from pytest_supabase_restore.proof.scope import list_tables, schemas_in_scope
@@ -40,6 +42,8 @@ TABLE_SCOPED_KINDS: tuple[str, ...] = ("tables", "columns", "constraints", "inde
 
 LOOKUP_CAP = 10
 """How many tables (largest first) the performance category times a key lookup on."""
+
+NO_API = "not tested: no staging API configured (STAGING_SUPABASE_URL)"
 
 NO_MANIFEST = (
     "not tested: the backup set has no manifest (a Supabase CLI dump), so nothing was "
@@ -578,3 +582,16 @@ def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | 
     params["user"] = "authenticator"
     params["password"] = ""  # empty, not absent: PGPASSWORD must not shadow the passfile
     return make_conninfo("", **params)
+
+
+def api_client(target: Connection) -> Any:
+    """The ``supabase`` client of the staging API; skips (not tested, with the reason) when
+    there is no staging API or the client is not installed (the ``api`` extra)."""
+    if not target.has_api:
+        pytest.skip(NO_API)
+    try:
+        from supabase import create_client
+    except ImportError as exc:  # the settings check names it at start; a broken install
+        pytest.skip(f"not tested: the supabase client does not import ({exc}): {API_EXTRA}")
+    assert target.api_url and target.service_role_key
+    return create_client(target.api_url, target.service_role_key)

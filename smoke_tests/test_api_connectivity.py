@@ -26,6 +26,7 @@ from pytest_supabase_restore.smoke_tests._support import (
     EXPOSED_SCHEMAS,
     Facts,
     Unloadable,
+    api_client,
     authenticator_conninfo,
     describe_error,
     describe_privileges,
@@ -36,8 +37,6 @@ from pytest_supabase_restore.smoke_tests._support import (
 )
 
 pytestmark = pytest.mark.supabase_category("api_connectivity")
-
-NO_API = "not tested: no staging API configured (STAGING_SUPABASE_URL)"
 
 
 def test_authenticator_assumes_role(
@@ -159,22 +158,12 @@ def test_sequence_and_function_grants(
         )
 
 
-def _client(settings: Config) -> Any:
-    target = settings.target
-    if not target.has_api:
-        pytest.skip(NO_API)
-    from supabase import create_client
-
-    assert target.api_url and target.service_role_key
-    return create_client(target.api_url, target.service_role_key)
-
-
 def test_rest_api(
     drill_settings: Config, facts: Facts, manifest: Manifest, unloadable: Unloadable
 ) -> None:
     """PostgREST answers with the restored row count of the largest exposed table (of those
     restored: a table that depends on an unloadable extension is not there)."""
-    client = _client(drill_settings)
+    client = api_client(drill_settings.target)
     exposed = [
         (entry.rows, key, entry)
         for key, entry in facts.tables.items()
@@ -196,7 +185,7 @@ def test_rest_api(
 
 def test_auth_api(drill_settings: Config, manifest: Manifest) -> None:
     """The Auth API answers an admin request."""
-    client = _client(drill_settings)
+    client = api_client(drill_settings.target)
     try:
         client.auth.admin.list_users(page=1, per_page=1)
     except Exception as exc:  # the client raises its own error types per endpoint
@@ -205,7 +194,7 @@ def test_auth_api(drill_settings: Config, manifest: Manifest) -> None:
 
 def test_storage_api(drill_settings: Config, manifest: Manifest) -> None:
     """The Storage API lists every backed-up bucket."""
-    client = _client(drill_settings)
+    client = api_client(drill_settings.target)
     try:
         buckets = client.storage.list_buckets()
     except Exception as exc:  # the client raises its own error types per endpoint

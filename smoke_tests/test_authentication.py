@@ -27,6 +27,7 @@ from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibi
 from pytest_supabase_restore.smoke_tests._support import (
     Facts,
     Unloadable,
+    api_client,
     describe_error,
     resolve_relation,
     shorten,
@@ -163,13 +164,7 @@ def test_rls_visibility(
 
 def test_auth_api_lists_users(drill_settings: Config, facts: Facts, manifest: Manifest) -> None:
     """The staging Auth API serves the restored users (needs a staging API)."""
-    target = drill_settings.target
-    if not target.has_api:
-        pytest.skip("not tested: no staging API configured (STAGING_SUPABASE_URL)")
-    from supabase import create_client
-
-    assert target.api_url and target.service_role_key
-    client = create_client(target.api_url, target.service_role_key)
+    client = api_client(drill_settings.target)
     seen = 0
     for page in range(1, 101):
         users = client.auth.admin.list_users(page=page, per_page=1000)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from test_plugin import _clean_env  # noqa: F401 (autouse: the environment is the user's)
 
-from pytest_supabase_restore.config import OPTIONS, Config
+from pytest_supabase_restore.config import OPTIONS, Config, resolve
 from pytest_supabase_restore.controller import DrillController
 from pytest_supabase_restore.drill import Drill
 from pytest_supabase_restore.redact import Redactor
@@ -326,6 +326,43 @@ def test_container_staging_without_testcontainers_is_a_usage_error_at_start(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*needs testcontainers*pytest-supabase-restore[[]container[]]*"])
+
+
+def test_a_staging_api_without_the_supabase_client_is_a_usage_error_at_start(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supabase client is the api extra: a staging API configured without it is one
+    error before anything is exported, naming the extra (never an ImportError later)."""
+    monkeypatch.setitem(sys.modules, "supabase", None)  # import fails as if not installed
+    monkeypatch.setenv("STAGING_SUPABASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("STAGING_SUPABASE_SERVICE_ROLE_KEY", "service-role-key-never-shown")
+    result = pytester.runpytest("--supabase-restore", "--supabase-demo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*STAGING_SUPABASE_URL*supabase client, which is not installed*[[]api[]]*"]
+    )
+    assert "service-role-key-never-shown" not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+    monkeypatch.delenv("STAGING_SUPABASE_URL")  # no staging API: no client needed
+    assert not resolve(pytester.parseconfig("--supabase-restore", "--supabase-demo")).target.has_api
+
+
+def test_an_api_check_whose_client_does_not_import_is_not_tested_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broken install (found at start, failing to import later): the API check is not
+    tested, with the extra to install, instead of an ImportError."""
+    from pytest_supabase_restore.connections import Connection
+    from pytest_supabase_restore.smoke_tests._support import api_client
+
+    monkeypatch.setitem(sys.modules, "supabase", None)
+    target = Connection(api_url="http://127.0.0.1:9", service_role_key="k")
+    with pytest.raises(
+        pytest.skip.Exception, match=r"not tested: .*pytest-supabase-restore\[api\]"
+    ):
+        api_client(target)
+    with pytest.raises(pytest.skip.Exception, match="no staging API configured"):
+        api_client(Connection())
 
 
 def test_each_option_is_declared_once_with_its_default() -> None:

