@@ -44,9 +44,10 @@ def _device(path: Path) -> int:
 
 
 def disk_checks(settings: Config, db: SourceSize, storage: StorageSize) -> list[Check]:
-    """The backup set (rows as dumped, at most their heap size, plus the objects) where it
-    will be written, and an ephemeral staging cluster (the source database's size) in the
-    temporary directory; on one file system both count together."""
+    """The backup set (rows as dumped, about their heap size, plus the objects) where it
+    will be written, and an ephemeral staging cluster (the source database's size) with its
+    local object store (a second copy of every object) in the temporary directory; on one
+    file system they count together."""
     backup_at = _existing(settings.backup_dir or Path(tempfile.gettempdir()))
     need = {backup_at: db.heap_bytes + storage.bytes}
     labels = {backup_at: "backup set"}
@@ -54,8 +55,9 @@ def disk_checks(settings: Config, db: SourceSize, storage: StorageSize) -> list[
         staging_at = _existing(Path(tempfile.gettempdir()))
         same = next((p for p in need if _device(p) == _device(staging_at)), None)
         key = same or staging_at
-        need[key] = need.get(key, 0) + db.database_bytes + CLUSTER_BYTES
-        labels[key] = labels[key] + " + staging cluster" if key in labels else "staging cluster"
+        need[key] = need.get(key, 0) + db.database_bytes + CLUSTER_BYTES + storage.bytes
+        what = "staging cluster" + (" + staging objects" if storage.bytes else "")
+        labels[key] = f"{labels[key]} + {what}" if key in labels else what
     checks = []
     for where, bytes_needed in need.items():
         free = shutil.disk_usage(where).free
