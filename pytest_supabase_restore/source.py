@@ -122,6 +122,11 @@ def _connect_source(
 
 
 _DENIED = re.compile(r"permission denied for (table|relation|schema|sequence) (\S+)", re.IGNORECASE)
+_RLS_BLOCKED = re.compile(r"query would be affected by row-level security policy", re.IGNORECASE)
+RLS_FIX = (
+    "export with a role that has BYPASSRLS (on Supabase, the postgres user has it; for a "
+    "read-only role see docs/SOURCE_ROLE.md), or as a superuser run: ALTER ROLE {role} BYPASSRLS;"
+)
 DENIED_FIX = (
     "export with a role that can read every table in scope (on Supabase, the postgres "
     "user's connection string from Settings > Database), or as its owner run: {grant}"
@@ -172,6 +177,12 @@ def source_failure(what: str, message: str) -> SourceError:
         fix = DENIED_FIX.format(grant=denied_grant(kind, name))
         return SourceError(
             f"{what}: the source user may not read {kind.lower()} {name} ({first}). Fix: {fix}"
+        )
+    if _RLS_BLOCKED.search(message):
+        fix = RLS_FIX.format(role="<the source user>")
+        return SourceError(
+            f"{what}: the source user may not read every row past row-level security "
+            f"({first}); a backup without the rows a policy hides would be incomplete. Fix: {fix}"
         )
     if LOGIN_REFUSED.search(message):  # also "connection to server ... failed": not lost
         return SourceError(f"{what}: the source refused the login ({first}). Fix: {LOGIN_FIX}.")
