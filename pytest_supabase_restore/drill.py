@@ -26,7 +26,7 @@ from .config import Config
 from .connections import mask_url
 from .deadline import deadline
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
-from .progress import Amount, Tally, Work, dir_bytes, tool_bytes_read
+from .progress import Amount, Tally, Work, dump_bytes, restore_amounts
 from .reaper import reaper
 from .redact import Redactor
 from .results import BackupSizes, DrillState
@@ -76,7 +76,7 @@ class Drill:
         self._decrypted: Path | None = None  # an encrypted set's plaintext, removed at teardown
         self._restore_dir: Path | None = None  # what the restore reads (the set or _decrypted)
         self._roles: list[str] = []  # roles.sql's statements, as the integrity check accepted
-        self._dump: tuple[Path, int] | None = None  # the dump the restore reads, and its size
+        self._dump: int | None = None  # the size of the dump the restore reads
         self._upload: Tally | None = None  # the Storage upload's progress
         self.current_phase = "source"
 
@@ -95,25 +95,16 @@ class Drill:
 
     def work(self) -> Work | list[Amount] | None:
         """What the running phase has done, for the progress heartbeat: the export's partial
-        backup set (its final size is not known: no total); in the restore, the bytes
-        pg_restore's data section has read of the dump (of known size), the staging data
-        directory (a throwaway cluster's) and the Storage upload (of known size)."""
+        backup set (its final size is not known: no total); in the restore, the dump read
+        (of known size), the staging data directory and the Storage upload (of known size)."""
         if self.current_phase == "export":
             base = self.settings.backup_dir or self._temp_backups
             if base is None or not base.is_dir():
                 return None
             return "written", [p for p in base.iterdir() if p.name.startswith(mf.PARTIAL_PREFIX)]
-        amounts: list[Amount] = []
-        if self.current_phase == "restore":
-            read = tool_bytes_read("pg_restore", "--section=data") if self._dump else None
-            if self._dump is not None and read is not None:
-                amounts.append(Amount("dump read", min(read, self._dump[1]), self._dump[1]))
-            cluster = getattr(self.staging, "cluster", None)
-            if cluster is not None and cluster.base_dir:
-                amounts.append(Amount("staging holds", dir_bytes([cluster.data_dir])))
-        if self.current_phase in ("restore", "storage") and self._upload is not None:
-            amounts.append(self._upload.amount("storage uploaded"))
-        return amounts or None
+        cluster = getattr(self.staging, "cluster", None)
+        data_dir = cluster.data_dir if cluster is not None and cluster.base_dir else None
+        return restore_amounts(self.current_phase, self._dump, data_dir, self._upload)
 
     def run(self) -> DrillState:
         """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
@@ -389,9 +380,7 @@ class Drill:
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
         objects = manifest.storage.objects if manifest else ()
-        if manifest is not None:
-            db_dir = set_dir / "db"
-            self._dump = (db_dir, sum(p.stat().st_size for p in db_dir.iterdir() if p.is_file()))
+        self._dump = dump_bytes(set_dir / "db") if manifest is not None else None
         uploader = self._start_storage_restore(set_dir, objects, staging)
         outcome = self._restore_database(set_dir, manifest, staging, tools)
         staging.after_restore()

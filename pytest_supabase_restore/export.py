@@ -86,6 +86,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+Row = dict[str, Any]
 
 
 def _noop(_: str) -> None:
@@ -355,7 +356,7 @@ class _ExportRun:
         ).fetchone()
         platform_roles = platform_roles_of(snap.conn)
         migration_history = migration_history_of(snap.conn)
-        self._start_storage(partial, buckets)
+        self._start_storage(partial, buckets, db_objects)
         self._read_inventory(snap, scope)
         layout = self._read_layouts(snap, tables)
         self._start_dump(snap, tools, partial)
@@ -403,14 +404,14 @@ class _ExportRun:
             functions=functions,
         )
 
-    def _start_storage(self, partial: Path, buckets: list[dict[str, Any]]) -> None:
+    def _start_storage(self, partial: Path, buckets: list[Row], rows: list[Row]) -> None:
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if self.s3 is None:
             return
-        from .storage.download import download_all
+        from .storage.download import download_all, expected_total
 
-        endpoint, event = self.s3, self.cancel.event
+        endpoint, event, expected = self.s3, self.cancel.event, expected_total(rows)
         self.fetcher = Background(
             lambda: download_all(
                 endpoint,
@@ -419,6 +420,7 @@ class _ExportRun:
                 concurrency=self.options.s3_concurrency,
                 progress=self.progress,
                 cancel=event,
+                expected=expected,
             ),
             "supabase-restore-storage-export",
         )

@@ -163,6 +163,29 @@ def dir_bytes(paths: list[Path]) -> int:
     return total
 
 
+def dump_bytes(db_dir: Path) -> int:
+    """The size of a directory-format dump: what pg_restore's data section reads in all."""
+    return sum(p.stat().st_size for p in db_dir.iterdir() if p.is_file())
+
+
+def restore_amounts(
+    phase: str | None, dump: int | None, data_dir: Path | None, upload: Tally | None
+) -> list[Amount] | None:
+    """The restore's progress: the bytes pg_restore's data section has read of the dump
+    (``dump`` bytes in all), what the staging data directory holds (no total), and the
+    Storage upload (beside the restore, then in its own ``storage`` phase)."""
+    amounts: list[Amount] = []
+    if phase == "restore":
+        read = tool_bytes_read("pg_restore", "--section=data") if dump is not None else None
+        if dump is not None and read is not None:
+            amounts.append(Amount("dump read", min(read, dump), dump))
+        if data_dir is not None:
+            amounts.append(Amount("staging holds", dir_bytes([data_dir])))
+    if phase in ("restore", "storage") and upload is not None:
+        amounts.append(upload.amount("storage uploaded"))
+    return amounts or None
+
+
 class LiveProgress:
     """The drill's progress messages, and a heartbeat while a phase is quiet."""
 

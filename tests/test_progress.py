@@ -160,3 +160,20 @@ def test_a_real_pg_restore_reports_how_much_of_the_dump_it_has_read(
     beats = [line for line in out.lines if "restore: running for" in line]
     assert beats and all(f" of {format_bytes(total)}, " in b for b in beats), (beats, total)
     assert not any("ETA" in b for b in beats), beats
+
+
+def test_the_storage_download_counts_against_what_storage_objects_lists() -> None:
+    from pytest_supabase_restore.storage.download import expected_total, progress_line
+
+    rows = [{"size": 1_000_000}, {"size": 3_000_000}]
+    assert expected_total(rows) == (2, 4_000_000)
+    assert expected_total([*rows, {"size": None}]) == (3, None)  # a row without a size
+    started = time.monotonic() - 2.0  # 1 MB in the 2 s since the start: 6 s for 3 MB left
+    line = progress_line(1, 1_000_000, (2, 4_000_000), started)
+    assert line.startswith("storage: downloaded 1.0 MB of 4.0 MB, 25%, 1 of 2 objects (ETA ")
+    assert line.endswith(" s) (totals from storage.objects)")
+    eta = float(line.split("(ETA ")[1].split(" s)")[0])
+    assert 5.0 <= eta <= 7.0
+    unknown = progress_line(1, 1_000_000, (3, None), started)
+    assert unknown == "storage: downloaded 1.0 MB, 1 of 3 objects (totals from storage.objects)"
+    assert progress_line(1, 1_048_576, None, started) == "storage: 1 objects, 1.0 MiB downloaded"
