@@ -26,6 +26,7 @@ from .config import Config
 from .connections import mask_url
 from .deadline import deadline
 from .errors import BackupError, DrillError, SourceConnectionLost, first_line
+from .progress import Amount, Tally, Work, dump_bytes, restore_amounts
 from .reaper import reaper
 from .redact import Redactor
 from .results import DrillState, SourceReads
@@ -75,6 +76,8 @@ class Drill:
         self._decrypted: Path | None = None  # an encrypted set's plaintext, removed at teardown
         self._restore_dir: Path | None = None  # what the restore reads (the set or _decrypted)
         self._roles: list[str] = []  # roles.sql's statements, as the integrity check accepted
+        self._dump: int | None = None  # the size of the dump the restore reads
+        self._upload: Tally | None = None  # the Storage upload's progress
         self.current_phase = "source"
 
     # -- phases ---------------------------------------------------------------------------
@@ -90,18 +93,18 @@ class Drill:
         self.state.add_phase(name, time.monotonic() - t0)
         return result
 
-    def work(self) -> tuple[str, list[Path]] | None:
-        """What the running phase writes, for the progress heartbeat: the export's partial
-        backup set, the restore's staging data directory (a throwaway cluster's)."""
+    def work(self) -> Work | list[Amount] | None:
+        """What the running phase has done, for the progress heartbeat: the export's partial
+        backup set (its final size is not known: no total); in the restore, the dump read
+        (of known size), the staging data directory and the Storage upload (of known size)."""
         if self.current_phase == "export":
             base = self.settings.backup_dir or self._temp_backups
             if base is None or not base.is_dir():
                 return None
             return "written", [p for p in base.iterdir() if p.name.startswith(mf.PARTIAL_PREFIX)]
         cluster = getattr(self.staging, "cluster", None)
-        if self.current_phase == "restore" and cluster is not None and cluster.base_dir:
-            return "staging holds", [cluster.data_dir]
-        return None
+        data_dir = cluster.data_dir if cluster is not None and cluster.base_dir else None
+        return restore_amounts(self.current_phase, self._dump, data_dir, self._upload)
 
     def run(self) -> DrillState:
         """Run every phase; past the settings' ``drill_time_limit``, stop and FAIL."""
@@ -392,6 +395,7 @@ class Drill:
             major, str(self.settings.pg_bindir) if self.settings.pg_bindir else None
         )
         objects = manifest.storage.objects if manifest else ()
+        self._dump = dump_bytes(set_dir / "db") if manifest is not None else None
         uploader = self._start_storage_restore(set_dir, objects, staging)
         outcome = self._restore_database(set_dir, manifest, staging, tools)
         staging.after_restore()
@@ -499,6 +503,7 @@ class Drill:
 
         records = list(objects)
         target = staging.s3
+        self._upload = tally = Tally(sum(r.size for r in records), len(records))
         self.progress(f"storage: uploading {len(records)} objects beside the database restore")
         return Background(
             lambda: upload_all(
@@ -507,6 +512,7 @@ class Drill:
                 set_dir / "storage",
                 concurrency=self.settings.s3_concurrency,
                 progress=self.progress,
+                tally=tally,
             ),
             "supabase-restore-storage",
         )

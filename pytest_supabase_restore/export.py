@@ -82,6 +82,7 @@ from .results import SourceReads
 from .source import (
     Cancel,
     SnapshotExport,
+    StorageObjectRow,
     connect_source,
     dump_roles,
     jobs_for_slots,
@@ -355,7 +356,7 @@ class _ExportRun:
         ).fetchone()
         platform_roles = platform_roles_of(snap.conn)
         migration_history = migration_history_of(snap.conn)
-        self._start_storage(partial, buckets)
+        self._start_storage(partial, buckets, db_objects)
         self._read_inventory(snap, scope)
         layout = self._read_layouts(snap, tables)
         self._start_dump(snap, tools, partial)
@@ -405,14 +406,16 @@ class _ExportRun:
             manual_restore=platform.manual_restore,
         )
 
-    def _start_storage(self, partial: Path, buckets: list[BucketEntry]) -> None:
+    def _start_storage(
+        self, partial: Path, buckets: list[BucketEntry], rows: list[StorageObjectRow]
+    ) -> None:
         # The Storage download is network and hashing work: it runs beside pg_dump and the
         # fingerprints instead of after them.
         if self.s3 is None:
             return
-        from .storage.download import download_all
+        from .storage.download import download_all, expected_total
 
-        endpoint, event = self.s3, self.cancel.event
+        endpoint, event, expected = self.s3, self.cancel.event, expected_total(rows)
         self.fetcher = Background(
             lambda: download_all(
                 endpoint,
@@ -421,6 +424,7 @@ class _ExportRun:
                 concurrency=self.options.s3_concurrency,
                 progress=self.progress,
                 cancel=event,
+                expected=expected,
             ),
             "supabase-restore-storage-export",
         )
@@ -534,7 +538,7 @@ class _ExportRun:
         self.progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
 
     def _storage_section(
-        self, buckets: list[BucketEntry], db_objects: list[tuple[str, str]]
+        self, buckets: list[BucketEntry], db_objects: list[StorageObjectRow]
     ) -> StorageSection:
         if self.fetcher is None:
             return StorageSection(buckets=tuple(buckets), db_objects=len(db_objects))
@@ -549,7 +553,7 @@ class _ExportRun:
                 + (f" (+{len(result.errors) - 5} more)" if len(result.errors) > 5 else "")
             )
         listed = {(o.bucket, o.key) for o in result.objects}
-        known = set(db_objects)
+        known = {(bucket, key) for bucket, key, _size in db_objects}
         self.progress(f"storage: {len(result.objects)} objects, {result.bytes} bytes")
         return StorageSection(
             buckets=tuple(buckets),

@@ -123,6 +123,11 @@ def _connect_source(
 
 
 _DENIED = re.compile(r"permission denied for (table|relation|schema|sequence) (\S+)", re.IGNORECASE)
+_RLS_BLOCKED = re.compile(r"query would be affected by row-level security policy", re.IGNORECASE)
+RLS_FIX = (
+    "export with a role that has BYPASSRLS (on Supabase, the postgres user has it; for a "
+    "read-only role see docs/SOURCE_ROLE.md), or as a superuser run: ALTER ROLE {role} BYPASSRLS;"
+)
 DENIED_FIX = (
     "export with a role that can read every table in scope (on Supabase, the postgres "
     "user's connection string from Settings > Database), or as its owner run: {grant}"
@@ -173,6 +178,12 @@ def source_failure(what: str, message: str) -> SourceError:
         fix = DENIED_FIX.format(grant=denied_grant(kind, name))
         return SourceError(
             f"{what}: the source user may not read {kind.lower()} {name} ({first}). Fix: {fix}"
+        )
+    if _RLS_BLOCKED.search(message):
+        fix = RLS_FIX.format(role="<the source user>")
+        return SourceError(
+            f"{what}: the source user may not read every row past row-level security "
+            f"({first}); a backup without the rows a policy hides would be incomplete. Fix: {fix}"
         )
     if LOGIN_REFUSED.search(message):  # also "connection to server ... failed": not lost
         return SourceError(f"{what}: the source refused the login ({first}). Fix: {LOGIN_FIX}.")
@@ -366,11 +377,15 @@ def jobs_for_slots(conn: psycopg.Connection[Any], requested: int, progress: Prog
     return jobs
 
 
+StorageObjectRow = tuple[str, str, "int | None"]
+"""A ``storage.objects`` row as the export reads it: bucket, key and recorded size."""
+
+
 def storage_rows(
     conn: psycopg.Connection[Any],
-) -> tuple[list[BucketEntry], list[tuple[str, str]]]:
-    """storage.buckets and the (bucket, key) of every storage.objects row as of the
-    snapshot."""
+) -> tuple[list[BucketEntry], list[StorageObjectRow]]:
+    """storage.buckets and the (bucket, key, size) of every storage.objects row as of the
+    snapshot (the size from its metadata; None where it records none)."""
     exists = conn.execute(
         "SELECT to_regclass('storage.objects') IS NOT NULL AND to_regclass('storage.buckets') IS NOT NULL"
     ).fetchone()
@@ -389,9 +404,10 @@ def storage_rows(
         ).fetchall()
     ]
     objects = [
-        (str(r[0]), str(r[1]))
+        (str(r[0]), str(r[1]), int(r[2]) if r[2] is not None else None)
         for r in conn.execute(
-            "SELECT bucket_id, name FROM storage.objects ORDER BY bucket_id, name"
+            "SELECT bucket_id, name, (metadata->>'size')::bigint FROM storage.objects "
+            "ORDER BY bucket_id, name"
         ).fetchall()
     ]
     return buckets, objects

@@ -8,6 +8,7 @@ longer exists, fails here. The flags the installed plugin really registers are r
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import re
@@ -180,3 +181,119 @@ def test_every_registered_flag_is_documented(doc: str, tmp_path: Path) -> None:
     flags = plugin_help_flags(tmp_path)
     undocumented = sorted(flag for flag in flags if not mentioned(doc, flag))
     assert undocumented == []
+
+
+# -- the team docs: messages, GitHub set-up, links ------------------------------------------
+DOCS = ROOT / "docs"
+WORKFLOWS = ROOT / ".github" / "workflows"
+TEAM_DOCS = ("CONNECTING.md", "SOURCE_ROLE.md", "GITHUB_SETUP.md", "SIZING.md", "MESSAGES.md")
+
+
+def package_strings() -> str:
+    """Every string literal of the package, f-strings with each replacement field as ``…``
+    (adjacent literals are one string to the parser, so a message split over lines is whole)."""
+    found: list[str] = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                found.append(
+                    "".join(
+                        str(v.value) if isinstance(v, ast.Constant) else "…" for v in node.values
+                    )
+                )
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append(node.value)
+    return "\n".join(found)
+
+
+def message_excerpts() -> list[str]:
+    """The backticked excerpts of the Message column of docs/MESSAGES.md's tables."""
+    excerpts: list[str] = []
+    for line in (DOCS / "MESSAGES.md").read_text(encoding="utf-8").splitlines():
+        row = cells(line) if line.startswith("|") else []
+        if len(row) == 3 and row[1] != "Message" and not set(row[1]) <= {"-"}:
+            spans = code_spans(row[1])
+            assert spans, f"a message row quotes no message: {line}"
+            excerpts += spans
+    return excerpts
+
+
+def test_the_messages_table_is_long_enough_to_be_useful() -> None:
+    assert len(message_excerpts()) >= 30
+
+
+@pytest.mark.parametrize("excerpt", message_excerpts())
+def test_every_quoted_message_occurs_in_the_package(excerpt: str) -> None:
+    assert excerpt in package_strings(), "docs/MESSAGES.md quotes a message the package lacks"
+
+
+def workflow_names(kind: str) -> set[str]:
+    """``secrets.X`` or ``vars.X`` names the workflows read (GITHUB_TOKEN: Actions' own)."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(WORKFLOWS.glob("*.yml")))
+    return set(re.findall(rf"\b{kind}\.([A-Z][A-Z0-9_]*)\b", text)) - {"GITHUB_TOKEN"}
+
+
+def test_the_github_setup_sets_exactly_the_secrets_and_variables_the_workflows_read() -> None:
+    setup = (DOCS / "GITHUB_SETUP.md").read_text(encoding="utf-8")
+    secrets = set(re.findall(r"gh secret set ([A-Z][A-Z0-9_]*)", setup))
+    variables = set(re.findall(r"gh variable set ([A-Z][A-Z0-9_]*)", setup))
+    assert workflow_names("secrets"), "the workflows read no secret: the pattern is wrong"
+    assert secrets == workflow_names("secrets")
+    assert variables == workflow_names("vars")
+    # Every secret goes into the environment the drill job runs in.
+    (environment,) = set(re.findall(r"^\s+environment: (\S+)$", _drill_workflow(), re.M))
+    for line in re.findall(r"gh secret set [A-Z][A-Z0-9_]*[^\n]*", setup):
+        assert f"--env {environment}" in line, line
+    assert f"environments/{environment}" in setup
+
+
+def _drill_workflow() -> str:
+    return (WORKFLOWS / "monthly-backup-validation.yml").read_text(encoding="utf-8")
+
+
+def test_the_readme_links_every_doc_and_the_docs_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    main = DOC.read_text(encoding="utf-8")
+    anchors = {slug(h) for h in re.findall(r"^#{1,6} (.+)$", main, flags=re.MULTILINE)}
+    for name in TEAM_DOCS:
+        assert f"](docs/{name})" in readme, f"README does not link docs/{name}"
+        text = (DOCS / name).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+\.md)(?:#([^)]+))?\)", text):
+            path, anchor = target
+            assert (DOCS / path).resolve().is_file(), f"{name}: {path}"
+            if anchor and path == "BACKUP_VALIDATION.md":
+                assert anchor in anchors, f"{name}: #{anchor}"
+
+
+def test_the_connection_doc_agrees_with_the_plugins_own_advice() -> None:
+    """What CONNECTING.md says of poolers and IPv4 is what the plugin says when it fails."""
+    from pytest_supabase_restore.preflight.source import TRANSACTION_POOLER_PORT, pooler_check
+
+    text = " ".join((DOCS / "CONNECTING.md").read_text(encoding="utf-8").split())
+    strings = package_strings()
+    assert "use the session pooler URL on IPv4-only networks" in strings
+    assert "use the session pooler URL on IPv4-only networks" in text
+    check = pooler_check(f"postgresql://u@aws-0-x.pooler.supabase.com:{TRANSACTION_POOLER_PORT}/p")
+    assert check.status == "FAIL"
+    assert f"port **{TRANSACTION_POOLER_PORT}**" in text
+    assert check.result.split(": ", 1)[1] in text
+
+
+def test_the_sizing_figures_are_the_benchmarks_measured_ones() -> None:
+    """Every duration in SIZING.md's time table (not the per-GB rows, which are derived) is a
+    figure bench/README.md measured; the per-GB rows are those figures over the size."""
+    text = (DOCS / "SIZING.md").read_text(encoding="utf-8")
+    bench = (ROOT / "bench" / "README.md").read_text(encoding="utf-8")
+    rows = table_rows(text, "## Time per GB")
+    sizes = [1e9 / 418e6, 1e9 / 819e6, 1e9 / 1624e6]
+    measured: list[float] = []
+    for row in rows:
+        values = [float(v) for v in re.findall(r"([\d.]+) s\b", " ".join(row[1:]))]
+        if row[0].startswith("**per GB") or row[0] == "per GB":
+            assert values == [round(m * f) for m, f in zip(measured, sizes, strict=True)], row
+            continue
+        for cell in row[1:]:
+            assert cell in bench, cell
+        measured = values
+    when = "04:10\N{EN DASH}04:24 UTC"  # the run's time, as both files write it
+    assert "2026-12-02" in text and when in text and when in bench

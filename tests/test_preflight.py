@@ -520,3 +520,28 @@ def test_a_pgbouncer_flag_in_the_url_is_named_as_the_cause() -> None:
     check = pooler_check("postgresql://postgres:pw@127.0.0.1:5432/postgres?pgbouncer=true")
     assert check.status == FAIL and "pgbouncer=true in the URL" in check.result
     assert "pw" not in check.result + check.fix
+
+
+def test_the_disk_need_counts_staging_s3_copy_of_the_objects(tmp_path: Path) -> None:
+    """Ephemeral staging keeps a second copy of every Storage object (its local object store)
+    beside the cluster in the temporary directory: the need holds both copies, the cluster
+    and the WAL its restore writes (about the database's size, at most max_wal_size)."""
+    from pytest_supabase_restore.preflight.plan import CLUSTER_BYTES, WAL_BYTES, disk_checks
+    from pytest_supabase_restore.preflight.sizes import SourceSize, TableSize
+    from pytest_supabase_restore.preflight.storage import StorageSize
+
+    mib = 1024 * 1024
+    db = SourceSize([TableSize("public.t", 10, 30 * mib, 50 * mib)], database_bytes=60 * mib)
+    objects = StorageSize(objects=4, bytes=20 * mib)
+    config = Config(enabled=True, dry_run=True, staging="ephemeral")
+    (disk,) = disk_checks(config, db, objects)  # the set goes to the temporary directory too
+    need = (30 + 20 + 60 + 60 + 20) * mib + CLUSTER_BYTES
+    assert disk.result.startswith(
+        f"backup set + staging cluster + staging objects: needs up to {need / mib:.1f} MiB"
+    ), disk
+    big = SourceSize(db.tables, database_bytes=5 * WAL_BYTES)
+    (large,) = disk_checks(config, big, objects)
+    need = (30 + 20 + 20) * mib + 6 * WAL_BYTES + CLUSTER_BYTES
+    assert f"needs up to {need / 1024**3:.1f} GiB" in large.result, large
+    (no_objects,) = disk_checks(config, db, StorageSize())
+    assert no_objects.result.startswith("backup set + staging cluster: needs up to "), no_objects

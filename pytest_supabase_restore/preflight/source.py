@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ..config import Config
 from ..errors import DrillError
 from ..slots import export_connections, read_slots
+from ..source import RLS_FIX
 from .model import FAIL, INFO, PASS, WARN, Check, shortened
 
 Conn = psycopg.Connection[Any]
@@ -120,9 +121,42 @@ def privilege_checks(conn: Conn, scope: list[str]) -> list[Check]:
          "large object {}", "GRANT SELECT ON LARGE OBJECT {} TO " + to + ";"),
     )  # fmt: skip
     return [
-        _gap(name, ok, [label.format(d) for d in denied], [grant.format(d) for d in denied])
-        for name, ok, denied, label, grant in specs
+        *(
+            _gap(name, ok, [label.format(d) for d in denied], [grant.format(d) for d in denied])
+            for name, ok, denied, label, grant in specs
+        ),
+        rls_bypass_check(conn, scope, to),
     ]
+
+
+# Tables in scope with row-level security on: pg_dump reads them with row_security off,
+# which stops the dump unless the role bypasses RLS (superuser, BYPASSRLS or the owner).
+_RLS_TABLES = """
+SELECT n.nspname::text || '.' || c.relname::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s::text[]) AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+  AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+ORDER BY 1
+"""
+
+
+def rls_bypass_check(conn: Conn, scope: list[str], to: str) -> Check:
+    """pg_dump needs every row: a table with RLS the role neither owns nor bypasses stops it."""
+    row = conn.execute(
+        "SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if row is not None and row[0]:
+        return Check("source row-level security", PASS, "the source user bypasses RLS")
+    blocked = [str(r[0]) for r in conn.execute(_RLS_TABLES, (scope,)).fetchall()]
+    if not blocked:
+        return Check("source row-level security", PASS, "no table in scope has RLS to bypass")
+    return Check(
+        "source row-level security",
+        FAIL,
+        f"the source user does not bypass row-level security, which pg_dump needs for "
+        f"{len(blocked)} table(s) with RLS: {shortened(blocked)}",
+        RLS_FIX.format(role=to),
+    )
 
 
 def _gap(name: str, ok: str, denied: list[str], grants: list[str]) -> Check:

@@ -60,6 +60,28 @@ _SKIPPED = _Skipped()
 _Outcome = ObjectRecord | str | _Skipped | None
 
 
+def expected_total(rows: Sequence[tuple[str, str, int | None]]) -> tuple[int, int | None]:
+    """The progress total of a download from the source's ``storage.objects`` rows (bucket,
+    key, size): their count, and their bytes when every row records a size (None otherwise)."""
+    sizes = [size for _bucket, _key, size in rows]
+    known = [int(n) for n in sizes if n is not None]
+    return len(rows), sum(known) if len(known) == len(sizes) else None
+
+
+def progress_line(
+    objects: int, size: int, expected: tuple[int, int | None] | None, started: float
+) -> str:
+    """What is downloaded so far; with the totals ``storage.objects`` lists, the share and
+    the time left at the average rate since ``started`` (a monotonic time)."""
+    from ..progress import Amount, eta_seconds, format_amount
+
+    if expected is None:
+        return f"storage: {objects} objects, {size / (1 << 20):.1f} MiB downloaded"
+    amount = Amount("downloaded", size, expected[1], objects, expected[0])
+    eta = eta_seconds(amount, (started, 0), time.monotonic())
+    return f"storage: {format_amount(amount, None, eta)} (totals from storage.objects)"
+
+
 class _Fatal(StorageError):
     """The endpoint as a whole is unusable (unreachable, wrong keys): stop everything."""
 
@@ -75,8 +97,11 @@ class _Download:
         retrier: Retrier,
         concurrency: int,
         say: Callable[[str], None],
+        expected: tuple[int, int | None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.expected = expected  # (objects, bytes) storage.objects lists: the progress total
+        self.started = time.monotonic()
         self.dest = dest
         self.client = client
         self.retrier = retrier
@@ -183,10 +208,12 @@ class _Download:
             self.collect(done)
         if time.monotonic() - self._last_report >= 2:
             self._last_report = time.monotonic()
-            self.say(
-                f"storage: {len(self.result.objects)} objects, "
-                f"{self.result.bytes / (1 << 20):.1f} MiB downloaded"
-            )
+            self.say(self.progress_line())
+
+    def progress_line(self) -> str:
+        return progress_line(
+            len(self.result.objects), self.result.bytes, self.expected, self.started
+        )
 
     def bucket(
         self,
@@ -243,10 +270,13 @@ def download_all(
     deadline_seconds: float | None = None,
     page_size: int | None = None,
     cancel: threading.Event | None = None,
+    expected: tuple[int, int | None] | None = None,
 ) -> TransferResult:
     """Download every object of ``buckets`` (default: all buckets) into ``dest``.
 
     Setting ``cancel`` (from another thread) stops the download with a StorageError.
+    ``expected`` (objects, bytes; bytes None when unknown) is what the progress lines count
+    against: what the source's ``storage.objects`` lists.
 
     Bytes go to ``dest/objects/<sha[:2]>/<sha>`` (files 0600, directories 0700). Objects
     that fail are listed in ``errors`` with bucket, key and what to check; an endpoint that
@@ -262,7 +292,7 @@ def download_all(
     client = make_client(endpoint, max_attempts=1, max_pool_connections=max(16, concurrency))
     _private_dir(dest)
     say = progress or (lambda _msg: None)
-    download = _Download(endpoint, dest, client, retrier, concurrency, say)
+    download = _Download(endpoint, dest, client, retrier, concurrency, say, expected)
     names = _bucket_names(client, endpoint, buckets, retrier)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="s3-download")

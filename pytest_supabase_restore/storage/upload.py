@@ -21,6 +21,8 @@ from .records import ObjectRecord, TransferResult, object_path
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from ..progress import Tally
+
 # Parts of 8 MiB: above S3's 5 MiB minimum, and what one upload holds in memory at a time.
 MULTIPART_CHUNK = 8 << 20
 
@@ -86,12 +88,14 @@ def upload_all(
     concurrency: int = 8,
     progress: Callable[[str], None] | None = None,
     create_buckets: bool = True,
+    tally: Tally | None = None,
 ) -> TransferResult:
     """Upload each recorded object from the content-addressed files under ``src``.
 
     Keeps Content-Type and Cache-Control; objects above 8 MiB go up in 8 MiB multipart
     parts, one part in memory at a time. Missing buckets are created unless
     ``create_buckets`` is False. Failures are listed in ``errors`` with bucket and key.
+    ``tally`` counts each object uploaded, for the progress heartbeat.
     """
     started = time.monotonic()
     client = make_client(endpoint, max_pool_connections=max(16, concurrency))
@@ -130,6 +134,8 @@ def upload_all(
         except Exception as exc:  # s3transfer wraps failures in its own types
             cause = exc.__cause__ or exc.__context__ or exc
             return f"{where}: upload failed: {describe(exc, endpoint)}. {hint(cause, endpoint)}"
+        if tally is not None:
+            tally.add(size)
         return None
 
     todo = [o for o in objects if o.bucket in usable]
