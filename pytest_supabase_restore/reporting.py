@@ -379,7 +379,9 @@ class ReportingPlugin(HtmlReportHooks):
         try:
             from .notify.job_summary import append_job_summary, markdown, md
 
-            text = markdown(self.verdict)
+            text = markdown(
+                self.verdict, rest_in="the JSON summary" if self.settings.summary_json else ""
+            )
             if self.notifications or self.problems:
                 text += "\n" + "".join(
                     f"- {md(name)}: {md(what)}\n" for name, what in self.notifications.items()

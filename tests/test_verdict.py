@@ -486,3 +486,16 @@ def test_a_backup_without_storage_passes_the_storage_category_and_says_why() -> 
         [*outcomes, broken], state(not_applicable={"storage": why}), settings(), NOW, env={}
     )
     assert verdict.status == "FAIL" and verdict.category_result("storage") == "FAIL"
+
+
+def test_what_is_cut_short_names_the_json_summary_only_when_one_is_written() -> None:
+    """The job summary and the issue comment list 50 failures; "see the JSON summary" only
+    when --supabase-summary-json writes one."""
+    from pytest_supabase_restore.notify.job_summary import markdown
+
+    many = [CheckOutcome(f"t.py::f{i}", "storage", "failed", ["bad"]) for i in range(60)]
+    verdict = build_verdict(passing(many), state(), settings(), NOW, env={})
+    plain = markdown(verdict)
+    assert "- … and 10 more\n" in plain and "JSON summary" not in plain
+    named = markdown(verdict, rest_in="the JSON summary")
+    assert "- … and 10 more (see the JSON summary)" in named

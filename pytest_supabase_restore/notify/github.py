@@ -256,11 +256,19 @@ def _post(
 
     # Redacted before it is cut: a cut through a secret would leave a prefix no rule matches.
     comment = redactor.redact(
-        markdown(verdict, heading="###", statements_per_cause=3, statement_limit=300)
+        markdown(
+            verdict,
+            heading="###",
+            statements_per_cause=3,
+            statement_limit=300,
+            rest_in="the JSON summary" if settings.summary_json else "",
+        )
     )
     if len(comment) > COMMENT_LIMIT:
-        comment = (
-            redactor.shorten(comment, COMMENT_LIMIT) + "\n\n*(truncated; see the JSON summary)*\n"
+        comment = redactor.shorten(comment, COMMENT_LIMIT) + (
+            "\n\n*(truncated; see the JSON summary)*\n"
+            if settings.summary_json
+            else "\n\n*(truncated)*\n"
         )
     gh.call("POST", f"/issues/{number}/comments", {"body": comment})
     actions.append("commented")

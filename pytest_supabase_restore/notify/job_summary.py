@@ -41,10 +41,13 @@ def markdown(
     max_failures: int = 50,
     statements_per_cause: int = 10,
     statement_limit: int = 1000,
+    rest_in: str = "",
 ) -> str:
     """The verdict as Markdown: headline, category table, RTO/RPO, failures, restore errors
     (every cause, with up to ``statements_per_cause`` statements, each within
-    ``statement_limit`` characters), not tested."""
+    ``statement_limit`` characters), not tested. ``rest_in`` names where what is cut short is
+    in full (``the JSON summary``, when one is written); nothing is named otherwise."""
+    more = f" (see {rest_in})" if rest_in else ""
     lines = [
         f"{heading} {status_badge(verdict.status)}: Supabase backup restore drill",
         "",
@@ -81,7 +84,7 @@ def markdown(
     lines.append("")
     lines += _platform_markdown(verdict)
 
-    lines += restore_errors_markdown(verdict, statements_per_cause, statement_limit)
+    lines += restore_errors_markdown(verdict, statements_per_cause, statement_limit, more)
     if verdict.failures:
         total = len(verdict.failures) + verdict.failures_omitted
         lines += ["<details open>", f"<summary>❌ {total} failure{'s' * (total != 1)}</summary>"]
@@ -90,7 +93,7 @@ def markdown(
             lines.append(f"- {code(failure.test)} ({md(failure.category)}): {md(failure.message)}")
         hidden = total - min(len(verdict.failures), max_failures)
         if hidden > 0:
-            lines.append(f"- … and {hidden} more (see the JSON summary)")
+            lines.append(f"- … and {hidden} more{more}")
         lines += ["", "</details>", ""]
     if len(verdict.reasons) > 1:  # one reason is already the headline
         lines += ["<details>", "<summary>Why the drill failed</summary>", ""]
@@ -119,7 +122,9 @@ def _platform_markdown(verdict: Verdict) -> list[str]:
     return ["**Platform backups**", "", *(f"- {md(line)}" for line in lines), ""]
 
 
-def restore_errors_markdown(verdict: Verdict, per_cause: int, limit: int) -> list[str]:
+def restore_errors_markdown(
+    verdict: Verdict, per_cause: int, limit: int, more: str = ""
+) -> list[str]:
     """The unexpected restore errors: a collapsible list of causes with their counts, each
     with its first ``per_cause`` statements as code (redacted, shortened in the middle)."""
     if not verdict.restore_errors:
@@ -135,7 +140,7 @@ def restore_errors_markdown(verdict: Verdict, per_cause: int, limit: int) -> lis
             lines.append(f"  - {code(shorten(statement, limit, middle=True))}")
         hidden = group.count - min(per_cause, len(group.statements))
         if hidden > 0:
-            lines.append(f"  - … and {hidden} more (see the JSON summary)")
+            lines.append(f"  - … and {hidden} more{more}")
     return [*lines, "", "</details>", ""]
 
 
