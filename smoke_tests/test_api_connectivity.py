@@ -5,8 +5,8 @@ PostgREST logs in as ``authenticator`` and switches to ``anon``, ``authenticated
 privileges the project granted. Each is checked against the restored copy, and every
 relation the API roles could read is read as those roles (zero rows: it is the privilege
 path that is tested). With a staging API (STAGING_SUPABASE_URL and
-STAGING_SUPABASE_SERVICE_ROLE_KEY) its REST, Auth and Storage endpoints are called through
-the ``supabase`` client.
+STAGING_SUPABASE_SERVICE_ROLE_KEY, or a branch's own from the Management API) its REST,
+Auth and Storage endpoints are called through the ``supabase`` client.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.inventory import Inventory
 from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.smoke_tests._api import project_api
 from pytest_supabase_restore.smoke_tests._support import (
     API_ROLES,
     EXPOSED_SCHEMAS,
@@ -36,8 +37,6 @@ from pytest_supabase_restore.smoke_tests._support import (
 )
 
 pytestmark = pytest.mark.supabase_category("api_connectivity")
-
-NO_API = "not tested: no staging API configured (STAGING_SUPABASE_URL)"
 
 
 def test_authenticator_assumes_role(
@@ -159,22 +158,23 @@ def test_sequence_and_function_grants(
         )
 
 
-def _client(settings: Config) -> Any:
-    target = settings.target
-    if not target.has_api:
-        pytest.skip(NO_API)
+def _client(settings: Config, state: DrillState) -> Any:
+    api = project_api(settings, state)
     from supabase import create_client
 
-    assert target.api_url and target.service_role_key
-    return create_client(target.api_url, target.service_role_key)
+    return create_client(api.url, api.service_role_key)
 
 
 def test_rest_api(
-    drill_settings: Config, facts: Facts, manifest: Manifest, unloadable: Unloadable
+    drill_settings: Config,
+    drill_state: DrillState,
+    facts: Facts,
+    manifest: Manifest,
+    unloadable: Unloadable,
 ) -> None:
     """PostgREST answers with the restored row count of the largest exposed table (of those
     restored: a table that depends on an unloadable extension is not there)."""
-    client = _client(drill_settings)
+    client = _client(drill_settings, drill_state)
     exposed = [
         (entry.rows, key, entry)
         for key, entry in facts.tables.items()
@@ -194,18 +194,18 @@ def test_rest_api(
         )
 
 
-def test_auth_api(drill_settings: Config, manifest: Manifest) -> None:
+def test_auth_api(drill_settings: Config, drill_state: DrillState, manifest: Manifest) -> None:
     """The Auth API answers an admin request."""
-    client = _client(drill_settings)
+    client = _client(drill_settings, drill_state)
     try:
         client.auth.admin.list_users(page=1, per_page=1)
     except Exception as exc:  # the client raises its own error types per endpoint
         pytest.fail(f"Auth API: listing users fails: {type(exc).__name__}: {exc}", pytrace=False)
 
 
-def test_storage_api(drill_settings: Config, manifest: Manifest) -> None:
+def test_storage_api(drill_settings: Config, drill_state: DrillState, manifest: Manifest) -> None:
     """The Storage API lists every backed-up bucket."""
-    client = _client(drill_settings)
+    client = _client(drill_settings, drill_state)
     try:
         buckets = client.storage.list_buckets()
     except Exception as exc:  # the client raises its own error types per endpoint
