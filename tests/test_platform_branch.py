@@ -35,6 +35,8 @@ def _env(api: StandInPlatform, tmp_path: Path) -> dict[str, str]:
         SUPABASE_URL=f"https://{REF}.supabase.co",
         GITHUB_STEP_SUMMARY=str(tmp_path / "job-summary.md"),
     )
+    if api.api is not None:  # each branch's REST, Auth and Storage (tests/api_standin.py)
+        env["SUPABASE_BRANCH_API_URL"] = api.api.template
     return env
 
 
