@@ -78,9 +78,10 @@ def _no_secret(out: str, tmp_path: Path, branch: StandInBranch, subjects: set[st
 
 def test_every_category_passes_through_the_branchs_apis(tmp_path: Path) -> None:
     """Stands in for the platform: the full built-in drill against a branch whose REST, Auth
-    and Storage APIs answer; Storage objects are restored through its Storage API; every
-    API-level check runs (none skipped) and all eight categories PASS; the branch is
-    deleted; no secret in any output or artifact."""
+    and Storage APIs answer; Storage objects are restored through its Storage API (which
+    rewrites their storage.objects rows as Storage does: data_integrity passes only because
+    the drill puts the backed-up rows back); every API-level check runs (none skipped) and
+    all eight categories PASS; the branch is deleted; no secret in any output or artifact."""
     with standin_platform() as api:
         out, data = _drill(api, tmp_path)
         (branch,) = api.branches.values()
