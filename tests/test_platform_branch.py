@@ -185,6 +185,8 @@ def test_a_kept_branch_is_left_and_says_how_to_delete_it(tmp_path: Path) -> None
         (branch,) = api.branches.values()
         assert not branch.deleted, out[-3000:]
     assert f"delete branch {branch.name} ({branch.ref})" in out
+    assert api.api is not None
+    assert f"APIs are at {api.api.template.replace('{ref}', branch.ref)}." in out
     assert branch.password not in out and TOKEN not in out
 
 

@@ -227,10 +227,13 @@ class BranchStaging(UrlStaging):
     def stop_hint(self) -> str:
         branch = self.branch
         assert branch is not None
+        where = ""
+        if self.project_api is not None:  # its keys are on the branch's API settings page
+            where = f" Its REST, Auth and Storage APIs are at {self.project_api.url}."
         return (
             f"delete branch {branch.name} ({branch.project_ref}) on the dashboard's Branches "
             f"page, or: supabase branches delete {branch.project_ref} (it costs compute "
-            "time while it exists)."
+            f"time while it exists).{where}"
         )
 
     def stop(self) -> None:
