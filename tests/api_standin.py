@@ -29,7 +29,8 @@ role. What each route does, after the real services:
 Faults a test can set: ``changed_objects`` ("bucket/name": served with its first byte
 changed) and ``missing_tables`` ("schema.table": PostgREST's schema cache lacks it), or
 the same on the first object downloaded / the first table the service_role counts
-(``change_first_download``, ``hide_first_counted``; the set then names it).
+(``change_first_download``, ``hide_first_counted``; the set then names it); and
+``refuse_uploads`` (every upload answered 403, Storage's answer to a refused policy).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class StandInApi:
     # the first table the service_role counts (the api_connectivity check's).
     change_first_download: bool = False
     hide_first_counted: bool = False
+    refuse_uploads: bool = False  # every upload: 403, as Storage answers a policy refusal
     requests: list[tuple[str, str]] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)  # the ``sub`` of every verified JWT
     s3_buckets: set[str] = field(default_factory=set)
@@ -276,6 +278,8 @@ def upload(
     writes it (``x-upsert: true`` replaces an existing one, with a new version)."""
     claims = _claims(headers, service)
     _service_only(claims)
+    if api.refuse_uploads:
+        raise _storage_error(403, "new row violates row-level security policy")
     bucket, _, name = unquote(target).partition("/")
     content_type = headers.get("Content-Type") or "application/octet-stream"
     cache = headers.get("Cache-Control") or "no-cache"

@@ -134,6 +134,27 @@ def test_a_changed_object_and_a_table_postgrest_lacks_fail_their_categories(
     _no_secret(out, tmp_path, branch, subjects)
 
 
+def test_a_storage_api_that_refuses_uploads_fails_the_restore_and_deletes_the_branch(
+    tmp_path: Path,
+) -> None:
+    """Stands in for the platform: the branch's Storage API answers every upload 403. The
+    drill FAILs in the restore naming the bucket and Storage's answer (a user id in an
+    object's path shown as <id>), runs no smoke test against a half-restored branch, and
+    deletes the branch; no secret in any output or artifact."""
+    with standin_platform() as api:
+        assert api.api is not None
+        api.api.refuse_uploads = True
+        out, data = _drill(api, tmp_path)
+        (branch,) = api.branches.values()
+    (reason,) = [r for r in data["reasons"] if "Storage restore failed" in r]
+    assert "HTTP 403: new row violates row-level security policy" in reason
+    assert "bucket 'avatars', key '<id>/" in reason
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", reason), reason
+    assert data["status"] == "FAIL" and branch.deleted
+    assert all(c["passed"] == 0 for c in data["categories"].values()), data["categories"]
+    _no_secret(out, tmp_path, branch, set())
+
+
 def test_the_branch_api_url_follows_the_project_host_or_the_setting() -> None:
     """No platform involved: the Supabase CLI's rule (https://<ref>.<project host>), the
     project host taken from SUPABASE_URL; SUPABASE_BRANCH_API_URL overrides it, and one

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import StorageError
-from ..storage.api import StorageApi
+from ..storage.api import StorageApi, without_ids
 from ..storage.pool import bounded_map
 from ..storage.records import ObjectRecord, TransferResult
 from ..storage.upload import backed_up_file
@@ -39,8 +39,8 @@ ORDER BY a.attnum
 def _upload_one(api: StorageApi, src: Path, record: ObjectRecord) -> str | None:
     path = backed_up_file(src, record)
     if isinstance(path, str):
-        return path
-    where = f"bucket {record.bucket!r}, key {record.key!r}"
+        return without_ids(path)
+    where = without_ids(f"bucket {record.bucket!r}, key {record.key!r}")
     try:
         api.upload(record.bucket, record.key, path, record.content_type, record.cache_control)
     except StorageError as exc:

@@ -6,13 +6,15 @@ Cache-Control (``POST /object/{bucket}/{name}``, ``x-upsert: true``, the bytes a
 as Storage's binary upload takes them), and download one through the authenticated route
 (``GET /object/authenticated/{bucket}/{name}``) hashing it as it streams, so memory stays
 at one chunk whatever the object's size. Errors name the request and Storage's own message
-(``{"statusCode", "error", "message"}``), never the key.
+(``{"statusCode", "error", "message"}``), never the key, and never a user id of an
+object's path (:func:`without_ids`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +27,11 @@ from urllib.parse import quote
 
 from ..errors import StorageError
 
+# A UUID in an object's path is, by Supabase's convention (one folder per user, its policies
+# comparing the folder with auth.uid()), an auth.users id: never shown.
+_UUID = re.compile(
+    r"(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9a-fA-F-])"
+)
 CHUNK = 1 << 20
 TIMEOUT = 60.0
 ATTEMPTS = 3  # an upsert and a download may be repeated; 5xx and lost connections are
@@ -75,7 +82,7 @@ class StorageApi:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             if attempt < ATTEMPTS:
                 time.sleep(attempt)
-        raise StorageError(f"Storage API {label}: {last}")
+        raise StorageError(without_ids(f"Storage API {label}: {last}"))
 
     def upload(
         self,
@@ -125,6 +132,11 @@ class StorageApi:
         return [str(b.get("id")) for b in data if isinstance(b, dict)]
 
 
+def without_ids(text: str) -> str:
+    """``text`` with every UUID shown as ``<id>``: how object paths appear in messages."""
+    return _UUID.sub("<id>", text)
+
+
 def _message(exc: urllib.error.HTTPError) -> str:
     """Storage's own message from an error answer (its body is JSON), shortened."""
     try:
@@ -136,4 +148,4 @@ def _message(exc: urllib.error.HTTPError) -> str:
     return str(exc.reason)
 
 
-__all__ = ["Downloaded", "StorageApi"]
+__all__ = ["Downloaded", "StorageApi", "without_ids"]
