@@ -9,7 +9,6 @@ have its bytes and every object its row. Messages name buckets and object keys.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +23,7 @@ from pytest_supabase_restore.model import BucketEntry, Manifest
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.smoke_tests._api import project_api
 from pytest_supabase_restore.smoke_tests._support import shorten
-from pytest_supabase_restore.storage.api import StorageApi
+from pytest_supabase_restore.storage.api import StorageApi, without_ids
 from pytest_supabase_restore.storage.records import ObjectRecord
 from pytest_supabase_restore.storage.verify import verify_all
 
@@ -139,16 +138,9 @@ def test_object_rows_have_bytes(
         )
 
 
-# A path segment that is a UUID is, by Supabase's convention (one folder per user, its
-# policies comparing it with auth.uid()), an auth.users id: shown as <id>.
-_UUID = re.compile(
-    r"(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9a-fA-F-])"
-)
-
-
 def shown_path(bucket: str, key: str) -> str:
     """``bucket/key`` as the Storage API check names it: never with a user's id."""
-    return _UUID.sub("<id>", f"{bucket}/{key}")
+    return without_ids(f"{bucket}/{key}")
 
 
 def _through_api(client: StorageApi, record: ObjectRecord) -> str | None:
@@ -156,7 +148,7 @@ def _through_api(client: StorageApi, record: ObjectRecord) -> str | None:
     try:
         got = client.download(record.bucket, record.key)
     except StorageError as exc:
-        return f"{where}: {_UUID.sub('<id>', str(exc))}"
+        return f"{where}: {exc}"
     if got.sha256 != record.sha256 or got.size != record.size:
         return f"{where}: {got.size} bytes, SHA-256 differs from the backup's" + (
             "" if got.size != record.size else " (same size)"
@@ -214,7 +206,7 @@ def _row_has_bytes(client: StorageApi, bucket: str) -> Callable[[str], str | Non
         try:
             client.download(bucket, key)
         except StorageError as exc:
-            return f"{shown_path(bucket, key)}: row without bytes ({_UUID.sub('<id>', str(exc))})"
+            return f"{shown_path(bucket, key)}: row without bytes ({exc})"
         return None
 
     return check
