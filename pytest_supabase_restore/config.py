@@ -43,8 +43,9 @@ STAGING_ENV = (
     "STAGING_S3_SECRET_ACCESS_KEY",
 )
 NOTIFY_ENV = ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "SLACK_WEBHOOK_URL")
-PLATFORM_ENV = ("SUPABASE_ACCESS_TOKEN", "SUPABASE_MANAGEMENT_API_URL")
-"""The Supabase Management API: a personal access token (a secret) and the API's base URL."""
+PLATFORM_ENV = ("SUPABASE_ACCESS_TOKEN", "SUPABASE_MANAGEMENT_API_URL", "SUPABASE_BRANCH_API_URL")
+"""The Supabase Management API: a personal access token (a secret), the API's base URL, and
+where a branch's own APIs are (a template with ``{ref}``)."""
 MANAGEMENT_API_URL = "https://api.supabase.com"
 BACKUP_ENV = ("SUPABASE_RESTORE_SIGNING_KEY", "SUPABASE_RESTORE_ENCRYPTION_KEY")
 """Keys that protect backup sets (docs: "Security model"); environment only, never a flag."""
@@ -240,6 +241,8 @@ class Config:
     encryption_key: str | None = field(default=None, repr=False)  # ..._ENCRYPTION_KEY
     access_token: str | None = field(default=None, repr=False)  # SUPABASE_ACCESS_TOKEN
     management_api_url: str = MANAGEMENT_API_URL  # SUPABASE_MANAGEMENT_API_URL
+    # SUPABASE_BRANCH_API_URL: a branch's API base URL with {ref} (None: the platform's).
+    branch_api_url: str | None = None
     # libpq's PGPASSWORD: psycopg and every tool read it when a URL has no password.
     libpq_password: str | None = field(default=None, repr=False)
     # The drill's time limit in seconds (None: none), from drill_timeout or pytest-timeout.
@@ -321,6 +324,7 @@ def resolve(pytest_config: pytest.Config, env: Mapping[str, str] | None = None) 
         management_api_url=(env.get("SUPABASE_MANAGEMENT_API_URL") or MANAGEMENT_API_URL).rstrip(
             "/"
         ),
+        branch_api_url=(env.get("SUPABASE_BRANCH_API_URL") or "").strip() or None,
         drill_time_limit=_drill_time_limit(pytest_config, values["drill_timeout"]),
         libpq_password=env.get("PGPASSWORD") or None,
         origins=origins,
@@ -504,6 +508,14 @@ def _check_platform(config: Config) -> None:
         raise pytest.UsageError(
             f"{needs} needs the project's ref: set SUPABASE_URL to https://<ref>.supabase.co "
             "or give --supabase-project-ref REF."
+        )
+    template = config.branch_api_url
+    if template is not None and (
+        "{ref}" not in template or not template.lower().startswith(("http://", "https://"))
+    ):
+        raise pytest.UsageError(
+            "SUPABASE_BRANCH_API_URL must be an http(s) URL with {ref} where the branch's ref "
+            "goes (the platform's is https://{ref}.supabase.co); or leave it unset."
         )
     if not config.management_api_url.lower().startswith(("http://", "https://")):
         raise pytest.UsageError(

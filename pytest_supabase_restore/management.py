@@ -79,6 +79,7 @@ class BranchDetail:
     db_port: int
     db_user: str | None = None
     db_pass: str | None = field(default=None, repr=False)
+    jwt_secret: str | None = field(default=None, repr=False)  # signs the branch's API JWTs
 
 
 def _backups(data: Any) -> Backups:
@@ -120,6 +121,7 @@ def _detail(data: Any) -> BranchDetail:
         db_port=int(data["db_port"]),
         db_user=data.get("db_user"),
         db_pass=data.get("db_pass"),
+        jwt_secret=data.get("jwt_secret"),
     )
 
 

@@ -137,6 +137,8 @@ class DrillState:
     staging_label: str | None = None  # masked, for people
     staging_server_version: str | None = None
     staging_s3: dict[str, str] | None = None  # url/region of the restored object store
+    # The staging project's APIs (staging.api.StagingApi.to_state): url, keys, JWT secret.
+    staging_api: dict[str, str] | None = None
     restore_issues: list[RestoreIssue] = field(default_factory=list)
     not_restorable: list[str] = field(default_factory=list)
     # Objects that could not be restored because they depend on an extension the target

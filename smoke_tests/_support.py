@@ -16,10 +16,12 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_supabase_restore.connections import API_EXTRA, Connection
+from pytest_supabase_restore.config import Config
+from pytest_supabase_restore.connections import API_EXTRA
 from pytest_supabase_restore.model import Manifest, TableEntry
 from pytest_supabase_restore.proof.inventory import Inventory, InventoryView, schema_inventory
 from pytest_supabase_restore.proof.scope import list_tables, schemas_in_scope
+from pytest_supabase_restore.results import DrillState
 
 Conn = psycopg.Connection[Any]
 
@@ -584,14 +586,17 @@ def authenticator_conninfo(staging_dsn: str, staging_kind: str | None) -> str | 
     return make_conninfo("", **params)
 
 
-def api_client(target: Connection) -> Any:
-    """The ``supabase`` client of the staging API; skips (not tested, with the reason) when
-    there is no staging API or the client is not installed (the ``api`` extra)."""
-    if not target.has_api:
+def api_client(settings: Config, state: DrillState) -> Any:
+    """The ``supabase`` client of the staging project's API (``STAGING_SUPABASE_URL``, or the
+    branch's); skips (not tested, with the reason) when there is no staging API or the client
+    is not installed (the ``api`` extra)."""
+    from pytest_supabase_restore.staging.api import staging_api
+
+    api = staging_api(settings, state)
+    if api is None:
         pytest.skip(NO_API)
     try:
         from supabase import create_client
     except ImportError as exc:  # the settings check names it at start; a broken install
         pytest.skip(f"not tested: the supabase client does not import ({exc}): {API_EXTRA}")
-    assert target.api_url and target.service_role_key
-    return create_client(target.api_url, target.service_role_key)
+    return create_client(api.url, api.service_role_key)

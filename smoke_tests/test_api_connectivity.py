@@ -5,8 +5,8 @@ PostgREST logs in as ``authenticator`` and switches to ``anon``, ``authenticated
 privileges the project granted. Each is checked against the restored copy, and every
 relation the API roles could read is read as those roles (zero rows: it is the privilege
 path that is tested). With a staging API (STAGING_SUPABASE_URL and
-STAGING_SUPABASE_SERVICE_ROLE_KEY) its REST, Auth and Storage endpoints are called through
-the ``supabase`` client.
+STAGING_SUPABASE_SERVICE_ROLE_KEY, or a branch's own from the Management API) its REST,
+Auth and Storage endpoints are called through the ``supabase`` client.
 """
 
 from __future__ import annotations
@@ -159,11 +159,15 @@ def test_sequence_and_function_grants(
 
 
 def test_rest_api(
-    drill_settings: Config, facts: Facts, manifest: Manifest, unloadable: Unloadable
+    drill_settings: Config,
+    drill_state: DrillState,
+    facts: Facts,
+    manifest: Manifest,
+    unloadable: Unloadable,
 ) -> None:
     """PostgREST answers with the restored row count of the largest exposed table (of those
     restored: a table that depends on an unloadable extension is not there)."""
-    client = api_client(drill_settings.target)
+    client = api_client(drill_settings, drill_state)
     exposed = [
         (entry.rows, key, entry)
         for key, entry in facts.tables.items()
@@ -183,18 +187,18 @@ def test_rest_api(
         )
 
 
-def test_auth_api(drill_settings: Config, manifest: Manifest) -> None:
+def test_auth_api(drill_settings: Config, drill_state: DrillState, manifest: Manifest) -> None:
     """The Auth API answers an admin request."""
-    client = api_client(drill_settings.target)
+    client = api_client(drill_settings, drill_state)
     try:
         client.auth.admin.list_users(page=1, per_page=1)
     except Exception as exc:  # the client raises its own error types per endpoint
         pytest.fail(f"Auth API: listing users fails: {type(exc).__name__}: {exc}", pytrace=False)
 
 
-def test_storage_api(drill_settings: Config, manifest: Manifest) -> None:
+def test_storage_api(drill_settings: Config, drill_state: DrillState, manifest: Manifest) -> None:
     """The Storage API lists every backed-up bucket."""
-    client = api_client(drill_settings.target)
+    client = api_client(drill_settings, drill_state)
     try:
         buckets = client.storage.list_buckets()
     except Exception as exc:  # the client raises its own error types per endpoint

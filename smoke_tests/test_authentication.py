@@ -18,13 +18,22 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytest_supabase_restore.apijwt import role_token, user_token
 from pytest_supabase_restore.config import Config
 from pytest_supabase_restore.errors import DrillError
 from pytest_supabase_restore.model import Manifest
 from pytest_supabase_restore.proof.fingerprint import compare_table
 from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED
 from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility
+from pytest_supabase_restore.results import DrillState
+from pytest_supabase_restore.smoke_tests._api import (
+    compare_answer,
+    expected_visibility,
+    project_api,
+    rest_count,
+)
 from pytest_supabase_restore.smoke_tests._support import (
+    EXPOSED_SCHEMAS,
     Facts,
     Unloadable,
     api_client,
@@ -32,6 +41,7 @@ from pytest_supabase_restore.smoke_tests._support import (
     resolve_relation,
     shorten,
 )
+from pytest_supabase_restore.staging.api import StagingApi
 
 pytestmark = pytest.mark.supabase_category("authentication")
 
@@ -162,9 +172,11 @@ def test_rls_visibility(
         )
 
 
-def test_auth_api_lists_users(drill_settings: Config, facts: Facts, manifest: Manifest) -> None:
+def test_auth_api_lists_users(
+    drill_settings: Config, drill_state: DrillState, facts: Facts, manifest: Manifest
+) -> None:
     """The staging Auth API serves the restored users (needs a staging API)."""
-    client = api_client(drill_settings.target)
+    client = api_client(drill_settings, drill_state)
     seen = 0
     for page in range(1, 101):
         users = client.auth.admin.list_users(page=page, per_page=1000)
@@ -176,5 +188,57 @@ def test_auth_api_lists_users(drill_settings: Config, facts: Facts, manifest: Ma
     if seen != expected:
         pytest.fail(
             f"Auth API: lists {seen} users, the backup holds {expected} in auth.users",
+            pytrace=False,
+        )
+
+
+def _identity_token(api: StagingApi, identity: str) -> str | None:
+    """The JWT a client of this identity sends: the anon key for anon; for a sampled user
+    one minted with the project's JWT secret (None: the secret is not known here)."""
+    if identity == ANON and api.anon_key:
+        return api.anon_key
+    if api.jwt_secret is None:
+        return None
+    if identity == ANON:
+        return role_token(api.jwt_secret, ANON)
+    return user_token(api.jwt_secret, identity)
+
+
+def test_rest_api_rls_counts(
+    rls_identity: str,
+    drill_settings: Config,
+    drill_state: DrillState,
+    facts: Facts,
+    manifest: Manifest,
+    unloadable: Unloadable,
+    drill_fact: Callable[[str, object], None],
+) -> None:
+    """Through PostgREST, with this identity's JWT (the anon key, or one minted for the
+    sampled user with the project's JWT secret), each exposed table counts the rows the
+    identity saw in the backup's snapshot; a table the role may not read is refused."""
+    api = project_api(drill_settings, drill_state)
+    who = manifest.rls.label(rls_identity)  # never the auth.users id
+    token = _identity_token(api, rls_identity)
+    if token is None:
+        pytest.skip(f"not tested: {who} via PostgREST: no JWT secret for the staging API")
+    expected = expected_visibility(manifest, rls_identity)
+    problems: list[str] = []
+    compared = 0
+    for key in sorted(expected):
+        entry = facts.tables.get(key)
+        if entry is None or entry.schema not in EXPOSED_SCHEMAS:
+            continue
+        if unloadable.cause([f"table {key}", f"data {key}"]) is not None:
+            continue
+        answer = rest_count(api, token, entry.schema, entry.name)
+        compared += 1
+        why = compare_answer(expected[key], answer)
+        if why is not None:
+            problems.append(f"{key}: {why}")
+    drill_fact("postgrest_tables", compared)
+    if problems:
+        pytest.fail(
+            f"{who}: PostgREST differs from the backup in {len(problems)} of {compared} "
+            f"table(s): {shorten(problems)}",
             pytrace=False,
         )

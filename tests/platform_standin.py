@@ -9,7 +9,8 @@ the first polls, then ``ACTIVE_HEALTHY``), ``V1BackupsResponse`` for the backups
 ``ApiKeyResponse`` lists for ``?reveal=true``. None of these operations is paginated in the
 API, so neither is the stand-in. A branch's database is a real local PostgreSQL cluster
 (:class:`~pytest_supabase_restore.pg.cluster.Cluster`) with the platform's SQL already in,
-as a new Supabase project has it.
+as a new Supabase project has it. Each branch's REST, Auth and Storage APIs are served by
+:mod:`api_standin` (tests/api_standin.py) at ``api.template`` with ``{ref}`` the branch's.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from api_standin import BranchService, StandInApi, api_keys, standin_api
 
 from pytest_supabase_restore.pg import cron
 from pytest_supabase_restore.pg.binaries import find_server_tools
@@ -66,6 +70,7 @@ class StandInBranch:
     body: dict[str, Any]
     cluster: Cluster | None = None
     password: str = ""
+    jwt_secret: str = ""  # signs the branch's API keys and users' JWTs
     polls: int = 0
     deleted: bool = False
     # A new branch has a new project's settings and no Edge Function deployed.
@@ -97,6 +102,7 @@ class StandInPlatform:
     headers_seen: list[str] = field(default_factory=list)  # Authorization values
     branches: dict[str, StandInBranch] = field(default_factory=dict)
     url: str = ""
+    api: StandInApi | None = None  # the branches' REST, Auth and Storage (api_standin.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def live_branches(self) -> list[StandInBranch]:
@@ -155,6 +161,7 @@ def _start_branch_database(branch: StandInBranch) -> None:
         conn.execute(platform.for_backup_set())
     branch.password = secrets.token_urlsafe(18)
     cluster.set_password("supabase_admin", branch.password)
+    branch.jwt_secret = secrets.token_urlsafe(32)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -233,10 +240,7 @@ def _dispatch(state: StandInPlatform, method: str, path: str, body: Any) -> tupl
     if method == "GET" and match and "reveal=true" in path:
         owner = [b for b in state.branches.values() if b.ref == match.group(1) and not b.deleted]
         if owner:
-            return 200, [
-                {"name": "anon", "api_key": "eyJhbGciOiJIUzI1NiJ9.anonpayload01.signature001"},
-                {"name": "service_role", "api_key": "eyJhbGciOiJIUzI1NiJ9.servicepay01.sig0002"},
-            ]
+            return 200, api_keys(owner[0].jwt_secret)
     return 404, {"message": f"Cannot {method} {route}"}
 
 
@@ -347,7 +351,7 @@ def _detail(state: StandInPlatform, branch: StandInBranch) -> dict[str, Any]:
         "postgres_engine": "15",
         "postgres_version": "15",
         "release_channel": "ga",
-        "jwt_secret": "stand-in-jwt-secret-not-used",
+        "jwt_secret": branch.jwt_secret,
     }
 
 
@@ -372,8 +376,18 @@ def standin_platform(**kwargs: Any) -> Iterator[StandInPlatform]:
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield state
+        with standin_api(partial(_service, state)) as state.api:
+            yield state
     finally:
         server.shutdown()
         server.server_close()
         state.stop_all()
+
+
+def _service(state: StandInPlatform, ref: str) -> BranchService | None:
+    """What serves the APIs of the live branch ``ref`` (its database, its JWT secret)."""
+    for branch in state.live_branches():
+        if branch.ref == ref and branch.cluster is not None:
+            assert state.api is not None
+            return BranchService(branch.cluster.dsn(), branch.jwt_secret, state.api.subjects)
+    return None

@@ -45,6 +45,8 @@ def _env(api: StandInPlatform, tmp_path: Path) -> dict[str, str]:
         SUPABASE_URL=f"https://{REF}.supabase.co",
         GITHUB_STEP_SUMMARY=str(tmp_path / "job-summary.md"),
     )
+    if api.api is not None:  # each branch's REST, Auth and Storage (tests/api_standin.py)
+        env["SUPABASE_BRANCH_API_URL"] = api.api.template
     return env
 
 
@@ -193,6 +195,8 @@ def test_a_kept_branch_is_left_and_says_how_to_delete_it(tmp_path: Path) -> None
         (branch,) = api.branches.values()
         assert not branch.deleted, out[-3000:]
     assert f"delete branch {branch.name} ({branch.ref})" in out
+    assert api.api is not None
+    assert f"APIs are at {api.api.template.replace('{ref}', branch.ref)}." in out
     assert branch.password not in out and TOKEN not in out
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..model import Manifest
 from ..storage.endpoint import S3Endpoint
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..storage.records import ObjectRecord, TransferResult
 
 
 @dataclass
@@ -43,6 +50,23 @@ class StagingTarget:
             "access_key_id": self.s3.access_key_id,
             "secret_access_key": self.s3.secret_access_key,
         }
+
+    def api_state(self) -> dict[str, str] | None:
+        """The target's own REST, Auth and Storage APIs (:class:`.api.StagingApi`), kept in
+        the drill state for the smoke tests; None: it has none of its own."""
+        return None
+
+    def restore_objects(
+        self,
+        set_dir: Path,
+        objects: Sequence[ObjectRecord],
+        *,
+        concurrency: int,
+        progress: Callable[[str], None],
+    ) -> TransferResult | None:
+        """Restore Storage objects by the target's own means, when it has no S3 endpoint
+        the drill can upload to (None: it has none either)."""
+        return None
 
     def after_restore(self) -> None:
         """Anything the target must do once the restore is in (default: nothing)."""

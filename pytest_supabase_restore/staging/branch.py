@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import psycopg
@@ -33,7 +34,13 @@ from ..errors import ConfigError, DrillError
 from ..management import Branch, BranchDetail, ManagementApi, ManagementApiError
 from ..model import Manifest
 from ..reaper import reaper
+from .api import StagingApi, branch_api_url
 from .url import UrlStaging
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..storage.records import ObjectRecord, TransferResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -124,6 +131,7 @@ class BranchStaging(UrlStaging):
     api: ManagementApi | None = field(default=None, repr=False)
     branch: Branch | None = None
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    project_api: StagingApi | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -167,6 +175,7 @@ class BranchStaging(UrlStaging):
         detail = wait_healthy(api, branch, settings.branch_timeout, progress)
         dsn = branch_dsn(detail)
         keys = api.api_keys(branch.project_ref)
+        project_api = _project_api(settings, detail, keys, warn)
         mark_disposable(dsn)
         url = UrlStaging.open(Connection(db_url=dsn), sources, progress=progress, warn=warn)
         return cls(
@@ -182,11 +191,34 @@ class BranchStaging(UrlStaging):
             api=api,
             branch=branch,
             api_keys=keys,
+            project_api=project_api,
         )
 
     def prepare(self, manifest: Manifest | None) -> None:
         """Nothing to clear: the drill created the branch a moment ago, so it holds no earlier
         restore (dropping and creating ``public`` again would only change its owner)."""
+
+    def api_state(self) -> dict[str, str] | None:
+        return self.project_api.to_state() if self.project_api is not None else None
+
+    def restore_objects(
+        self,
+        set_dir: Path,
+        objects: Sequence[ObjectRecord],
+        *,
+        concurrency: int,
+        progress: Progress,
+    ) -> TransferResult | None:
+        """Through the branch's Storage API (see :mod:`.branch_storage` for why not S3)."""
+        if self.project_api is None:
+            return None
+        from ..storage.api import StorageApi
+        from .branch_storage import restore_objects
+
+        storage = StorageApi(self.project_api.url, self.project_api.service_role_key)
+        return restore_objects(
+            self.dsn, storage, objects, set_dir, concurrency=concurrency, progress=progress
+        )
 
     def release(self) -> None:
         """Kept (--supabase-keep-staging): the watchdog must not delete it either."""
@@ -196,10 +228,13 @@ class BranchStaging(UrlStaging):
     def stop_hint(self) -> str:
         branch = self.branch
         assert branch is not None
+        where = ""
+        if self.project_api is not None:  # its keys are on the branch's API settings page
+            where = f" Its REST, Auth and Storage APIs are at {self.project_api.url}."
         return (
             f"delete branch {branch.name} ({branch.project_ref}) on the dashboard's Branches "
             f"page, or: supabase branches delete {branch.project_ref} (it costs compute "
-            "time while it exists)."
+            f"time while it exists).{where}"
         )
 
     def stop(self) -> None:
@@ -222,6 +257,23 @@ class BranchStaging(UrlStaging):
             manifest.project_settings,
             manifest.functions,
         )
+
+
+def _project_api(
+    settings: Config, detail: BranchDetail, keys: dict[str, str], warn: Progress
+) -> StagingApi | None:
+    """The branch's REST, Auth and Storage APIs: its base URL, keys and JWT secret."""
+    service = keys.get("service_role")
+    if not service:
+        warn(
+            f"api: the Management API gave no service_role key for branch {detail.ref}, so "
+            "its REST, Auth and Storage APIs are not tested"
+        )
+        return None
+    url = branch_api_url(settings.branch_api_url, settings.source.api_url, detail.ref)
+    return StagingApi(
+        url=url, service_role_key=service, anon_key=keys.get("anon"), jwt_secret=detail.jwt_secret
+    )
 
 
 def _delete_named(api: ManagementApi, name: str, progress: Progress) -> None:

@@ -80,6 +80,22 @@ def _usable_buckets(
     return usable
 
 
+def backed_up_file(src: Path, record: ObjectRecord) -> Path | str:
+    """The backup set's file of ``record`` under ``src``, or why it cannot be uploaded."""
+    where = f"bucket {record.bucket!r}, key {record.key!r}"
+    try:
+        path = object_path(src, record.sha256)
+        size = path.stat().st_size
+    except (BackupError, OSError) as exc:
+        return f"{where}: the backup set has no file for this object ({exc})."
+    if size != record.size:
+        return (
+            f"{where}: the backup file {path.name} is {size} bytes, the manifest says "
+            f"{record.size}; the backup set is damaged."
+        )
+    return path
+
+
 def upload_all(
     endpoint: S3Endpoint,
     objects: Sequence[ObjectRecord],
@@ -112,16 +128,9 @@ def upload_all(
 
     def one(record: ObjectRecord) -> str | None:
         where = f"bucket {record.bucket!r}, key {record.key!r}"
-        try:
-            path = object_path(src, record.sha256)
-            size = path.stat().st_size
-        except (BackupError, OSError) as exc:
-            return f"{where}: the backup set has no file for this object ({exc})."
-        if size != record.size:
-            return (
-                f"{where}: the backup file {path.name} is {size} bytes, the manifest says "
-                f"{record.size}; the backup set is damaged."
-            )
+        path = backed_up_file(src, record)
+        if isinstance(path, str):
+            return path
         extra: dict[str, str] = {}
         if record.content_type:
             extra["ContentType"] = record.content_type
@@ -135,7 +144,7 @@ def upload_all(
             cause = exc.__cause__ or exc.__context__ or exc
             return f"{where}: upload failed: {describe(exc, endpoint)}. {hint(cause, endpoint)}"
         if tally is not None:
-            tally.add(size)
+            tally.add(record.size)
         return None
 
     todo = [o for o in objects if o.bucket in usable]
