@@ -353,16 +353,18 @@ def test_an_api_check_whose_client_does_not_import_is_not_tested_with_the_fix(
     """A broken install (found at start, failing to import later): the API check is not
     tested, with the extra to install, instead of an ImportError."""
     from pytest_supabase_restore.connections import Connection
+    from pytest_supabase_restore.results import DrillState
     from pytest_supabase_restore.smoke_tests._support import api_client
 
     monkeypatch.setitem(sys.modules, "supabase", None)
     target = Connection(api_url="http://127.0.0.1:9", service_role_key="k")
+    state = DrillState(enabled=True, staging_kind="url")
     with pytest.raises(
         pytest.skip.Exception, match=r"not tested: .*pytest-supabase-restore\[api\]"
     ):
-        api_client(target)
+        api_client(Config(enabled=True, target=target), state)
     with pytest.raises(pytest.skip.Exception, match="no staging API configured"):
-        api_client(Connection())
+        api_client(Config(enabled=True), state)
 
 
 def test_each_option_is_declared_once_with_its_default() -> None:
