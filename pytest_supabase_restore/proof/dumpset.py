@@ -7,7 +7,7 @@ from __future__ import annotations
 import codecs
 import multiprocessing
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,8 @@ from typing import Any
 
 from ..pg.binaries import PgBinaries
 from ..toc import list_archive
-from .copyhash import DumpTable, Part, default_scheme, fingerprint_dump_table, key_kind
+from .copyhash import DumpTable, Part, default_scheme, key_kind
+from .rlskeys import KeySample, Pick, fingerprint_and_pick
 from .scope import Conn, TableRef
 
 # pg_dump's setup_connection() sets these in every session it opens; the rest of what
@@ -166,30 +167,38 @@ def entry_fields(table: DumpTable, settings: dict[str, str]) -> dict[str, Any]:
     }
 
 
+Picked = tuple[dict[str, Any], KeySample | None]
+
+
 def fingerprint_all(
     tables: Sequence[DumpTable],
     encoding: str,
     jobs: int,
-    done: Callable[[DumpTable, dict[str, Any]], None],
+    done: Callable[[DumpTable, dict[str, Any], KeySample | None], None],
+    pick: Mapping[str, Pick] | None = None,
 ) -> None:
     """Fingerprint every table's files, largest first, in ``jobs`` worker processes (hashing
-    is CPU work the GIL would serialise in threads); in this process for small dumps."""
+    is CPU work the GIL would serialise in threads); in this process for small dumps. A
+    table in ``pick`` also gets its RLS key sample, from the same
+    read of its lines."""
+    pick = pick or {}
     sizes = {t.qualified: sum(Path(f).stat().st_size for _, f in t.parts) for t in tables}
     ordered = sorted(tables, key=lambda t: sizes[t.qualified], reverse=True)
     if jobs <= 1 or sum(sizes.values()) < 32 * 1024 * 1024:
         for t in ordered:
-            done(t, fingerprint_dump_table(t, encoding))
+            done(t, *fingerprint_and_pick(t, encoding, pick.get(t.qualified)))
         return
     pool: Executor = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
     )
     finished = False
     try:
-        futures: dict[Future[dict[str, Any]], DumpTable] = {
-            pool.submit(fingerprint_dump_table, t, encoding): t for t in ordered
+        futures: dict[Future[Picked], DumpTable] = {
+            pool.submit(fingerprint_and_pick, t, encoding, pick.get(t.qualified)): t
+            for t in ordered
         }
         for future in as_completed(futures):
-            done(futures[future], future.result())
+            done(futures[future], *future.result())
         finished = True
     finally:
         pool.shutdown(wait=True, cancel_futures=not finished)

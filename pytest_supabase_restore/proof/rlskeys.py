@@ -1,0 +1,282 @@
+"""A bounded sample of keys per RLS table, taken from the dump's own COPY lines, and the
+index lookups that say which of them an identity sees.
+
+Counting every row each identity sees costs a full scan per identity and table; this costs
+at most :data:`SPREAD` + :data:`PER_USER` x users index lookups. The keys are picked while the
+export hashes the dump's lines (:func:`fingerprint_and_pick`), so picking reads nothing
+from the source. Two strata: the first :data:`PER_USER` rows whose line holds a sampled
+user's id (``owner_id = auth.uid()`` and its kin), and a spread of :data:`SPREAD` keys over
+the whole table in dump order. Each side then asks, as each identity, which of the sampled
+keys it can read (:func:`lookup_query`): the export in its snapshot, staging in the
+restored copy, and the two index lists must be equal.
+
+Key values stay in the manifest (the backup's own file); messages name only counts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from .copyhash import DumpTable, Part, copy_unescape, file_lines, fingerprint_lines
+from .scope import Conn, TableRef, relation, scoped
+
+SPREAD = 48
+"""Keys spread over each table (every key of a smaller one)."""
+PER_USER = 8
+"""Keys of rows holding each sampled user's id, per table."""
+_KEPT = 4 * SPREAD  # spread candidates kept while reading: halved (stride doubled) past it
+
+
+@dataclass(frozen=True)
+class KeySample:
+    """The sampled keys of one table: ``keys`` (each the text of its ``columns``, as COPY
+    wrote it; distinct, never NULL), the first ``spread`` of them spread over the table, the
+    rest from rows holding a sampled user's id. ``by``: the index the columns are the key of,
+    ``primary key`` or, for a table without one, ``index "<name>"`` (a key that need not be
+    unique: a sampled key is visible when some row with it is). ``whole``: the keys are
+    those of every row (a table of at most :data:`SPREAD` rows), so the planner may read it
+    as it likes instead of probing key by key."""
+
+    columns: tuple[str, ...]
+    keys: tuple[tuple[str, ...], ...]
+    spread: int
+    by: str = "primary key"
+    whole: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "columns": list(self.columns),
+            "keys": [list(k) for k in self.keys],
+            "spread": self.spread,
+            "whole": self.whole,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KeySample:
+        return cls(
+            columns=tuple(str(c) for c in data["columns"]),
+            keys=tuple(tuple(str(v) for v in k) for k in data["keys"]),
+            spread=int(data["spread"]),
+            by=str(data.get("by", "primary key")),
+            whole=bool(data.get("whole", False)),
+        )
+
+
+def sample_problem(data: Any) -> str | None:
+    """Why ``data`` is not a :meth:`KeySample.to_json` (None when it is)."""
+    if not isinstance(data, dict):
+        return "must be an object"
+    if not isinstance(data.get("by", ""), str):
+        return "by must name the key's index"
+    if not isinstance(data.get("whole", False), bool):
+        return "whole must be true or false"
+    columns, keys, spread = data.get("columns"), data.get("keys"), data.get("spread")
+    if not (isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns)):
+        return "columns must be the key's column names"
+    if not (
+        isinstance(keys, list)
+        and all(
+            isinstance(k, list) and len(k) == len(columns) and all(isinstance(v, str) for v in k)
+            for k in keys
+        )
+    ):
+        return "keys must be lists of one text per key column"
+    if len({tuple(k) for k in keys}) != len(keys):
+        return "keys must not repeat"
+    if not (isinstance(spread, int) and not isinstance(spread, bool) and 0 <= spread <= len(keys)):
+        return "spread must count the first keys"
+    return None
+
+
+# -- picking, beside the fingerprint of the dump's lines (runs in a worker process) ----------
+class KeyPicker:
+    """Collects the two strata from batches of COPY lines of one table."""
+
+    def __init__(self, columns: Sequence[str], users: Sequence[str], encoding: str) -> None:
+        self.columns, self.encoding = tuple(columns), encoding
+        self.needles = [u.encode(encoding) for u in users]
+        self.hits: list[list[tuple[str, ...]]] = [[] for _ in users]
+        self.kept: list[tuple[str, ...]] = []
+        self.stride, self.seen = 1, 0
+
+    def _key(self, line: bytes, positions: Sequence[int]) -> tuple[str, ...] | None:
+        fields = line.split(b"\t")
+        if any(fields[p] == b"\\N" for p in positions):
+            return None  # a NULL key (of a non-unique index) matches nothing
+        return tuple(copy_unescape(fields[p].decode(self.encoding, "replace")) for p in positions)
+
+    def _keys(self, lines: Sequence[bytes], positions: Sequence[int]) -> list[tuple[str, ...]]:
+        return [k for k in (self._key(x, positions) for x in lines) if k is not None]
+
+    def feed(self, part: Part, lines: list[bytes]) -> None:
+        positions = part.key_positions(self.columns)
+        self.kept += self._keys(lines[(-self.seen) % self.stride :: self.stride], positions)
+        self.seen += len(lines)
+        while len(self.kept) > _KEPT:
+            self.kept, self.stride = self.kept[::2], self.stride * 2
+        wanted = [i for i, h in enumerate(self.hits) if len(h) < PER_USER]
+        if not wanted or not lines:
+            return
+        blob = b"\n".join(lines)  # one C search per user over the batch, not one per line
+        starts: list[int] | None = None
+        for i in wanted:
+            at = blob.find(self.needles[i])
+            while at >= 0 and len(self.hits[i]) < PER_USER:
+                if starts is None:
+                    starts = _line_starts(lines)
+                n = _line_at(starts, at)
+                self.hits[i] += self._keys(lines[n : n + 1], positions)
+                at = blob.find(self.needles[i], starts[n + 1] if n + 1 < len(starts) else len(blob))
+
+    def sample(self, by: str) -> KeySample:
+        n = len(self.kept)
+        spread = [self.kept[i * n // SPREAD] for i in range(SPREAD)] if n > SPREAD else self.kept
+        keys = list(dict.fromkeys(spread))
+        first = len(keys)
+        for hits in self.hits:
+            keys += [k for k in dict.fromkeys(hits) if k not in keys]
+        whole = self.stride == 1 and len(self.kept) == self.seen <= SPREAD
+        return KeySample(self.columns, tuple(keys), first, by, whole)
+
+
+def _line_starts(lines: Sequence[bytes]) -> list[int]:
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    return starts
+
+
+def _line_at(starts: Sequence[int], offset: int) -> int:
+    return bisect.bisect_right(starts, offset) - 1
+
+
+@dataclass(frozen=True)
+class Pick:
+    """What to sample of one table: its lookup key (:func:`lookup_key`) and the users."""
+
+    columns: tuple[str, ...]
+    by: str
+    users: tuple[str, ...]
+
+
+def fingerprint_and_pick(
+    table: DumpTable, encoding: str, pick: Pick | None
+) -> tuple[dict[str, Any], KeySample | None]:
+    """The table's fingerprint (:func:`.copyhash.fingerprint_lines` of its data files) and,
+    with ``pick`` (None: no sample wanted), its key sample, from one read of its files."""
+    picker = KeyPicker(pick.columns, pick.users, encoding) if pick is not None else None
+    passes = 0
+
+    def source() -> Iterator[tuple[Part, list[bytes]]]:
+        nonlocal passes
+        passes += 1
+        for part, path in table.parts:
+            for lines in file_lines(Path(path)):
+                if picker is not None and passes == 1:
+                    picker.feed(part, lines)
+                yield part, lines
+
+    fp = fingerprint_lines(source, table.pk, table.kinds, encoding=encoding, scheme=table.scheme)
+    return fp, picker.sample(pick.by) if picker is not None and pick is not None else None
+
+
+# -- the lookups (both sides) ----------------------------------------------------------------
+# A table without a primary key is looked up by the columns of one of its plain B-tree
+# indexes (every column dumped, no expression, no predicate), unique ones first.
+_INDEX_KEYS = """
+SELECT ic.relname::text, ARRAY(
+    SELECT a.attname::text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    ORDER BY k.ord)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+WHERE i.indrelid = %s::pg_catalog.regclass AND i.indpred IS NULL AND i.indexprs IS NULL
+    AND NOT (0 = ANY(i.indkey::int2[]))
+ORDER BY i.indisunique DESC, i.indnkeyatts, ic.relname COLLATE "C"
+"""
+
+
+def lookup_key(
+    conn: Conn, table: TableRef, dumped: Sequence[str]
+) -> tuple[tuple[str, ...], str] | None:
+    """The columns a table's sampled keys are looked up by and the index that makes each
+    lookup a probe: the primary key, else a plain B-tree index on ``dumped`` columns (the
+    ones COPY writes); None: no such index (the table is counted in full)."""
+    if table.pk:
+        return table.pk, "primary key"
+    name = sql.Identifier(table.schema, table.name).as_string(conn)
+    for index, columns in conn.execute(_INDEX_KEYS, (name,)).fetchall():
+        if columns and all(c in dumped for c in columns):
+            return tuple(columns), f'index "{index}"'
+    return None
+
+
+_TYPES = """
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS c(name, ord)
+JOIN pg_catalog.pg_attribute a
+    ON a.attrelid = %s::pg_catalog.regclass AND a.attname = c.name AND NOT a.attisdropped
+ORDER BY c.ord
+"""
+
+
+def key_types(conn: Conn, table: TableRef, columns: Sequence[str]) -> list[str] | None:
+    """The key columns' types, schema-qualified (None when a column is gone)."""
+    name = sql.Identifier(table.schema, table.name).as_string(conn)
+    with scoped(conn, {"search_path": ""}):
+        rows = conn.execute(_TYPES, (list(columns), name)).fetchall()
+    return [str(t) for (t,) in rows] if len(rows) == len(columns) else None
+
+
+def lookup_query(table: TableRef, columns: Sequence[str], types: Sequence[str]) -> sql.Composed:
+    """Which of the sampled keys (``$1`` their indexes, then one text array per key column)
+    a row of ``table`` has: one index probe each, under whatever policies apply."""
+    cols = [sql.Identifier(f"k{i}") for i in range(len(columns))]
+    arrays = sql.SQL(", ").join(
+        sql.SQL("pg_catalog.unnest({}::{}[])").format(sql.Placeholder(), sql.SQL(t)) for t in types
+    )
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = k.{}").format(sql.Identifier(c), k)
+        for c, k in zip(columns, cols, strict=True)
+    )
+    return sql.SQL(
+        "SELECT k.i FROM ROWS FROM (pg_catalog.unnest({}::pg_catalog.int4[]), {}) AS k(i, {}) "
+        "WHERE EXISTS (SELECT FROM {} AS t WHERE {}) ORDER BY k.i"
+    ).format(
+        sql.Placeholder(),
+        arrays,
+        sql.SQL(", ").join(cols),
+        relation(table.schema, table.name),
+        match,
+    )
+
+
+def lookup_params(sample: KeySample) -> list[list[Any]]:
+    params: list[list[Any]] = [list(range(len(sample.keys)))]
+    for c in range(len(sample.columns)):
+        params.append([k[c] for k in sample.keys])
+    return params
+
+
+__all__ = [
+    "PER_USER",
+    "SPREAD",
+    "KeyPicker",
+    "KeySample",
+    "Pick",
+    "fingerprint_and_pick",
+    "key_types",
+    "lookup_key",
+    "lookup_params",
+    "lookup_query",
+    "sample_problem",
+]
