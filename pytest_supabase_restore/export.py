@@ -58,7 +58,7 @@ from .proof.fingerprint import fingerprint_table
 from .proof.inventory import schema_inventory
 from .proof.postgrest import RlsSession, postgrest_session
 from .proof.rls import rls_tables, rls_visibility, sample_users
-from .proof.rlskeys import KeySample, Pick, lookup_key
+from .proof.rlskeys import KeySample, Pick, plan_picks
 from .proof.scope import (
     EXCLUDED_TABLE_DATA,
     SCOPE_EXCLUDED_SCHEMAS,
@@ -535,17 +535,14 @@ class _ExportRun:
                 # under the session recorded here.
                 self.proof.rls_session = postgrest_session(conn)
                 self.proof.rls_tables = rls_tables(conn, tables)
-                users = tuple(self.proof.rls_users)
-                for t in self.proof.rls_tables:
-                    lay = layout.get(t.qualified)
-                    dumped = (
-                        set.intersection(*(set(p.columns) for p in lay.parts))
-                        if lay and lay.parts
-                        else set()
-                    )
-                    key = lookup_key(conn, t, sorted(dumped))
-                    if key is not None:
-                        self.proof.picks[t.qualified] = Pick(key[0], key[1], users)
+                dumped = {  # the columns every part's COPY writes
+                    name: set.intersection(*(set(p.columns) for p in lay.parts))
+                    for name, lay in layout.items()
+                    if lay.parts
+                }
+                self.proof.picks = plan_picks(
+                    conn, self.proof.rls_tables, dumped, self.proof.rls_users
+                )
         finally:
             conn.rollback()
             conn.close()

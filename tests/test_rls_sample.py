@@ -81,7 +81,14 @@ ALTER TABLE public.labels ENABLE ROW LEVEL SECURITY;
 CREATE POLICY "own labels" ON public.labels FOR SELECT TO authenticated
     USING (owner = auth.uid());
 
-GRANT SELECT ON public.notes, public.events, public.scratch, public.labels
+-- No uuid column: its lines are not searched for the users' ids.
+CREATE TABLE public.codes (code int PRIMARY KEY, label text);
+INSERT INTO public.codes SELECT g, 'code ' || g FROM generate_series(1, 200) AS g;
+ALTER TABLE public.codes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "even codes" ON public.codes FOR SELECT TO anon, authenticated
+    USING (code % 2 = 0);
+
+GRANT SELECT ON public.notes, public.events, public.scratch, public.labels, public.codes
     TO anon, authenticated;
 """
 LABELS_SQL = """
@@ -155,6 +162,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 def _visible(conn: psycopg.Connection[Any], table: str, col: str, uid: str | None) -> set[Any]:
     """What a policy of the fixture shows ``uid`` (None: anon), read directly as superuser."""
+    if table == "codes":
+        return {
+            v for (v,) in conn.execute("SELECT code::text FROM public.codes WHERE code % 2 = 0")
+        }
     owner = {"notes": "owner", "events": "who", "labels": "owner"}[table]
     shared = " OR shared" if table == "notes" else ""
     anon_sees = "shared" if table == "notes" else "false"
@@ -169,7 +180,9 @@ def test_each_table_gets_a_bounded_stratified_sample_or_a_stated_full_count(env:
     assert rls.counted == {
         "public.scratch": "no primary key and no plain B-tree index to look keys up by"
     }
-    assert set(rls.samples) == {"public.notes", "public.events", "public.labels"}
+    assert set(rls.samples) == {"public.notes", "public.events", "public.labels", "public.codes"}
+    codes = rls.samples["public.codes"]
+    assert codes.spread == len(codes.keys) == SPREAD
     notes = rls.samples["public.notes"]
     assert notes.by == "primary key" and notes.columns == ("id",) and not notes.whole
     assert notes.spread == SPREAD and len(notes.keys) <= SPREAD + PER_USER * len(rls.users)
@@ -192,7 +205,12 @@ def test_each_identity_sees_exactly_the_sampled_keys_its_policies_allow(env: Env
     with env.connect("src") as conn:
         for uid in [None, *rls.users]:
             seen = rls.visibility[ANON if uid is None else uid]
-            for name, col in (("notes", "id"), ("events", "at"), ("labels", "label")):
+            for name, col in (
+                ("notes", "id"),
+                ("events", "at"),
+                ("labels", "label"),
+                ("codes", "code"),
+            ):
                 sample = rls.samples[f"public.{name}"]
                 allowed = _visible(conn, name, col, uid)  # in src's TimeZone, as pg_dump
                 want = [i for i, (k,) in enumerate(sample.keys) if k in allowed]

@@ -16,7 +16,7 @@ Key values stay in the manifest (the backup's own file); messages name only coun
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ _KEPT = 4 * SPREAD  # spread candidates kept while reading: halved (stride doubl
 class KeySample:
     """The sampled keys of one table: ``keys`` (each the text of its ``columns``, as COPY
     wrote it; distinct, never NULL), the first ``spread`` of them spread over the table, the
-    rest from rows holding a sampled user's id. ``by``: the index the columns are the key of,
+    rest from rows holding a sampled user's id (searched for in tables with a uuid column). ``by``: the index the columns are the key of,
     ``primary key`` or, for a table without one, ``index "<name>"`` (a key that need not be
     unique: a sampled key is visible when some row with it is). ``whole``: the keys are
     those of every row (a table of at most :data:`SPREAD` rows), so the planner may read it
@@ -117,10 +117,13 @@ class KeyPicker:
 
     def feed(self, part: Part, lines: list[bytes]) -> None:
         positions = part.key_positions(self.columns)
+        # Widen the stride before reading keys, so a batch never has more than _KEPT read.
+        while (
+            len(self.kept) + len(range((-self.seen) % self.stride, len(lines), self.stride)) > _KEPT
+        ):
+            self.kept, self.stride = self.kept[::2], self.stride * 2
         self.kept += self._keys(lines[(-self.seen) % self.stride :: self.stride], positions)
         self.seen += len(lines)
-        while len(self.kept) > _KEPT:
-            self.kept, self.stride = self.kept[::2], self.stride * 2
         wanted = [i for i, h in enumerate(self.hits) if len(h) < PER_USER]
         if not wanted or not lines:
             return
@@ -205,6 +208,22 @@ ORDER BY i.indisunique DESC, i.indnkeyatts, ic.relname COLLATE "C"
 """
 
 
+_UUID_COLUMN = """
+SELECT EXISTS (
+    SELECT FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = %s::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped
+        AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype)
+"""
+
+
+def holds_user_ids(conn: Conn, table: TableRef) -> bool:
+    """Whether ``table`` has a uuid column, the type of ``auth.users.id``: only then are its
+    lines searched for the sampled users' ids (a search that finds nothing reads every line)."""
+    name = sql.Identifier(table.schema, table.name).as_string(conn)
+    row = conn.execute(_UUID_COLUMN, (name,)).fetchone()
+    return bool(row and row[0])
+
+
 def lookup_key(
     conn: Conn, table: TableRef, dumped: Sequence[str]
 ) -> tuple[tuple[str, ...], str] | None:
@@ -227,6 +246,24 @@ JOIN pg_catalog.pg_attribute a
     ON a.attrelid = %s::pg_catalog.regclass AND a.attname = c.name AND NOT a.attisdropped
 ORDER BY c.ord
 """
+
+
+def plan_picks(
+    conn: Conn,
+    tables: Sequence[TableRef],
+    dumped: Mapping[str, Collection[str]],
+    users: Sequence[str],
+) -> dict[str, Pick]:
+    """What to sample of each of ``tables`` (those with RLS): its lookup key among the
+    ``dumped`` columns, and the users to search its lines for; a table without a key is
+    left out (counted in full)."""
+    picks: dict[str, Pick] = {}
+    for t in tables:
+        key = lookup_key(conn, t, sorted(dumped.get(t.qualified, ())))
+        if key is not None:
+            search = tuple(users) if holds_user_ids(conn, t) else ()
+            picks[t.qualified] = Pick(key[0], key[1], search)
+    return picks
 
 
 def key_types(conn: Conn, table: TableRef, columns: Sequence[str]) -> list[str] | None:
@@ -274,9 +311,11 @@ __all__ = [
     "KeySample",
     "Pick",
     "fingerprint_and_pick",
+    "holds_user_ids",
     "key_types",
     "lookup_key",
     "lookup_params",
     "lookup_query",
+    "plan_picks",
     "sample_problem",
 ]
