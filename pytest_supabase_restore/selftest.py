@@ -199,7 +199,7 @@ def _rls_disabled(manifest: Manifest) -> _Fault | None:
 
     def hidden(name: str, value: Any) -> bool:  # anon sees some of the table, not all of it
         if isinstance(value, dict) and "visible" in value and name in samples:
-            return len(value["visible"]) < len(samples[name].keys)
+            return len(value["visible"]) < len(samples[name].probed(None))
         return isinstance(value, int) and value >= 0 and tables[name]["rows"] > value
 
     rls_tables = sorted(

@@ -145,7 +145,9 @@ def test_rls_visibility(
             f"{who}: counting what row-level security shows failed: {describe_error(exc)}",
             pytrace=False,
         )
-    result = compare_rls_visibility(pinned_db, tables, expected, actual, role, session, rls.samples)
+    result = compare_rls_visibility(
+        pinned_db, tables, expected, actual, role, session, rls.samples, rls_identity
+    )
     notes = list(result.notes)
     if session.legacy:
         notes.insert(

@@ -190,8 +190,11 @@ def test_each_table_gets_a_bounded_stratified_sample_or_a_stated_full_count(env:
     assert len(set(ids)) == len(ids) and max(ids[:SPREAD]) - min(ids[:SPREAD]) > 4000
     with env.connect("src") as conn:
         owner = dict(conn.execute("SELECT id, owner::text FROM public.notes").fetchall())
-    for user in rls.users:  # each sampled user's own rows are in the sample
-        assert sum(owner[i] == user for i in ids) >= PER_USER
+    for user in rls.users:  # each sampled user's own rows are in the sample, as its hits
+        hits = notes.hits[user]
+        assert len(hits) == PER_USER and all(owner[ids[i]] == user for i in hits)
+        assert notes.probed(user) == sorted({*range(SPREAD), *hits})
+    assert notes.probed(None) == list(range(SPREAD))  # anon: the spread
     events = rls.samples["public.events"]
     assert events.by == 'index "events_at_idx"' and events.columns == ("at",)
     assert all(k[0].endswith("+05:30") for k in events.keys)  # as pg_dump wrote them
@@ -213,7 +216,8 @@ def test_each_identity_sees_exactly_the_sampled_keys_its_policies_allow(env: Env
             ):
                 sample = rls.samples[f"public.{name}"]
                 allowed = _visible(conn, name, col, uid)  # in src's TimeZone, as pg_dump
-                want = [i for i, (k,) in enumerate(sample.keys) if k in allowed]
+                asked = sample.probed(uid)  # the spread, and the user's own hits
+                want = [i for i in asked if sample.keys[i][0] in allowed]
                 assert seen[f"public.{name}"] == {"visible": want}, (name, rls.label(uid or ANON))
             scratch = 0 if uid is None else sum(1 for g in range(1, 61) if USERS[g % 6] == uid)
             assert seen["public.scratch"] == scratch
@@ -228,8 +232,9 @@ def test_the_lookups_read_only_the_sampled_rows(env: Env) -> None:
     for name, rows in (("notes", 5000), ("events", 3000)):
         seq, fetched = env.reads[name]
         assert seq == rows, name  # pg_dump's COPY and nothing else
-        keys = len(rls.samples[f"public.{name}"].keys)
-        assert 0 < fetched <= keys * identities * (3 if name == "events" else 1), name
+        sample = rls.samples[f"public.{name}"]
+        asked = sum(len(sample.probed(u)) for u in [None, *rls.users])
+        assert identities == 6 and 0 < fetched <= asked * (3 if name == "events" else 1), name
     assert env.reads["scratch"][0] == 60 * (1 + len(rls.users))  # pg_dump + a count per user
 
 
@@ -252,15 +257,17 @@ def test_the_restored_copy_sees_the_same_and_a_changed_policy_is_named(env: Env)
                 AUTHENTICATED,
                 rls.session,
                 rls.samples,
+                user,
             )
     lost = len(own) - sum(1 for i in own if int(rls.samples["public.notes"].keys[i][0]) % 10 == 0)
     events = rls.samples["public.events"]
     mine = len(rls.visibility[user]["public.events"]["visible"])  # type: ignore[index]
+    asked, asked_notes = len(events.probed(user)), len(rls.samples["public.notes"].probed(user))
     assert result.problems == [
-        f"public.events: {mine} of {len(events.keys)} sampled rows visible expected, "
-        f"{len(events.keys)} found (0 no longer visible, {len(events.keys) - mine} newly "
+        f"public.events: {mine} of {asked} sampled rows visible expected, "
+        f"{asked} found (0 no longer visible, {asked - mine} newly "
         'visible) (SELECT policies for authenticated: "all events", "own events")',
-        f"public.notes: {len(own)} of {len(rls.samples['public.notes'].keys)} sampled rows "
+        f"public.notes: {len(own)} of {asked_notes} sampled rows "
         f"visible expected, {len(own) - lost} found ({lost} no longer visible, 0 newly "
         'visible) (SELECT policies for authenticated: "own notes", "shared notes")',
     ]
@@ -310,6 +317,7 @@ SAMPLE = {"by": "primary key", "columns": ["id"], "keys": [["1"], ["2"]], "sprea
         ({"samples": {"public.a": {**SAMPLE, "keys": [["1", "2"]]}}}, "rls.samples.public.a"),
         ({"samples": {"public.a": {**SAMPLE, "keys": [["1"], ["1"]]}}}, "rls.samples.public.a"),
         ({"samples": {"public.a": {**SAMPLE, "spread": 3}}}, "rls.samples.public.a"),
+        ({"samples": {"public.a": {**SAMPLE, "hits": {"u": [2]}}}}, "rls.samples.public.a"),
         ({"counted": {"public.b": 1}}, "rls.counted"),
         (  # an index past the sample
             {

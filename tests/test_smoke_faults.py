@@ -811,16 +811,17 @@ def test_auth_rls_a_policy_that_hides_rows_or_shows_more_fails_by_user_and_table
         saw_tasks = rls.visibility[user]["public.tasks"]["visible"]  # type: ignore[index]
         saw_files = rls.visibility[user]["public.attachments"]["visible"]  # type: ignore[index]
         message = failed.get(f"user{i}", "")
+        asked_tasks, asked_files = len(tasks.probed(user)), len(attachments.probed(user))
         if saw_tasks:
             assert (
-                f"public.tasks: {len(saw_tasks)} of {len(tasks.keys)} sampled rows visible "
+                f"public.tasks: {len(saw_tasks)} of {asked_tasks} sampled rows visible "
                 f"expected, 0 found ({len(saw_tasks)} no longer visible, 0 newly visible)"
             ) in message, message or out.output[-3000:]
-        hidden = len(attachments.keys) - len(saw_files)
+        hidden = asked_files - len(saw_files)
         if hidden:
             assert (
-                f"public.attachments: {len(saw_files)} of {len(attachments.keys)} sampled rows "
-                f"visible expected, {len(attachments.keys)} found (0 no longer visible, "
+                f"public.attachments: {len(saw_files)} of {asked_files} sampled rows "
+                f"visible expected, {asked_files} found (0 no longer visible, "
                 f"{hidden} newly visible)"
             ) in message, message or out.output[-3000:]
         expected_failures += bool(saw_tasks or hidden)

@@ -99,18 +99,15 @@ def _readable(conn: Conn, role: str, tables: Sequence[TableRef]) -> set[str]:
     return {name for (name,) in rows}
 
 
-def _evaluator(
-    conn: Conn, table: TableRef, sample: KeySample | None
-) -> tuple[sql.Composed, list[Any] | None, bool]:
-    """The query that evaluates one identity's view of ``table`` and its parameters: the
-    sample's lookups, or (None) a count of every row it shows."""
+def _evaluator(conn: Conn, table: TableRef, sample: KeySample | None) -> sql.Composed:
+    """The query that evaluates one identity's view of ``table``: the sample's lookups, or
+    a count of every row it shows."""
     if sample is None:
-        query = sql.SQL("SELECT count(*) FROM {}").format(relation(table.schema, table.name))
-        return query, None, False
+        return sql.SQL("SELECT count(*) FROM {}").format(relation(table.schema, table.name))
     types = key_types(conn, table, sample.columns)
     if types is None:
         raise _KeyColumnsMissing
-    return lookup_query(table, sample.columns, types), lookup_params(sample), not sample.whole
+    return lookup_query(table, sample.columns, types)
 
 
 class _KeyColumnsMissing(Exception):
@@ -180,7 +177,7 @@ def rls_visibility(
         for table in enabled:
             sample = samples.get(table.qualified)
             try:
-                query, params, probes = _evaluator(conn, table, sample)
+                query = _evaluator(conn, table, sample)
             except _KeyColumnsMissing:
                 for label, _role, _uid in identities:
                     result[label][table.qualified] = dict(_MISSING_KEY)
@@ -194,6 +191,10 @@ def rls_visibility(
                     request = functools.partial(
                         impersonate, conn, session, role, user_id, table.schema
                     )
+                    params = (
+                        None if sample is None else lookup_params(sample, sample.probed(user_id))
+                    )
+                    probes = sample is not None and not sample.whole
                     result[label][table.qualified] = _evaluate(conn, query, params, probes, request)
     return result
 
@@ -261,13 +262,16 @@ def compare_rls_visibility(
     role: str,
     session: RlsSession,
     samples: Mapping[str, KeySample] | None = None,
+    identity: str | None = None,
 ) -> RlsComparison:
     """Compare what one identity (as ``role``) saw in the backup with what it sees now.
 
-    Equal counts (or the same sampled keys visible: ``samples`` gives how many were
-    sampled), and the same error on both sides, are equal behaviour (the latter a note). Anything else is a problem naming the table and, where a count raised, the
-    error(s) and the SELECT policies on the table that apply to ``role`` (read through
-    ``conn``, the restored copy). Tables, policy names, counts and errors only.
+    Equal counts (or the same sampled keys visible: ``samples`` and ``identity``, a user
+    id or anon, give how many it was asked about), and the same error on both sides, are
+    equal behaviour (the latter a note). Anything else is a problem naming the table and,
+    where a count raised, the error(s) and the SELECT policies on the table that apply to
+    ``role`` (read through ``conn``, the restored copy). Tables, policy names, counts and
+    errors only.
     """
     refs = {t.qualified: t for t in tables}
     problems: list[str] = []
@@ -281,7 +285,7 @@ def compare_rls_visibility(
         listed = ", ".join(f'"{p}"' for p in found)
         return f"SELECT polic{'y' if len(found) == 1 else 'ies'} for {role}: {listed}"
 
-    sizes = {name: len(sample.keys) for name, sample in (samples or {}).items()}
+    sizes = {name: len(sample.probed(identity)) for name, sample in (samples or {}).items()}
     for name in sorted(set(expected) | set(actual)):
         exp, act = expected.get(name), actual.get(name)
         if exp == act:

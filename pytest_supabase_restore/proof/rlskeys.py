@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,27 @@ _KEPT = 4 * SPREAD  # spread candidates kept while reading: halved (stride doubl
 @dataclass(frozen=True)
 class KeySample:
     """The sampled keys of one table: ``keys`` (each the text of its ``columns``, as COPY
-    wrote it; distinct, never NULL), the first ``spread`` of them spread over the table, the
-    rest from rows holding a sampled user's id (searched for in tables with a uuid column). ``by``: the index the columns are the key of,
-    ``primary key`` or, for a table without one, ``index "<name>"`` (a key that need not be
-    unique: a sampled key is visible when some row with it is). ``whole``: the keys are
-    those of every row (a table of at most :data:`SPREAD` rows), so the planner may read it
-    as it likes instead of probing key by key."""
+    wrote it; distinct, never NULL), the first ``spread`` of them spread over the table;
+    ``hits``: per sampled user, the indexes of the keys of rows holding its id (searched
+    for in tables with a uuid column), appended after the spread. Each identity is asked
+    about the spread and its own hits (:meth:`probed`). ``by``: the index the columns are
+    the key of, ``primary key`` or, for a table without one, ``index "<name>"`` (a key that
+    need not be unique: a sampled key is visible when some row with it is). ``whole``: the
+    keys are those of every row (a table of at most :data:`SPREAD` rows), so the planner
+    may read it as it likes instead of probing key by key."""
 
     columns: tuple[str, ...]
     keys: tuple[tuple[str, ...], ...]
     spread: int
     by: str = "primary key"
     whole: bool = False
+    hits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def probed(self, identity: str | None) -> list[int]:
+        """The indexes of the keys ``identity`` (a user id; None or anon: the spread only)
+        is asked about, ascending."""
+        own = self.hits.get(identity, ()) if identity is not None else ()
+        return sorted(set(range(self.spread)).union(own))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +64,7 @@ class KeySample:
             "columns": list(self.columns),
             "keys": [list(k) for k in self.keys],
             "spread": self.spread,
+            "hits": {u: list(i) for u, i in self.hits.items()},
             "whole": self.whole,
         }
 
@@ -66,7 +76,16 @@ class KeySample:
             spread=int(data["spread"]),
             by=str(data.get("by", "primary key")),
             whole=bool(data.get("whole", False)),
+            hits={str(u): tuple(int(i) for i in v) for u, v in (data.get("hits") or {}).items()},
         )
+
+
+def _is_index_list(value: Any, size: int) -> bool:
+    return (
+        isinstance(value, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size for i in value)
+        and value == sorted(set(value))
+    )
 
 
 def sample_problem(data: Any) -> str | None:
@@ -92,6 +111,12 @@ def sample_problem(data: Any) -> str | None:
         return "keys must not repeat"
     if not (isinstance(spread, int) and not isinstance(spread, bool) and 0 <= spread <= len(keys)):
         return "spread must count the first keys"
+    hits = data.get("hits", {})
+    if not (
+        isinstance(hits, dict)
+        and all(isinstance(u, str) and _is_index_list(v, len(keys)) for u, v in hits.items())
+    ):
+        return "hits must map user ids to ascending indexes of keys"
     return None
 
 
@@ -101,6 +126,7 @@ class KeyPicker:
 
     def __init__(self, columns: Sequence[str], users: Sequence[str], encoding: str) -> None:
         self.columns, self.encoding = tuple(columns), encoding
+        self.users = tuple(users)
         self.needles = [u.encode(encoding) for u in users]
         self.hits: list[list[tuple[str, ...]]] = [[] for _ in users]
         self.kept: list[tuple[str, ...]] = []
@@ -143,10 +169,17 @@ class KeyPicker:
         spread = [self.kept[i * n // SPREAD] for i in range(SPREAD)] if n > SPREAD else self.kept
         keys = list(dict.fromkeys(spread))
         first = len(keys)
-        for hits in self.hits:
-            keys += [k for k in dict.fromkeys(hits) if k not in keys]
+        index = {k: i for i, k in enumerate(keys)}
+        hits: dict[str, tuple[int, ...]] = {}
+        for user, found in zip(self.users, self.hits, strict=True):
+            for k in found:
+                if k not in index:
+                    index[k] = len(keys)
+                    keys.append(k)
+            if found:
+                hits[user] = tuple(sorted({index[k] for k in found}))
         whole = self.stride == 1 and len(self.kept) == self.seen <= SPREAD
-        return KeySample(self.columns, tuple(keys), first, by, whole)
+        return KeySample(self.columns, tuple(keys), first, by, whole, hits)
 
 
 def _line_starts(lines: Sequence[bytes]) -> list[int]:
@@ -297,10 +330,11 @@ def lookup_query(table: TableRef, columns: Sequence[str], types: Sequence[str]) 
     )
 
 
-def lookup_params(sample: KeySample) -> list[list[Any]]:
-    params: list[list[Any]] = [list(range(len(sample.keys)))]
+def lookup_params(sample: KeySample, indexes: Sequence[int]) -> list[list[Any]]:
+    """The parameters of :func:`lookup_query` for the sampled keys at ``indexes``."""
+    params: list[list[Any]] = [list(indexes)]
     for c in range(len(sample.columns)):
-        params.append([k[c] for k in sample.keys])
+        params.append([sample.keys[i][c] for i in indexes])
     return params
 
 
