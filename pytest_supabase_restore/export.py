@@ -556,7 +556,7 @@ class _ExportRun:
             return
         t0 = time.monotonic()
         counted = {
-            t.qualified: "no data file of its own in the dump"
+            t.qualified: "its dump lines were not read (fingerprinted on the source instead)"
             if t.qualified in plan.picks
             else "no primary key and no plain B-tree index to look keys up by"
             for t in plan.rls_tables

@@ -29,7 +29,7 @@ from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof.copyhash import Part
 from pytest_supabase_restore.proof.postgrest import ANON, AUTHENTICATED
 from pytest_supabase_restore.proof.rls import compare_rls_visibility, rls_visibility
-from pytest_supabase_restore.proof.rlskeys import PER_USER, SPREAD, KeyPicker
+from pytest_supabase_restore.proof.rlskeys import PER_USER, SPREAD, WHOLE, KeyPicker
 from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
 from tests.test_fingerprint import ROLES_SQL  # anon, authenticated and a BYPASSRLS reader
 
@@ -83,7 +83,7 @@ CREATE POLICY "own labels" ON public.labels FOR SELECT TO authenticated
 
 -- No uuid column: its lines are not searched for the users' ids.
 CREATE TABLE public.codes (code int PRIMARY KEY, label text);
-INSERT INTO public.codes SELECT g, 'code ' || g FROM generate_series(1, 200) AS g;
+INSERT INTO public.codes SELECT g, 'code ' || g FROM generate_series(1, 1000) AS g;
 ALTER TABLE public.codes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY "even codes" ON public.codes FOR SELECT TO anon, authenticated
     USING (code % 2 = 0);
@@ -181,8 +181,8 @@ def test_each_table_gets_a_bounded_stratified_sample_or_a_stated_full_count(env:
         "public.scratch": "no primary key and no plain B-tree index to look keys up by"
     }
     assert set(rls.samples) == {"public.notes", "public.events", "public.labels", "public.codes"}
-    codes = rls.samples["public.codes"]
-    assert codes.spread == len(codes.keys) == SPREAD
+    codes = rls.samples["public.codes"]  # no uuid column: the spread alone
+    assert codes.spread == len(codes.keys) == SPREAD and not codes.whole and codes.hits == {}
     notes = rls.samples["public.notes"]
     assert notes.by == "primary key" and notes.columns == ("id",) and not notes.whole
     assert notes.spread == SPREAD and len(notes.keys) <= SPREAD + PER_USER * len(rls.users)
@@ -198,8 +198,8 @@ def test_each_table_gets_a_bounded_stratified_sample_or_a_stated_full_count(env:
     events = rls.samples["public.events"]
     assert events.by == 'index "events_at_idx"' and events.columns == ("at",)
     assert all(k[0].endswith("+05:30") for k in events.keys)  # as pg_dump wrote them
-    labels = rls.samples["public.labels"]
-    assert labels.whole and len(labels.keys) == len(LABELS) * 6
+    labels = rls.samples["public.labels"]  # at most WHOLE rows: every key
+    assert labels.whole and labels.spread == len(labels.keys) == len(LABELS) * 6 <= WHOLE
     assert {k for (k,) in labels.keys} == {f"{x}{n}" for x in LABELS for n in range(1, 7)}
 
 

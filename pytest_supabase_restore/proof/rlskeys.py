@@ -2,13 +2,14 @@
 index lookups that say which of them an identity sees.
 
 Counting every row each identity sees costs a full scan per identity and table; this costs
-at most :data:`SPREAD` + :data:`PER_USER` x users index lookups. The keys are picked while the
-export hashes the dump's lines (:func:`fingerprint_and_pick`), so picking reads nothing
-from the source. Two strata: the first :data:`PER_USER` rows whose line holds a sampled
-user's id (``owner_id = auth.uid()`` and its kin), and a spread of :data:`SPREAD` keys over
-the whole table in dump order. Each side then asks, as each identity, which of the sampled
-keys it can read (:func:`lookup_query`): the export in its snapshot, staging in the
-restored copy, and the two index lists must be equal.
+at most :data:`SPREAD` + :data:`PER_USER` index lookups per identity and table (or a read of
+a table of at most :data:`WHOLE` rows, sampled whole). The keys are picked while the export
+hashes the dump's lines (:func:`fingerprint_and_pick`), so picking reads nothing from the
+source. Two strata: a spread of :data:`SPREAD` keys over the whole table in dump order, and
+the first :data:`PER_USER` rows whose line holds a sampled user's id (``owner_id =
+auth.uid()`` and its kin). Each side then asks, as each identity, which of the spread and
+of its own rows' keys it can read (:func:`lookup_query`): the export in its snapshot,
+staging in the restored copy, and the two index lists must be equal.
 
 Key values stay in the manifest (the backup's own file); messages name only counts.
 """
@@ -30,7 +31,10 @@ SPREAD = 48
 """Keys spread over each table (every key of a smaller one)."""
 PER_USER = 8
 """Keys of rows holding each sampled user's id, per table."""
-_KEPT = 4 * SPREAD  # spread candidates kept while reading: halved (stride doubled) past it
+WHOLE = 256
+"""A table of at most this many rows is sampled whole: every key, and the planner may read
+it as it likes (a scan of a few pages costs fewer block reads than a probe per key)."""
+_KEPT = WHOLE  # spread candidates kept while reading: halved (stride doubled) past it
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class KeySample:
     about the spread and its own hits (:meth:`probed`). ``by``: the index the columns are
     the key of, ``primary key`` or, for a table without one, ``index "<name>"`` (a key that
     need not be unique: a sampled key is visible when some row with it is). ``whole``: the
-    keys are those of every row (a table of at most :data:`SPREAD` rows), so the planner
+    keys are those of every row (a table of at most :data:`WHOLE` rows), so the planner
     may read it as it likes instead of probing key by key."""
 
     columns: tuple[str, ...]
@@ -166,7 +170,9 @@ class KeyPicker:
 
     def sample(self, by: str) -> KeySample:
         n = len(self.kept)
-        spread = [self.kept[i * n // SPREAD] for i in range(SPREAD)] if n > SPREAD else self.kept
+        whole = self.stride == 1 and n == self.seen <= WHOLE
+        pick = whole or n <= SPREAD
+        spread = self.kept if pick else [self.kept[i * n // SPREAD] for i in range(SPREAD)]
         keys = list(dict.fromkeys(spread))
         first = len(keys)
         index = {k: i for i, k in enumerate(keys)}
@@ -178,7 +184,6 @@ class KeyPicker:
                     keys.append(k)
             if found:
                 hits[user] = tuple(sorted({index[k] for k in found}))
-        whole = self.stride == 1 and len(self.kept) == self.seen <= SPREAD
         return KeySample(self.columns, tuple(keys), first, by, whole, hits)
 
 
@@ -341,6 +346,7 @@ def lookup_params(sample: KeySample, indexes: Sequence[int]) -> list[list[Any]]:
 __all__ = [
     "PER_USER",
     "SPREAD",
+    "WHOLE",
     "KeyPicker",
     "KeySample",
     "Pick",
