@@ -66,9 +66,10 @@ from .proof.dumpset import (
 )
 from .proof.fingerprint import fingerprint_table
 from .proof.inventory import Inventory, schema_inventory
-from .proof.postgrest import postgrest_session
+from .proof.postgrest import RlsSession, postgrest_session
 from .proof.records import Fingerprint
-from .proof.rls import rls_visibility, sample_users
+from .proof.rls import rls_tables, rls_visibility, sample_users
+from .proof.rlskeys import KeySample, Pick, plan_picks
 from .proof.scope import (
     EXCLUDED_TABLE_DATA,
     SCOPE_EXCLUDED_SCHEMAS,
@@ -232,6 +233,13 @@ class _Proof:
     inventory: Inventory = field(default_factory=dict)
     extensions: dict[str, ExtensionEntry] = field(default_factory=dict)
     rls: RlsProof = field(default_factory=RlsProof)
+    # Before the dump: the sampled users and the session (None: no Supabase API roles),
+    # the tables with RLS; beside the fingerprints: their key samples.
+    rls_session: RlsSession | None = None
+    rls_users: list[str] = field(default_factory=list)
+    rls_tables: list[TableRef] = field(default_factory=list)
+    picks: dict[str, Pick] = field(default_factory=dict)
+    samples: dict[str, KeySample] = field(default_factory=dict)
 
 
 class _ExportRun:
@@ -321,9 +329,11 @@ class _ExportRun:
         refs = {t.qualified: t for t in tables}
         settings = self.copy_settings
         encoding = python_encoding(settings["client_encoding"])
-        fingerprints = self.proof.fingerprints
+        fingerprints, samples = self.proof.fingerprints, self.proof.samples
 
-        def done(table: DumpTable, fp: Fingerprint) -> None:
+        def done(table: DumpTable, fp: Fingerprint, sample: KeySample | None) -> None:
+            if sample is not None:
+                samples[table.qualified] = sample
             fp = replace(fp, copy=copy_read(table, settings))
             fingerprints[table.qualified] = TableEntry.of(refs[table.qualified], fp)
             self.progress(
@@ -332,7 +342,7 @@ class _ExportRun:
             )
 
         try:
-            fingerprint_all(ready, encoding, max(1, self.jobs), done)
+            fingerprint_all(ready, encoding, max(1, self.jobs), done, self.proof.picks)
         except DecompressorMissing as exc:
             self.progress(f"{exc}: fingerprinting on the source instead")
             missing = [t for t in tables if t.qualified not in fingerprints]
@@ -360,10 +370,11 @@ class _ExportRun:
         self._read_inventory(snap, scope)
         layout = self._read_layouts(snap, tables)
         self._start_dump(snap, tools, partial)
-        self._read_rls(snap, tables)
+        self._plan_rls(snap, tables, layout)
         storage_section = self._storage_section(buckets, db_objects)
         self._finish_dump()
         self._fingerprint_dump(snap, tools, partial, tables, layout)
+        self._read_rls(snap)  # the snapshot's transaction is still open (closed by run())
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
         platform = self.options.platform(partial) if self.options.platform else PlatformExport()
         restrict_tree(partial)
@@ -513,29 +524,71 @@ class _ExportRun:
             pool.shutdown(wait=True, cancel_futures=True)
         self.timings["fingerprint_source"] = time.monotonic() - t0
 
-    def _read_rls(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
+    def _plan_rls(
+        self, snap: SnapshotExport, tables: list[TableRef], layout: dict[str, Layout]
+    ) -> None:
+        """Beside pg_dump: whom to sample, the session to evaluate in, which tables have RLS
+        (the keys are then picked from the dump's lines, :meth:`_fingerprint_dump`)."""
         t0 = time.monotonic()
         conn = snap.importer()
-        users: list[str] = []
         try:
             has_api_roles = conn.execute(
                 "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
             ).fetchone() == (True,)
             if has_api_roles:  # a plain PostgreSQL source has no Supabase API roles
-                users = sample_users(conn, self.options.rls_sample)
-                # Counted as PostgREST would for each identity; staging recounts under the
-                # session recorded here.
-                session = postgrest_session(conn)
-                self.proof.rls = RlsProof(
-                    users=tuple(users),
-                    visibility=rls_visibility(conn, tables, users, session),
-                    session=session,
+                self.proof.rls_users = sample_users(conn, self.options.rls_sample)
+                # Evaluated as PostgREST would for each identity; staging evaluates again
+                # under the session recorded here.
+                self.proof.rls_session = postgrest_session(conn)
+                self.proof.rls_tables = rls_tables(conn, tables)
+                dumped = {  # the columns every part's COPY writes
+                    name: set.intersection(*(set(p.columns) for p in lay.parts))
+                    for name, lay in layout.items()
+                    if lay.parts
+                }
+                self.proof.picks = plan_picks(
+                    conn, self.proof.rls_tables, dumped, self.proof.rls_users
                 )
         finally:
             conn.rollback()
             conn.close()
         self.timings["inventory"] = time.monotonic() - t0
-        self.progress(f"schema inventory, RLS visibility for {len(users)} users and anon")
+
+    def _read_rls(self, snap: SnapshotExport) -> None:
+        """What each identity sees of the sampled keys (index lookups) and, of a table
+        without a sample, of every row, in the snapshot."""
+        plan = self.proof
+        if plan.rls_session is None:
+            return
+        t0 = time.monotonic()
+        counted = {
+            t.qualified: "its dump lines were not read (fingerprinted on the source instead)"
+            if t.qualified in plan.picks
+            else "no primary key and no plain B-tree index to look keys up by"
+            for t in plan.rls_tables
+            if t.qualified not in plan.samples
+        }
+        conn = snap.importer()
+        try:
+            visibility = rls_visibility(
+                conn, plan.rls_tables, plan.rls_users, plan.rls_session, plan.samples
+            )
+        finally:
+            conn.rollback()
+            conn.close()
+        self.proof.rls = RlsProof(
+            users=tuple(plan.rls_users),
+            visibility=visibility,
+            session=plan.rls_session,
+            samples=dict(plan.samples),
+            counted=counted,
+        )
+        self.timings["rls"] = time.monotonic() - t0
+        keys = sum(len(s.keys) for s in plan.samples.values())
+        self.progress(
+            f"RLS visibility for {len(plan.rls_users)} users and anon: {keys} sampled keys "
+            f"in {len(plan.samples)} tables, {len(counted)} tables counted in full"
+        )
 
     def _storage_section(
         self, buckets: list[BucketEntry], db_objects: list[StorageObjectRow]

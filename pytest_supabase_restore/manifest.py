@@ -29,6 +29,7 @@ from typing import Any
 from .errors import BackupError
 from .model import FileEntry, Manifest
 from .proof.postgrest import RlsSession
+from .proof.rlskeys import sample_problem
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as
@@ -83,11 +84,24 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _is_rls_count(value: Any) -> bool:
-    """A count of proof.rls.rls_visibility: rows, -1, or ``{"error": "<text>"}``."""
+def _is_rls_count(value: Any, sampled: int | None) -> bool:
+    """A value of proof.rls.rls_visibility: rows (of a table without a key sample), -1,
+    ``{"error": "<text>"}``, or (``sampled`` keys) ``{"visible": [ascending indexes]}``."""
+    if isinstance(value, dict) and list(value) == ["visible"]:
+        found = value["visible"]
+        return (
+            sampled is not None
+            and isinstance(found, list)
+            and all(_is_count(i) and i < sampled for i in found)
+            and found == sorted(set(found))
+        )
     if isinstance(value, dict):
         return list(value) == ["error"] and isinstance(value["error"], str)
-    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (value >= -1 if sampled is None else value == -1)
+    )
 
 
 def path_problem(rel: Any) -> str | None:
@@ -265,15 +279,28 @@ def _check_rls(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> 
         "rls.users",
         "not a list of ids",
     )
+    samples = rls.get("samples", {})
+    need(isinstance(samples, dict), "rls.samples", "must map tables to key samples")
+    for table, sample in samples.items():
+        problem = sample_problem(sample)
+        need(problem is None, f"rls.samples.{table}", problem or "")
+    counted = rls.get("counted", {})
+    need(
+        isinstance(counted, dict) and all(isinstance(v, str) for v in counted.values()),
+        "rls.counted",
+        "must map tables to why they were counted in full",
+    )
+    sizes = {t: len(s["keys"]) for t, s in samples.items()}
     visibility = rls.get("visibility", {})
     need(
         isinstance(visibility, dict)
         and all(
-            isinstance(v, dict) and all(_is_rls_count(n) for n in v.values())
+            isinstance(v, dict) and all(_is_rls_count(n, sizes.get(t)) for t, n in v.items())
             for v in visibility.values()
         ),
         "rls.visibility",
-        "must map each identity to table row counts (-1: no SELECT privilege) or errors",
+        "must map each identity to, per table, the indexes of its sampled keys visible "
+        "(row counts for a table without a sample), -1 (no SELECT privilege) or errors",
     )
     try:
         RlsSession.from_json(rls.get("session"))

@@ -17,6 +17,7 @@ from typing import Any
 from .proof.inventory import Inventory
 from .proof.postgrest import LEGACY_SESSION, RlsSession
 from .proof.records import Fingerprint
+from .proof.rlskeys import KeySample
 from .proof.scope import TableRef
 from .results import BackupSizes
 from .storage.records import ObjectRecord
@@ -174,13 +175,20 @@ class RlsProof:
     """Row-level security as each identity saw it in the snapshot.
 
     ``users``: the sampled ``auth.users`` ids, in id order (their labels ``user1``, ...);
-    ``visibility``: identity (``anon`` or a user id) -> table -> rows visible (-1: no SELECT
-    privilege) or the error the policy raised (its SQLSTATE and message); ``session``: the PostgREST-like session the
-    counts ran under (legacy: a set written before it was recorded)."""
+    ``visibility``: identity (``anon`` or a user id) -> table -> what it sees: for a table
+    in ``samples``, ``{"visible": [...]}``, the indexes of its sampled keys the identity
+    can read; for any other, the rows visible; -1: no SELECT privilege; or the error the
+    policy raised (its SQLSTATE and message). ``samples``: table -> the keys sampled from
+    the dump's lines (:class:`.proof.rlskeys.KeySample`); ``counted``: table -> why it
+    was counted in full instead (no primary key, ...); both empty in a set written before
+    samples, where every table was counted. ``session``: the PostgREST-like session the
+    evaluations ran under (legacy: a set written before it was recorded)."""
 
     users: tuple[str, ...] = ()
-    visibility: dict[str, dict[str, int | dict[str, str]]] = field(default_factory=dict)
+    visibility: dict[str, dict[str, int | dict[str, Any]]] = field(default_factory=dict)
     session: RlsSession = LEGACY_SESSION
+    samples: dict[str, KeySample] = field(default_factory=dict)
+    counted: dict[str, str] = field(default_factory=dict)
 
     def label(self, identity: str) -> str:
         """How an identity is named in test ids and messages: ``anon``, or ``user1``,
@@ -194,6 +202,9 @@ class RlsProof:
         out: dict[str, Any] = {"users": list(self.users), "visibility": self.visibility}
         if not self.session.legacy:
             out["session"] = self.session.to_json()
+        if self.samples or self.counted:
+            out["samples"] = {t: s.to_json() for t, s in sorted(self.samples.items())}
+            out["counted"] = dict(sorted(self.counted.items()))
         return out
 
     @classmethod
@@ -202,6 +213,8 @@ class RlsProof:
             users=tuple(d.get("users") or ()),
             visibility={k: dict(v) for k, v in (d.get("visibility") or {}).items()},
             session=RlsSession.from_json(d.get("session")),
+            samples={t: KeySample.from_json(s) for t, s in (d.get("samples") or {}).items()},
+            counted=dict(d.get("counted") or {}),
         )
 
 

@@ -124,7 +124,7 @@ def _schema_check(kind: str) -> Callable[[Conn, Manifest], tuple[bool, str]]:
 def _rls_check(conn: Conn, manifest: Manifest) -> tuple[bool, str]:
     pin_session(conn)
     refs = list_tables(conn, list(manifest.scope_schemas))
-    seen = rls_visibility(conn, refs, list(manifest.rls.users))
+    seen = rls_visibility(conn, refs, list(manifest.rls.users), samples=manifest.rls.samples)
     diff = [
         f"{manifest.rls.label(who)}/{table}"  # a label, never the auth.users id
         for who, counts in manifest.rls.visibility.items()
@@ -199,11 +199,17 @@ def _revoked_grants(manifest: Manifest) -> _Fault | None:
 
 
 def _rls_disabled(manifest: Manifest) -> _Fault | None:
-    tables = manifest.tables
+    tables, samples = manifest.tables, manifest.rls.samples
+
+    def hidden(name: str, value: Any) -> bool:  # anon sees some of the table, not all of it
+        if isinstance(value, dict) and "visible" in value and name in samples:
+            return len(value["visible"]) < len(samples[name].probed(None))
+        return isinstance(value, int) and value >= 0 and tables[name].rows > value
+
     rls_tables = sorted(
         n
         for n, v in manifest.rls.visibility.get("anon", {}).items()
-        if isinstance(v, int) and v >= 0 and n in tables and tables[n].rows > v
+        if n in tables and hidden(n, v)
     )
     if not rls_tables:
         return None

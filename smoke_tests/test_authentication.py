@@ -2,10 +2,12 @@
 
 Auth's own tables are compared row for row (users, identities, sessions); ``auth.uid()`` and
 ``auth.jwt()`` must return the claims PostgREST sets in ``request.jwt.claims``; and for anon
-and each sampled user, row-level security must let them see as many rows of every table as
-it did in the backup's snapshot, counted both times as PostgREST would (same search_path and
-role settings, recorded in the manifest), a policy that raised there raising the same here.
-Messages carry counts, table and policy names and errors, never rows or a user's id.
+and each sampled user, row-level security must let them see exactly the sampled rows of every
+table they saw in the backup's snapshot (index lookups of the keys the export sampled from
+the dump; a table without a sample: as many rows), evaluated both times as PostgREST would
+(same search_path and role settings, recorded in the manifest), a policy that raised there
+raising the same here. Messages carry counts, table and policy names and errors, never rows,
+key values or a user's id.
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ def test_rls_visibility(
     drill_fact: Callable[[str, object], None],
     unloadable: Unloadable,
 ) -> None:
-    """Under RLS this identity sees as many rows of each table as in the backup's snapshot,
-    counted as PostgREST would and under the session the export recorded; a policy that
+    """Under RLS this identity sees the same sampled rows of each table as in the backup's
+    snapshot (as many rows, for a table without a key sample), evaluated as PostgREST would
+    and under the session the export recorded; a policy that
     raised there must raise the same here. Tables that depend on an extension this staging
     target cannot load are left out (``not_compared``)."""
     left_out = {
@@ -144,9 +147,9 @@ def test_rls_visibility(
     who = f"{rls.label(rls_identity)} ({role})"  # never the auth.users id
     tables = [e.ref for k, e in facts.tables.items() if k not in left_out]
     try:
-        actual = rls_visibility(pinned_db, tables, [] if anon else [rls_identity], session)[
-            rls_identity
-        ]
+        actual = rls_visibility(
+            pinned_db, tables, [] if anon else [rls_identity], session, rls.samples
+        )[rls_identity]
     except DrillError as exc:
         pytest.fail(f"{who}: {exc}", pytrace=False)
     except psycopg.Error as exc:
@@ -154,7 +157,9 @@ def test_rls_visibility(
             f"{who}: counting what row-level security shows failed: {describe_error(exc)}",
             pytrace=False,
         )
-    result = compare_rls_visibility(pinned_db, tables, expected, actual, role, session)
+    result = compare_rls_visibility(
+        pinned_db, tables, expected, actual, role, session, rls.samples, rls_identity
+    )
     notes = list(result.notes)
     if session.legacy:
         notes.insert(

@@ -114,7 +114,9 @@ def test_restored_copy_matches_the_manifest(backup: Path, staging: Any) -> None:
             assert result.ok, result.message
         inventory = schema_inventory(conn, list(data.scope_schemas))
         assert diff_inventory(data.schema, inventory) == []
-        visibility = rls_visibility(conn, list(tables.values()), list(data.rls.users))
+        visibility = rls_visibility(
+            conn, list(tables.values()), list(data.rls.users), samples=data.rls.samples
+        )
         assert visibility == data.rls.visibility
 
 

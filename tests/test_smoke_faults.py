@@ -693,9 +693,12 @@ def test_auth_rls_parity_with_a_security_definer_function_naming_an_unqualified_
     manifest = read_manifest(rls_sets.unqualified)
     visibility = manifest.rls.visibility
     assert len(visibility) == 6
-    assert {who: seen["public.shared_docs"] for who, seen in visibility.items()} == dict.fromkeys(
-        visibility, 30
-    )
+    # Every identity sees exactly the sampled docs whose file is shared (file_id % 3 = 0).
+    sample = manifest.rls.samples["public.shared_docs"]
+    shared = [i for i, (doc,) in enumerate(sample.keys) if (int(doc) % 30 + 1) % 3 == 0]
+    assert shared
+    seen = {who: v["public.shared_docs"] for who, v in visibility.items()}
+    assert seen == {who: {"visible": shared} for who in visibility}
     session = manifest.rls.session.to_json()  # what a future reader learns from the manifest
     assert session["search_path"] == '"public", "public", "extensions"'
     assert session["role_settings"] == {}  # the demo's anon/authenticated have time limits only
@@ -714,7 +717,10 @@ def test_auth_rls_errors_same_on_both_sides_pass_staging_only_errors_fail_precis
     users = manifest.rls.users
     withheld = "22012 DivisionByZero (message withheld: it may quote row values)"
     assert visibility["anon"]["public.ratios"] == {"error": withheld}
-    assert all(visibility[u]["public.doc_notes"] == 10 for u in users)
+    notes = manifest.rls.samples["public.doc_notes"]  # 20 rows: every key sampled
+    assert notes.whole and sorted(int(k) for (k,) in notes.keys) == list(range(1, 21))
+    with_acl = [i for i, (k,) in enumerate(notes.keys) if int(k) <= 10]
+    assert all(visibility[u]["public.doc_notes"] == {"visible": with_acl} for u in users)
 
     class DropNoteAcl:
         @pytest.fixture(scope="session", autouse=True)
@@ -756,9 +762,71 @@ def test_auth_rls_errors_same_on_both_sides_pass_staging_only_errors_fail_precis
         message = report.longreprtext.strip()
         assert message.startswith(
             f"user{i} (authenticated): row-level security differs in 1 "
-            "table(s): public.doc_notes: 10 rows expected, but counting raised 42P01 relation "
+            "table(s): public.doc_notes: 10 of 20 sampled rows expected, but counting raised "
+            "42P01 relation "
             '"note_acl" does not exist in the restored copy (SELECT policy for authenticated: '
             '"notes with an acl")'
         ), message
         assert not any(u in message for u in users), message
         assert "Traceback" not in message and "UndefinedTable" not in message
+
+
+def test_auth_rls_a_policy_that_hides_rows_or_shows_more_fails_by_user_and_table(
+    pytester: pytest.Pytester, rls_sets: RlsSets
+) -> None:
+    """Two policy faults in staging only: the tasks policy now lets nobody read a task (users
+    see fewer of the sampled rows), and a new policy lets everyone read every attachment
+    (users see more). Each user that saw some of its tasks fails naming public.tasks and how
+    many sampled rows are no longer visible; each that could not see every sampled
+    attachment fails naming public.attachments and how many are newly visible. Counts and
+    names only: no user id, no key value."""
+    manifest = read_manifest(rls_sets.unqualified)
+    rls = manifest.rls
+    tasks, attachments = rls.samples["public.tasks"], rls.samples["public.attachments"]
+
+    class ChangePolicies:
+        @pytest.fixture(scope="session", autouse=True)
+        def _change(self, staging_dsn: str) -> None:
+            with psycopg.connect(staging_dsn, autocommit=True) as conn:
+                conn.execute(
+                    'ALTER POLICY "Creators and assignees can read tasks" ON public.tasks '
+                    "USING (false)"
+                )
+                conn.execute(
+                    'CREATE POLICY "everyone reads attachments" ON public.attachments '
+                    "FOR SELECT TO authenticated USING (true)"
+                )
+
+    out = _run(
+        pytester,
+        rls_sets.unqualified,
+        "-k",
+        "test_rls_visibility",
+        plugins=[ChangePolicies()],
+    )
+    failed = {n.rpartition("[")[2].rstrip("]"): m for n, m in out.failed.items()}
+    assert "anon" not in failed, out.output[-3000:]  # neither policy applies to anon
+    expected_failures = 0
+    for i, user in enumerate(rls.users, start=1):
+        saw_tasks = rls.visibility[user]["public.tasks"]["visible"]  # type: ignore[index]
+        saw_files = rls.visibility[user]["public.attachments"]["visible"]  # type: ignore[index]
+        message = failed.get(f"user{i}", "")
+        asked_tasks, asked_files = len(tasks.probed(user)), len(attachments.probed(user))
+        if saw_tasks:
+            assert (
+                f"public.tasks: {len(saw_tasks)} of {asked_tasks} sampled rows visible "
+                f"expected, 0 found ({len(saw_tasks)} no longer visible, 0 newly visible)"
+            ) in message, message or out.output[-3000:]
+        hidden = asked_files - len(saw_files)
+        if hidden:
+            assert (
+                f"public.attachments: {len(saw_files)} of {asked_files} sampled rows "
+                f"visible expected, {asked_files} found (0 no longer visible, "
+                f"{hidden} newly visible)"
+            ) in message, message or out.output[-3000:]
+        expected_failures += bool(saw_tasks or hidden)
+        assert user not in out.output
+    assert expected_failures >= 1 and len(failed) == expected_failures, out.output[-3000:]
+    for sample in (tasks, attachments):
+        for key in sample.keys:
+            assert all(len(v) < 8 or v not in out.output for v in key)

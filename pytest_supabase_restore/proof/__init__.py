@@ -11,6 +11,7 @@ never the way they were read.
 - :mod:`.inventory`: the schema inventory and its diff; :mod:`.catalog` holds its queries.
 - :mod:`.postgrest`: the session PostgREST sets up for a request, read and reproduced.
 - :mod:`.rls`: what each identity sees under row-level security, in that session.
+- :mod:`.rlskeys`: the keys that is evaluated on, sampled from the dump's own lines.
 
 Every function takes an open psycopg 3 connection and is safe inside a caller's REPEATABLE
 READ transaction that imported a snapshot: work runs in a savepoint that is rolled back at

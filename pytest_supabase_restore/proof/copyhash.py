@@ -419,17 +419,6 @@ class DumpTable:
     scheme: str = COPY_HASH
 
 
-def fingerprint_dump_table(table: DumpTable, encoding: str) -> Fingerprint:
-    """:func:`fingerprint_lines` of a table's data files (runs in a worker process)."""
-
-    def source() -> Iterator[tuple[Part, list[bytes]]]:
-        for part, path in table.parts:
-            for lines in file_lines(Path(path)):
-                yield part, lines
-
-    return fingerprint_lines(source, table.pk, table.kinds, encoding=encoding, scheme=table.scheme)
-
-
 # -- the restored copy (staging side) ---------------------------------------------------------
 def _copy_query(part: Part) -> sql.Composed:
     return sql.SQL("COPY {} ({}) TO STDOUT").format(
@@ -512,7 +501,6 @@ __all__ = [
     "copy_whole",
     "default_scheme",
     "file_lines",
-    "fingerprint_dump_table",
     "fingerprint_lines",
     "hasher",
     "key_kind",

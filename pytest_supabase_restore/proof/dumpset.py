@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..pg.binaries import PgBinaries
 from ..toc import list_archive
-from .copyhash import DumpTable, Part, default_scheme, fingerprint_dump_table, key_kind
+from .copyhash import DumpTable, Part, default_scheme, key_kind
 from .records import CopyRead, Fingerprint
+from .rlskeys import KeySample, Pick, fingerprint_and_pick
 from .scope import Conn, TableRef
 
 # pg_dump's setup_connection() sets these in every session it opens; the rest of what
@@ -161,30 +162,38 @@ def copy_read(table: DumpTable, settings: Mapping[str, str]) -> CopyRead:
     return CopyRead(table.scheme, tuple(p for p, _ in table.parts), table.kinds, dict(settings))
 
 
+Picked = tuple[Fingerprint, KeySample | None]
+
+
 def fingerprint_all(
     tables: Sequence[DumpTable],
     encoding: str,
     jobs: int,
-    done: Callable[[DumpTable, Fingerprint], None],
+    done: Callable[[DumpTable, Fingerprint, KeySample | None], None],
+    pick: Mapping[str, Pick] | None = None,
 ) -> None:
     """Fingerprint every table's files, largest first, in ``jobs`` worker processes (hashing
-    is CPU work the GIL would serialise in threads); in this process for small dumps."""
+    is CPU work the GIL would serialise in threads); in this process for small dumps. A
+    table in ``pick`` also gets its RLS key sample, from the same
+    read of its lines."""
+    pick = pick or {}
     sizes = {t.qualified: sum(Path(f).stat().st_size for _, f in t.parts) for t in tables}
     ordered = sorted(tables, key=lambda t: sizes[t.qualified], reverse=True)
     if jobs <= 1 or sum(sizes.values()) < 32 * 1024 * 1024:
         for t in ordered:
-            done(t, fingerprint_dump_table(t, encoding))
+            done(t, *fingerprint_and_pick(t, encoding, pick.get(t.qualified)))
         return
     pool: Executor = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
     )
     finished = False
     try:
-        futures: dict[Future[Fingerprint], DumpTable] = {
-            pool.submit(fingerprint_dump_table, t, encoding): t for t in ordered
+        futures: dict[Future[Picked], DumpTable] = {
+            pool.submit(fingerprint_and_pick, t, encoding, pick.get(t.qualified)): t
+            for t in ordered
         }
         for future in as_completed(futures):
-            done(futures[future], future.result())
+            done(futures[future], *future.result())
         finished = True
     finally:
         pool.shutdown(wait=True, cancel_futures=not finished)
