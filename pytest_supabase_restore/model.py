@@ -17,6 +17,7 @@ from typing import Any
 from .proof.inventory import Inventory
 from .proof.postgrest import LEGACY_SESSION, RlsSession
 from .proof.records import Fingerprint
+from .proof.rls import RlsCount
 from .proof.rlskeys import KeySample
 from .proof.scope import TableRef
 from .results import BackupSizes
@@ -185,7 +186,7 @@ class RlsProof:
     evaluations ran under (legacy: a set written before it was recorded)."""
 
     users: tuple[str, ...] = ()
-    visibility: dict[str, dict[str, int | dict[str, Any]]] = field(default_factory=dict)
+    visibility: dict[str, dict[str, RlsCount]] = field(default_factory=dict)
     session: RlsSession = LEGACY_SESSION
     samples: dict[str, KeySample] = field(default_factory=dict)
     counted: dict[str, str] = field(default_factory=dict)

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
 
 from pytest_supabase_restore.config import Config
-from pytest_supabase_restore.model import Manifest
+from pytest_supabase_restore.model import Manifest, TableEntry
+from pytest_supabase_restore.proof.rls import rls_visibility
+from pytest_supabase_restore.proof.scope import Conn
 from pytest_supabase_restore.results import DrillState
 from pytest_supabase_restore.staging.api import StagingApi, staging_api
 
@@ -90,10 +93,37 @@ def _error_answer(exc: urllib.error.HTTPError) -> RestAnswer:
     )
 
 
-def expected_visibility(manifest: Manifest, identity: str) -> dict[str, int | dict[str, str]]:
-    """What the backup recorded ``identity`` (``anon`` or a sampled user) seeing: table ->
-    rows visible, ``-1`` (no SELECT privilege), or ``{"error": "<SQLSTATE> ..."}``."""
-    return dict(manifest.rls.visibility.get(identity, {}))
+def expected_visibility(
+    manifest: Manifest, identity: str, conn: Conn, tables: Mapping[str, TableEntry]
+) -> tuple[dict[str, int | dict[str, str]], list[str]]:
+    """What ``identity`` (``anon`` or a sampled user) should see through PostgREST: table ->
+    rows visible, ``-1`` (no SELECT privilege), or ``{"error": "<SQLSTATE> ..."}``; and the
+    tables whose count comes from the restored copy.
+
+    A table the backup counted in full carries the backup's count. A table the backup
+    recorded as a key sample (``{"visible": [...]}``: which sampled keys the identity could
+    read) has no count to compare with: its expectation is the count the restored copy's own
+    row-level security gives the same identity under the same session. The authentication
+    category's ``test_rls_visibility`` proves that restored security equal to the backup's
+    on the sample, so the two checks together tie PostgREST's answer to the backup."""
+    recorded = manifest.rls.visibility.get(identity, {})
+    expected: dict[str, int | dict[str, str]] = {}
+    sampled: list[str] = []
+    for name, value in recorded.items():
+        if isinstance(value, dict) and "visible" in value:
+            if name in tables:
+                sampled.append(name)
+            continue
+        expected[name] = value
+    if sampled:
+        users = [] if identity == "anon" else [identity]
+        refs = [tables[name].ref for name in sampled]
+        counted = rls_visibility(conn, refs, users, manifest.rls.session)
+        for name, value in counted.get(identity, {}).items():
+            if isinstance(value, int) or "error" in value:
+                expected[name] = value
+        conn.rollback()
+    return expected, sorted(sampled)
 
 
 def compare_answer(expected: int | dict[str, str], answer: RestAnswer) -> str | None:

@@ -216,17 +216,22 @@ def test_rest_api_rls_counts(
     facts: Facts,
     manifest: Manifest,
     unloadable: Unloadable,
+    pinned_db: psycopg.Connection[Any],
     drill_fact: Callable[[str, object], None],
 ) -> None:
     """Through PostgREST, with this identity's JWT (the anon key, or one minted for the
     sampled user with the project's JWT secret), each exposed table counts the rows the
-    identity saw in the backup's snapshot; a table the role may not read is refused."""
+    identity saw in the backup's snapshot (a table the backup recorded as a key sample: the
+    rows the restored copy's row-level security shows it, see ``expected_visibility``); a
+    table the role may not read is refused."""
     api = project_api(drill_settings, drill_state)
     who = manifest.rls.label(rls_identity)  # never the auth.users id
     token = _identity_token(api, rls_identity)
     if token is None:
         pytest.skip(f"not tested: {who} via PostgREST: no JWT secret for the staging API")
-    expected = expected_visibility(manifest, rls_identity)
+    expected, from_restored = expected_visibility(manifest, rls_identity, pinned_db, facts.tables)
+    if from_restored:
+        drill_fact("postgrest_counts_from_restored_rls", len(from_restored))
     problems: list[str] = []
     compared = 0
     for key in sorted(expected):

@@ -28,7 +28,10 @@ from .postgrest import (
 from .rlskeys import KeySample, key_types, lookup_params, lookup_query
 from .scope import Conn, TableRef, relation, scoped, set_config
 
-RlsCount = int | dict[str, Any]
+RlsCount = int | dict[str, str | list[int]]
+"""What one identity sees of one table: rows visible (-1: no SELECT privilege), the
+indexes of its sampled keys it can read ({"visible": [...]}), or the error its policy
+raised ({"error": "<SQLSTATE> <message>"})."""
 """What one identity sees of one table: a row count, ``{"visible": [i, ...]}`` (the indexes
 of the table's sampled keys it sees, ascending), ``-1`` when the role may not read the
 table at all, or ``{"error": "<SQLSTATE> <message>"}`` when evaluating its policies raised."""
