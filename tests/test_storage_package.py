@@ -42,6 +42,7 @@ def imported_by(module: str) -> list[str]:
 
 def test_the_package_holds_the_expected_modules() -> None:
     assert MODULES == [
+        "api",
         "client",
         "download",
         "endpoint",
