@@ -144,7 +144,10 @@ def drop_platform_roles_absent(dsn: str, source_roles: Sequence[str]) -> list[st
     Staging starts as today's Supabase project; a project created before a role existed
     (supabase_realtime_admin, for one) has neither the role nor its grants, and pg_restore
     never revokes what a target has in excess. Only a source that is a Supabase project
-    (it has ``authenticator``) is matched this way; the core roles always stay.
+    (it has ``authenticator``) is matched this way; the core roles always stay. A schema
+    the role owns goes with it, whoever owns what is in it (``pgbouncer``'s schema holds
+    ``get_auth``, owned by ``supabase_admin``, and a project without the role has neither):
+    this runs right after the platform SQL, so all such a schema holds is the platform's.
     Returns the dropped roles."""
     if "authenticator" not in source_roles:
         return []
@@ -161,7 +164,14 @@ def drop_platform_roles_absent(dsn: str, source_roles: Sequence[str]) -> list[st
         for name in names:
             if name in keep or name.startswith("pg_") or not RESERVED_ROLES.match(name):
                 continue
+            owned = conn.execute(
+                "SELECT nspname::text FROM pg_catalog.pg_namespace "
+                "WHERE nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s)",
+                (name,),
+            ).fetchall()
             with conn.transaction():
+                for (schema,) in owned:
+                    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
             dropped.append(name)

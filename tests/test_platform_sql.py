@@ -259,3 +259,26 @@ def test_a_dump_restores_onto_roles_and_base(platform: Cluster, tmp_path: Path) 
         with target.connect() as conn:
             assert conn.execute("SELECT count(*) FROM auth.schema_migrations").fetchone() == (77,)
             assert conn.execute("SELECT count(*) FROM storage.migrations").fetchone() == (64,)
+
+
+def test_a_source_without_the_pgbouncer_role_drops_it_and_its_schema_from_staging() -> None:
+    """A Supabase project built without the pooler's role (an older project, or one set up
+    without the image's pgbouncer file) has neither the role nor its schema. Staging's
+    platform SQL made both, with ``pgbouncer.get_auth`` owned by supabase_admin; dropping
+    the role used to fail on that function (DependentObjectsStillExist) and FAIL the drill."""
+    from pytest_supabase_restore.restore import drop_platform_roles_absent
+
+    with Cluster(superuser="supabase_admin", name="nopgbouncer") as cluster:
+        apply(cluster, *FILES)
+        with cluster.connect() as conn:
+            roles = [r[0] for r in conn.execute("SELECT rolname::text FROM pg_roles")]
+        source_roles = [r for r in roles if r != "pgbouncer"]
+        assert "authenticator" in source_roles
+        dropped = drop_platform_roles_absent(cluster.dsn(), source_roles)
+        with cluster.connect() as conn:
+            left = conn.execute(
+                "SELECT to_regnamespace('pgbouncer'), to_regrole('pgbouncer'), "
+                "to_regrole('supabase_admin') IS NOT NULL"
+            ).fetchone()
+    assert dropped == ["pgbouncer"]
+    assert left == (None, None, True)
