@@ -508,9 +508,11 @@ def test_tampered_roles_sql_is_refused_before_anything_runs(
     error = refused_in_integrity(run, state)
     assert "COPY is not a role statement" in error and "COPY (SELECT 1) TO PROGRAM" in error
     assert not marker.exists()
-    # The control: run as a superuser, the same statement does leave the marker.
+    # The control: run as a superuser, a COPY ... TO PROGRAM does leave its file.
     with start_cluster(name="control") as cluster, psycopg.connect(cluster.dsn()) as conn:
-        conn.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {spot}/control'")
+        # The program reads what COPY writes (touch would not: COPY then fails on a broken
+        # pipe whenever touch exits before the row is written).
+        conn.execute(f"COPY (SELECT 1) TO PROGRAM 'cat > {spot}/control'")
     assert (spot / "control").exists()
 
 
