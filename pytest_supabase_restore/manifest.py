@@ -84,6 +84,10 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _is_rls_count(value: Any, sampled: int | None) -> bool:
     """A value of proof.rls.rls_visibility: rows (of a table without a key sample), -1,
     ``{"error": "<text>"}``, or (``sampled`` keys) ``{"visible": [ascending indexes]}``."""
@@ -191,7 +195,7 @@ def _check_source(data: dict[str, Any], need: Callable[[bool, str, str], None]) 
     need(history is None or _is_count(history), "source.migration_history", "not a count")
     platform_roles = source.get("platform_roles", [])
     need(
-        isinstance(platform_roles, list) and all(isinstance(r, str) for r in platform_roles),
+        _is_strings(platform_roles),
         "source.platform_roles",
         "not a list of role names",
     )
@@ -204,7 +208,7 @@ def _check_source(data: dict[str, Any], need: Callable[[bool, str, str], None]) 
     )
     scope = data.get("scope_schemas", [])
     need(
-        isinstance(scope, list) and all(isinstance(s, str) for s in scope),
+        _is_strings(scope),
         "scope_schemas",
         "must be a list of schema names",
     )
@@ -275,7 +279,7 @@ def _check_rls(data: dict[str, Any], need: Callable[[bool, str, str], None]) -> 
     need(isinstance(rls, dict), "rls", "must be an object")
     users = rls.get("users", [])
     need(
-        isinstance(users, list) and all(isinstance(u, str) for u in users),
+        _is_strings(users),
         "rls.users",
         "not a list of ids",
     )
@@ -442,13 +446,13 @@ def _check_settings(data: dict[str, Any], need: Callable[[bool, str, str], None]
         _check_listed(data, entry, where, f"{where} ({section} settings)", need)
         names = entry.get("secrets_set", [])
         need(
-            isinstance(names, list) and all(isinstance(n, str) for n in names),
+            _is_strings(names),
             f"{where}.secrets_set",
             "not a list of field names",
         )
     steps = data.get("manual_restore", [])
     need(
-        isinstance(steps, list) and all(isinstance(s, str) for s in steps),
+        _is_strings(steps),
         "manual_restore",
         "not a list of sentences",
     )

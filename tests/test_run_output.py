@@ -176,18 +176,7 @@ def test_long_phases_show_progress_every_few_seconds_with_q_and_xdist(
 def test_a_heartbeat_says_what_the_phase_has_written_and_how_fast(tmp_path: Path) -> None:
     from pytest_supabase_restore.progress import LiveProgress
     from pytest_supabase_restore.redact import Redactor
-
-    class Lines:  # pytest's TerminalReporter API as LiveProgress uses it, on a CI log
-        isatty = False
-
-        def __init__(self) -> None:
-            self.lines: list[str] = []
-
-        def write_line(self, line: str) -> None:
-            self.lines.append(line)
-
-        def rewrite(self, line: str, **markup: bool) -> None:
-            raise AssertionError("no live line on a CI log")
+    from tests.test_progress import Lines
 
     out = Lines()
     live = LiveProgress(
