@@ -113,6 +113,9 @@ class SourceReads:
     ratio_rows: float | None
     ratio_blocks: float | None
     basis: str
+    # VACUUM/ANALYZE runs (autovacuum's included) on the source's tables that ended during
+    # the export: their reads are counted in ``blocks`` too (0 in states written before).
+    maintenance_runs: int = 0
 
 
 @dataclass

@@ -5,7 +5,11 @@ Rows are ``seq_tup_read + idx_tup_fetch`` of ``pg_stat_user_tables``, blocks
 database-wide ``tup_returned``/``blks_read + blks_hit`` of ``pg_stat_database``. Each is
 compared with what a bare ``pg_dump`` of the same tables reads: every row it wrote once, and
 every heap and TOAST block of those tables once. The figures include whatever else the
-source served meanwhile (production traffic), so they are an upper bound of the export's.
+source served meanwhile (production traffic, and autovacuum: a VACUUM reads every block of
+its table that is not all-visible), so they are an upper bound of the export's;
+``maintenance_runs`` counts the VACUUM and ANALYZE runs on the source's tables that finished
+in that window, so a blocks figure above pg_dump's share can be told apart from the export's
+own reads.
 
 Since PostgreSQL 15 a session's statistics reach the shared counters when it is idle or
 ends, not at once: the second reading waits until the export's sessions (pg_dump's too)
@@ -36,7 +40,10 @@ SELECT
     (SELECT tup_returned + tup_fetched FROM pg_catalog.pg_stat_database
      WHERE datname = pg_catalog.current_database())::bigint,
     (SELECT blks_read + blks_hit FROM pg_catalog.pg_stat_database
-     WHERE datname = pg_catalog.current_database())::bigint
+     WHERE datname = pg_catalog.current_database())::bigint,
+    (SELECT coalesce(sum(vacuum_count + autovacuum_count + analyze_count
+                         + autoanalyze_count), 0)
+     FROM pg_catalog.pg_stat_user_tables)::bigint
 """
 
 # Heap and TOAST blocks of the given relations: what one sequential read of each costs.
@@ -67,6 +74,7 @@ class Counters:
     blocks: int
     db_rows: int
     db_blocks: int
+    maintenance: int = 0  # VACUUM and ANALYZE runs, autovacuum's included
 
 
 def _read(conn: psycopg.Connection[Any]) -> Counters:
@@ -149,6 +157,7 @@ def measure(
         pg_dump_blocks=table_blocks,
         ratio_rows=round(rows / dumped_rows, 3) if dumped_rows else None,
         ratio_blocks=round(blocks / table_blocks, 3) if table_blocks else None,
+        maintenance_runs=after.maintenance - before.maintenance,
         basis="pg_stat deltas around the export over the rows pg_dump wrote and the "
         "heap+TOAST blocks of the dumped tables",
     )

@@ -138,3 +138,27 @@ def test_tree_peak_does_not_count_a_fork_that_has_not_exec_d() -> None:
         tree.stop()
     assert list(tree.by_label()) == ["parent"], tree.peaks
     assert tree.peaks[parent.pid].peak >= 150 * MB
+
+
+def test_a_drill_that_is_not_a_full_pass_fails_the_benchmark_loudly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The exit rule alone: ``bench_scale`` is replaced by one that returns a measured scale
+    whose drill FAILed (a real failing drill is what the fault suite runs; here only what
+    the benchmark does with its verdict is under test)."""
+    from bench import run
+
+    def failed_scale(scale: int, objects: int, jobs: int, workers: str) -> dict[str, object]:
+        return {"scale": scale, "rows": 1, "objects": objects, "drill": {"status": "FAIL", "exit": 1}}
+
+    monkeypatch.setattr(run, "bench_scale", failed_scale)
+    assert run.main(["--scales", "1", "--base-scale", "1", "--objects", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("BENCHMARK FAILED") == 1 and "scale 1" in err and "FAIL" in err
+
+    def passed_scale(scale: int, objects: int, jobs: int, workers: str) -> dict[str, object]:
+        return {"scale": scale, "rows": 1, "objects": objects, "drill": {"status": "PASS"}}
+
+    monkeypatch.setattr(run, "bench_scale", passed_scale)
+    assert run.main(["--scales", "1", "--base-scale", "1", "--objects", "1"]) == 0
+    assert "BENCHMARK FAILED" not in capsys.readouterr().err
