@@ -54,13 +54,12 @@ from .model import (
 from .pg.binaries import PgBinaries, find_client_tools
 from .pgtools import NO_SPACE, libpq_env, stop_group
 from .proof.copyhash import DecompressorMissing, DumpTable
+from .proof.dumpfollow import hash_while_dumping
 from .proof.dumpset import (
+    Hashing,
     Layout,
     copy_read,
     copy_settings,
-    data_files,
-    dump_tables,
-    fingerprint_all,
     layouts,
     python_encoding,
 )
@@ -262,6 +261,8 @@ class _ExportRun:
         self.dump_err: IO[bytes] | None = None
         self.dump_args: list[str] = []
         self.fetcher: Background[TransferResult] | None = None
+        self.hasher: Background[float] | None = None
+        self.hashing: Hashing | None = None
         self.proof = _Proof()
         self.copy_settings: dict[str, str] = {}
 
@@ -314,21 +315,14 @@ class _ExportRun:
             conn.rollback()
             conn.close()
 
-    def _fingerprint_dump(
-        self,
-        snap: SnapshotExport,
-        tools: PgBinaries,
-        partial: Path,
-        tables: list[TableRef],
-        layout: dict[str, Layout],
+    def _start_hashing(
+        self, tools: PgBinaries, partial: Path, tables: list[TableRef], layout: dict[str, Layout]
     ) -> None:
-        """Every table's fingerprint from the COPY lines pg_dump wrote: no second read of the
-        source. A table without a data file of its own is fingerprinted on the source."""
-        t0 = time.monotonic()
-        ready, missing = dump_tables(tables, layout, data_files(tools, partial / "db"))
+        """Every table's fingerprint from the COPY lines pg_dump wrote (no second read of the
+        source), each table hashed as soon as its data files are complete, while pg_dump
+        writes the others (:mod:`.proof.dumpfollow`)."""
         refs = {t.qualified: t for t in tables}
         settings = self.copy_settings
-        encoding = python_encoding(settings["client_encoding"])
         fingerprints, samples = self.proof.fingerprints, self.proof.samples
 
         def done(table: DumpTable, fp: Fingerprint, sample: KeySample | None) -> None:
@@ -341,12 +335,34 @@ class _ExportRun:
                 f"({len(fingerprints)}/{len(tables)})"
             )
 
+        hashing = Hashing(
+            python_encoding(settings["client_encoding"]), max(1, self.jobs), done, self.proof.picks
+        )
+        dumper, stop = self.dumper, self.cancel.event
+        assert dumper is not None
+
+        def run() -> float:
+            try:
+                return hash_while_dumping(
+                    dumper, tools, partial / "db", tables, layout, hashing, stop
+                )
+            finally:
+                hashing.close(cancel=True)  # already closed after a full run
+
+        self.hashing = hashing
+        self.hasher = Background(run, "supabase-restore-hashing")
+
+    def _finish_hashing(self, snap: SnapshotExport, tables: list[TableRef]) -> None:
+        """Wait for the fingerprints; a table without a data file of its own (or whose
+        file needs a decompressor that is not installed) is fingerprinted on the source."""
+        assert self.hasher is not None and self.hashing is not None
         try:
-            fingerprint_all(ready, encoding, max(1, self.jobs), done, self.proof.picks)
+            self.timings["fingerprint_after_dump"] = self.hasher.result()
         except DecompressorMissing as exc:
             self.progress(f"{exc}: fingerprinting on the source instead")
-            missing = [t for t in tables if t.qualified not in fingerprints]
-        self.timings["fingerprint"] = time.monotonic() - t0
+        started = self.hashing.started
+        self.timings["fingerprint"] = time.monotonic() - started if started is not None else 0.0
+        missing = [t for t in tables if t.qualified not in self.proof.fingerprints]
         if missing:
             self._fingerprint(snap, missing)
 
@@ -371,9 +387,10 @@ class _ExportRun:
         layout = self._read_layouts(snap, tables)
         self._start_dump(snap, tools, partial)
         self._plan_rls(snap, tables, layout)
+        self._start_hashing(tools, partial, tables, layout)
         storage_section = self._storage_section(buckets, db_objects)
         self._finish_dump()
-        self._fingerprint_dump(snap, tools, partial, tables, layout)
+        self._finish_hashing(snap, tables)
         self._read_rls(snap)  # the snapshot's transaction is still open (closed by run())
         custom_roles = dump_roles(self.db_url, tools, partial / "roles.sql")
         platform = self.options.platform(partial) if self.options.platform else PlatformExport()
@@ -653,6 +670,9 @@ class _ExportRun:
     def _stop_children(self) -> None:
         if self.dumper is not None:
             stop_group(self.dumper)
+        if self.hasher is not None:  # its workers read the directory that goes next
+            self.cancel.event.set()
+            self.hasher.join(60)
         if self.fetcher is not None:  # it must stop writing before the directory goes
             self.cancel.event.set()
             self.fetcher.join(60)

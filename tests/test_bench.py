@@ -149,7 +149,12 @@ def test_a_drill_that_is_not_a_full_pass_fails_the_benchmark_loudly(
     from bench import run
 
     def failed_scale(scale: int, objects: int, jobs: int, workers: str) -> dict[str, object]:
-        return {"scale": scale, "rows": 1, "objects": objects, "drill": {"status": "FAIL", "exit": 1}}
+        return {
+            "scale": scale,
+            "rows": 1,
+            "objects": objects,
+            "drill": {"status": "FAIL", "exit": 1},
+        }
 
     monkeypatch.setattr(run, "bench_scale", failed_scale)
     assert run.main(["--scales", "1", "--base-scale", "1", "--objects", "1"]) == 1

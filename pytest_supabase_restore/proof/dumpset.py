@@ -7,8 +7,10 @@ from __future__ import annotations
 import codecs
 import multiprocessing
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,17 +117,30 @@ def python_encoding(pg_encoding: str) -> str:
 _TABLE_DATA = re.compile(r"^(\d+); 0 (\d+) TABLE DATA ", re.MULTILINE)
 
 
-def data_files(tools: PgBinaries, db_dir: Path) -> dict[int, Path]:
-    """Source table oid -> the data file of its TABLE DATA entry in the archive (a TABLE
-    DATA entry carries its table's oid: names with spaces cannot break the match)."""
+def data_entries(tools: PgBinaries, db_dir: Path) -> dict[int, int] | None:
+    """Source table oid -> the dump id of its TABLE DATA entry (its file is
+    ``<dump id>.dat``, with the compression's suffix); None when the archive's TOC cannot
+    be listed. A TABLE DATA entry carries its table's oid: names with spaces cannot break
+    the match."""
     listing = list_archive(tools, db_dir)
     if listing is None:
-        return {}
+        return None
+    return {int(m.group(2)): int(m.group(1)) for m in _TABLE_DATA.finditer(listing)}
+
+
+def data_file(db_dir: Path, dump_id: int) -> Path | None:
+    """The data file of one entry, if it exists (one of ``<id>.dat``, ``<id>.dat.gz`` ...)."""
+    found = sorted(db_dir.glob(f"{dump_id}.dat*"))
+    return found[0] if len(found) == 1 else None
+
+
+def data_files(tools: PgBinaries, db_dir: Path) -> dict[int, Path]:
+    """Source table oid -> the data file of its TABLE DATA entry in the archive."""
     files: dict[int, Path] = {}
-    for m in _TABLE_DATA.finditer(listing):
-        found = sorted(db_dir.glob(f"{m.group(1)}.dat*"))
-        if len(found) == 1:
-            files[int(m.group(2))] = found[0]
+    for oid, dump_id in (data_entries(tools, db_dir) or {}).items():
+        path = data_file(db_dir, dump_id)
+        if path is not None:
+            files[oid] = path
     return files
 
 
@@ -163,46 +178,102 @@ def copy_read(table: DumpTable, settings: Mapping[str, str]) -> CopyRead:
 
 
 Picked = tuple[Fingerprint, KeySample | None]
+Done = Callable[[DumpTable, Fingerprint, KeySample | None], None]
+
+# A table's files up to this size are hashed in the calling thread: starting worker
+# processes (spawned: each imports the package) costs more than hashing them.
+_IN_THREAD_BYTES = 8 * 1024 * 1024
+
+
+class Hashing:
+    """Fingerprints of dump tables handed over one by one (as their files are complete):
+    each table's files hashed in one of ``jobs`` worker processes (hashing is CPU work the
+    GIL would serialise in threads; the pool starts with the first table that needs it), a
+    small table in the calling thread. A table in ``pick`` also gets its RLS key sample,
+    from the same read of its lines. ``done`` is called in the calling thread, from
+    :meth:`submit`, :meth:`collect` and :meth:`finish`."""
+
+    def __init__(
+        self, encoding: str, jobs: int, done: Done, pick: Mapping[str, Pick] | None = None
+    ) -> None:
+        self.encoding, self.jobs, self.done, self.pick = encoding, jobs, done, pick or {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future[Picked], DumpTable] = {}
+        self._lock = threading.Lock()
+        self.started: float | None = None  # monotonic time of the first table handed over
+
+    def submit(self, table: DumpTable) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+        size = sum(Path(f).stat().st_size for _, f in table.parts)
+        pick = self.pick.get(table.qualified)
+        if self.jobs <= 1 or size < _IN_THREAD_BYTES:
+            self.done(table, *fingerprint_and_pick(table, self.encoding, pick))
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")
+                )
+            future = self._pool.submit(fingerprint_and_pick, table, self.encoding, pick)
+        self._futures[future] = table
+
+    @property
+    def pending(self) -> bool:
+        """True while a submitted table's fingerprint is not handed over yet."""
+        return bool(self._futures)
+
+    def collect(self, timeout: float | None = 0) -> None:
+        """Hand over the results that are in (waiting up to ``timeout`` for one)."""
+        if not self._futures:
+            return
+        finished, _ = wait(self._futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in finished:
+            table = self._futures.pop(future)
+            self.done(table, *future.result())
+
+    def finish(self) -> None:
+        """Wait for every submitted table; then the worker processes end."""
+        while self._futures:
+            self.collect(timeout=None)
+        self.close()
+
+    def close(self, cancel: bool = False) -> None:
+        """End the worker processes (``cancel``: dropping the tables not started). Safe to
+        call from another thread, and more than once."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def fingerprint_all(
     tables: Sequence[DumpTable],
     encoding: str,
     jobs: int,
-    done: Callable[[DumpTable, Fingerprint, KeySample | None], None],
+    done: Done,
     pick: Mapping[str, Pick] | None = None,
 ) -> None:
-    """Fingerprint every table's files, largest first, in ``jobs`` worker processes (hashing
-    is CPU work the GIL would serialise in threads); in this process for small dumps. A
-    table in ``pick`` also gets its RLS key sample, from the same
-    read of its lines."""
-    pick = pick or {}
+    """Fingerprint every table's files (:class:`Hashing`), largest first."""
     sizes = {t.qualified: sum(Path(f).stat().st_size for _, f in t.parts) for t in tables}
-    ordered = sorted(tables, key=lambda t: sizes[t.qualified], reverse=True)
-    if jobs <= 1 or sum(sizes.values()) < 32 * 1024 * 1024:
-        for t in ordered:
-            done(t, *fingerprint_and_pick(t, encoding, pick.get(t.qualified)))
-        return
-    pool: Executor = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
-    )
+    hashing = Hashing(encoding, jobs, done, pick)
     finished = False
     try:
-        futures: dict[Future[Picked], DumpTable] = {
-            pool.submit(fingerprint_and_pick, t, encoding, pick.get(t.qualified)): t
-            for t in ordered
-        }
-        for future in as_completed(futures):
-            done(futures[future], *future.result())
+        for t in sorted(tables, key=lambda t: sizes[t.qualified], reverse=True):
+            hashing.submit(t)
+        hashing.finish()
         finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=not finished)
+        hashing.close(cancel=not finished)
 
 
 __all__ = [
+    "Hashing",
     "Layout",
     "copy_read",
     "copy_settings",
+    "data_entries",
+    "data_file",
     "data_files",
     "dump_tables",
     "fingerprint_all",
