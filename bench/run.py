@@ -8,8 +8,9 @@ Storage objects), then on that same data:
 * the source is settled first: ``VACUUM (ANALYZE)`` once, and no autovacuum worker running
   before each measured step (:mod:`bench.settle`);
 * baseline: ``pg_dump -Fd -j N`` (same compression and scope flags as the drill) into a
-  temporary directory, a fresh cluster prepared with the platform roles (pg_cron loaded as
-  on the drill's staging), ``pg_restore -j N``;
+  temporary directory, a fresh cluster prepared with the platform SQL the drill's staging
+  gets (pg_cron loaded as there), the project's roles (``pg_dumpall --roles-only`` applied
+  with psql), ``pg_restore -j N``;
 * ``rclone copy`` of every bucket from the same S3 endpoint into a directory, and from there
   into a fresh local S3 server (the backup and the restore of Storage), when rclone is
   installed; the baseline time is the database's plus rclone's;
@@ -56,7 +57,7 @@ from pytest_supabase_restore.pg import cron
 from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools, find_server_tools
 from pytest_supabase_restore.pg.cluster import Cluster
 from pytest_supabase_restore.proof.scope import EXCLUDED_TABLE_DATA, SCOPE_EXCLUDED_SCHEMAS
-from pytest_supabase_restore.staging.platform import roles_sql
+from pytest_supabase_restore.staging.platform import for_backup_set
 from pytest_supabase_restore.storage.endpoint import S3Endpoint
 from pytest_supabase_restore.storage.server import LocalS3Server
 
@@ -221,9 +222,10 @@ def baseline_pg(demo: DemoProject, tools: PgBinaries, jobs: int, work: Path) -> 
     )
     try:
         cluster.start()
+        # What a Supabase project already has before anything is restored into it: the
+        # platform's roles, schemas and functions, the SQL the drill's staging gets too.
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute(roles_sql())
-            conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+            conn.execute(for_backup_set())
         start_s = time.monotonic() - t0
         code, roles_apply_s, err = _run(
             [
