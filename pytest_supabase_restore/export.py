@@ -670,9 +670,9 @@ class _ExportRun:
     def _stop_children(self) -> None:
         if self.dumper is not None:
             stop_group(self.dumper)
-        if self.hasher is not None:  # its workers read the directory that goes next
-            self.cancel.event.set()
-            self.hasher.join(60)
-        if self.fetcher is not None:  # it must stop writing before the directory goes
-            self.cancel.event.set()
-            self.fetcher.join(60)
+        # The hashing reads the directory and the Storage download writes into it: both stop
+        # before it goes.
+        self.cancel.event.set()
+        for worker in (self.hasher, self.fetcher):
+            if worker is not None:
+                worker.join(60)

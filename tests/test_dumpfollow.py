@@ -14,19 +14,21 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_supabase_restore.pg.binaries import find_client_tools
+from pytest_supabase_restore.pg.binaries import PgBinaries, find_client_tools
 from pytest_supabase_restore.pg.cluster import Cluster, start_cluster
 from pytest_supabase_restore.proof import dumpfollow
 from pytest_supabase_restore.proof.copyhash import DumpTable
 from pytest_supabase_restore.proof.dumpfollow import DumpFollower, hash_while_dumping
 from pytest_supabase_restore.proof.dumpset import (
     Hashing,
-    data_files,
+    Layout,
+    data_entries,
+    data_file,
     dump_tables,
-    fingerprint_all,
     layouts,
 )
 from pytest_supabase_restore.proof.records import Fingerprint
+from pytest_supabase_restore.proof.rlskeys import fingerprint_and_pick
 from pytest_supabase_restore.proof.scope import TableRef, list_tables, schemas_in_scope
 
 
@@ -45,7 +47,7 @@ def cluster() -> Iterator[Cluster]:
         yield c
 
 
-def _tables(cluster: Cluster) -> tuple[list[TableRef], dict]:
+def _tables(cluster: Cluster) -> tuple[list[TableRef], dict[str, Layout]]:
     with psycopg.connect(cluster.dsn()) as conn:
         tables = list_tables(conn, schemas_in_scope(conn))
         return tables, layouts(conn, tables)
@@ -80,20 +82,30 @@ def _writer_of(dumper: subprocess.Popen[bytes], name_part: str, timeout: float =
     raise AssertionError("no pg_dump process opened the large table's data file")
 
 
-def _big_file(tools, out: Path, cluster: Cluster) -> str:
+def _big_file(tools: PgBinaries, out: Path, cluster: Cluster) -> str:
     with psycopg.connect(cluster.dsn()) as conn:
         row = conn.execute("SELECT 'big'::regclass::oid::bigint").fetchone()
     assert row is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if (out / "toc.dat").is_file():
-            from pytest_supabase_restore.proof.dumpset import data_entries
-
             entries = data_entries(tools, out)
             if entries and int(row[0]) in entries:
                 return f"/{entries[int(row[0])]}.dat"
         time.sleep(0.005)
     raise AssertionError("toc.dat never listed the large table")
+
+
+def _hashed_after(
+    tools: PgBinaries, out: Path, tables: list[TableRef], layout: dict[str, Layout]
+) -> dict[str, Fingerprint]:
+    """Every table's fingerprint from the finished dump, hashed in this process."""
+    entries = data_entries(tools, out)
+    assert entries is not None
+    files = {oid: data_file(out, dump_id) for oid, dump_id in entries.items()}
+    ready, missing = dump_tables(tables, layout, {o: f for o, f in files.items() if f is not None})
+    assert not missing
+    return {t.qualified: fingerprint_and_pick(t, "utf-8", None)[0] for t in ready}
 
 
 def test_a_table_is_hashed_while_pg_dump_still_writes_another(
@@ -146,10 +158,7 @@ def test_a_table_is_hashed_while_pg_dump_still_writes_another(
         assert not seen["public.big"][1]  # its file was complete only when pg_dump ended
 
         # The fingerprints are those of the whole dump hashed after pg_dump.
-        after: dict[str, Fingerprint] = {}
-        ready, missing = dump_tables(tables, layout, data_files(tools, out))
-        assert not missing
-        fingerprint_all(ready, "utf-8", 1, lambda t, fp, _s: after.__setitem__(t.qualified, fp))
+        after = _hashed_after(tools, out, tables, layout)
         assert {k: v[0] for k, v in seen.items()} == after
         assert after["public.big"].rows == 600000
     finally:

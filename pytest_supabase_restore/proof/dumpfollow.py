@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..pg.binaries import PgBinaries
-from .dumpset import Hashing, Layout, data_entries, data_file, dump_tables
+from .dumpset import Hashing, Layout, data_entries, data_file, dump_bytes, dump_tables
 from .scope import TableRef
 
 _PROC = Path("/proc")
@@ -79,24 +79,26 @@ class DumpFollower:
         ended, so every file that exists is). What exists is looked at before what is open:
         a file seen before the scan of open files and not open during it was closed in
         between, and pg_dump never opens a data file twice."""
-        toc = self.db_dir / "toc.dat"
-        if self.entries is None and not toc.is_file():
+        if self.entries is None and not self._read_toc(exited):
             return {}
+        assert self.entries is not None
         seen: dict[int, Path] = {}
-        for oid, dump_id in (self.entries or {}).items():
+        for oid, dump_id in self.entries.items():
             path = data_file(self.db_dir, dump_id)
             if path is not None:
                 seen[oid] = path
         busy: set[str] = set() if exited else _open_files(_group(self.pgid))
-        if self.entries is None:
-            if str(toc.resolve()) in busy:
-                return {}
-            entries = data_entries(self.tools, self.db_dir)
-            if entries is None:
-                return {}
-            self.entries = entries
-            return self.complete(exited)
         return {oid: path for oid, path in seen.items() if str(path.resolve()) not in busy}
+
+    def _read_toc(self, exited: bool) -> bool:
+        """Read the data entries once ``toc.dat`` is written and closed; True once read."""
+        toc = self.db_dir / "toc.dat"
+        if not toc.is_file():
+            return False
+        if not exited and str(toc.resolve()) in _open_files(_group(self.pgid)):
+            return False
+        self.entries = data_entries(self.tools, self.db_dir)
+        return self.entries is not None
 
 
 def hash_while_dumping(
@@ -124,7 +126,7 @@ def hash_while_dumping(
             return 0.0  # the export reports pg_dump's failure
         if pending and (exited or early):
             ready, pending = dump_tables(pending, layout, follower.complete(exited))
-            ready.sort(key=lambda t: sum(Path(f).stat().st_size for _, f in t.parts), reverse=True)
+            ready.sort(key=dump_bytes, reverse=True)
             for table in ready:
                 hashing.submit(table)
                 hashing.collect()

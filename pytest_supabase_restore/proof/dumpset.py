@@ -134,16 +134,6 @@ def data_file(db_dir: Path, dump_id: int) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def data_files(tools: PgBinaries, db_dir: Path) -> dict[int, Path]:
-    """Source table oid -> the data file of its TABLE DATA entry in the archive."""
-    files: dict[int, Path] = {}
-    for oid, dump_id in (data_entries(tools, db_dir) or {}).items():
-        path = data_file(db_dir, dump_id)
-        if path is not None:
-            files[oid] = path
-    return files
-
-
 def dump_tables(
     tables: Sequence[TableRef],
     layout: dict[str, Layout],
@@ -177,6 +167,11 @@ def copy_read(table: DumpTable, settings: Mapping[str, str]) -> CopyRead:
     return CopyRead(table.scheme, tuple(p for p, _ in table.parts), table.kinds, dict(settings))
 
 
+def dump_bytes(table: DumpTable) -> int:
+    """The size of a table's data files on disk."""
+    return sum(Path(f).stat().st_size for _, f in table.parts)
+
+
 Picked = tuple[Fingerprint, KeySample | None]
 Done = Callable[[DumpTable, Fingerprint, KeySample | None], None]
 
@@ -205,9 +200,8 @@ class Hashing:
     def submit(self, table: DumpTable) -> None:
         if self.started is None:
             self.started = time.monotonic()
-        size = sum(Path(f).stat().st_size for _, f in table.parts)
         pick = self.pick.get(table.qualified)
-        if self.jobs <= 1 or size < _IN_THREAD_BYTES:
+        if self.jobs <= 1 or dump_bytes(table) < _IN_THREAD_BYTES:
             self.done(table, *fingerprint_and_pick(table, self.encoding, pick))
             return
         with self._lock:
@@ -247,26 +241,6 @@ class Hashing:
             pool.shutdown(wait=True, cancel_futures=cancel)
 
 
-def fingerprint_all(
-    tables: Sequence[DumpTable],
-    encoding: str,
-    jobs: int,
-    done: Done,
-    pick: Mapping[str, Pick] | None = None,
-) -> None:
-    """Fingerprint every table's files (:class:`Hashing`), largest first."""
-    sizes = {t.qualified: sum(Path(f).stat().st_size for _, f in t.parts) for t in tables}
-    hashing = Hashing(encoding, jobs, done, pick)
-    finished = False
-    try:
-        for t in sorted(tables, key=lambda t: sizes[t.qualified], reverse=True):
-            hashing.submit(t)
-        hashing.finish()
-        finished = True
-    finally:
-        hashing.close(cancel=not finished)
-
-
 __all__ = [
     "Hashing",
     "Layout",
@@ -274,9 +248,8 @@ __all__ = [
     "copy_settings",
     "data_entries",
     "data_file",
-    "data_files",
+    "dump_bytes",
     "dump_tables",
-    "fingerprint_all",
     "layouts",
     "python_encoding",
 ]
