@@ -10,13 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import manifest
 from .model import FileEntry
+from .storage.pool import bounded_map
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def new_set_dir(base: Path, when: dt.datetime) -> tuple[Path, Path]:
@@ -74,16 +79,52 @@ def restrict_tree(root: Path) -> None:
             os.chmod(os.path.join(dirpath, name), 0o600)
 
 
-def inventory_files(root: Path, jobs: int = 4) -> dict[str, FileEntry]:
-    """Every file below ``root`` except the manifest: relative path -> size and SHA-256."""
-    paths = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.name != manifest.MANIFEST and not p.is_symlink()
-    )
+def _files_below(root: Path) -> Iterator[str]:
+    """Relative POSIX paths of the regular files below ``root`` except the manifest, sorted,
+    one directory listed at a time (no symlinks followed or listed)."""
 
-    def describe(p: Path) -> tuple[str, FileEntry]:
-        return p.relative_to(root).as_posix(), FileEntry(p.stat().st_size, sha256_file(p))
+    def walk(directory: Path, prefix: str) -> Iterator[str]:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from walk(Path(entry.path), f"{prefix}{entry.name}/")
+            elif entry.is_file(follow_symlinks=False) and entry.name != manifest.MANIFEST:
+                yield prefix + entry.name
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return dict(pool.map(describe, paths))
+    return walk(root, "")
+
+
+def _named_by_content(rel: str) -> str | None:
+    """The SHA-256 a Storage object file is named by (``storage/objects/<sha[:2]>/<sha>``),
+    or None for any other file."""
+    parts = rel.split("/")
+    if (
+        len(parts) == 4
+        and parts[:2] == ["storage", "objects"]
+        and _SHA256.fullmatch(parts[3])
+        and parts[2] == parts[3][:2]
+    ):
+        return parts[3]
+    return None
+
+
+def inventory_files(
+    root: Path, jobs: int = 4, *, content_named: bool = False
+) -> dict[str, FileEntry]:
+    """Every file below ``root`` except the manifest: relative path -> size and SHA-256.
+
+    With ``content_named`` (a set this process is writing, whose Storage download hashed
+    each object as it streamed and named the file by that SHA-256), an object file's
+    SHA-256 is its name and it is not read again; every other file is hashed. Files are
+    hashed on ``jobs`` threads with a bounded number in flight, so memory does not grow with
+    the number of files beyond the inventory itself."""
+
+    def describe(rel: str) -> tuple[str, FileEntry]:
+        path = root / rel
+        known = _named_by_content(rel) if content_named else None
+        return rel, FileEntry(path.stat().st_size, known or sha256_file(path))
+
+    workers = max(1, jobs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(bounded_map(pool, describe, _files_below(root), window=4 * workers))

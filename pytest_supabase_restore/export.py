@@ -649,10 +649,11 @@ class _ExportRun:
     def _write(self, partial: Path, data: Manifest) -> None:
         """The manifest (with every file's hash), encrypted and signed when asked."""
         jobs = max(2, self.jobs)
+        t0 = time.monotonic()
+        files = inventory_files(partial, jobs=jobs, content_named=True)
+        self.timings["files"] = time.monotonic() - t0
         data = dataclasses.replace(
-            data,
-            timings={k: round(v, 3) for k, v in self.timings.items()},
-            files=inventory_files(partial, jobs=jobs),
+            data, timings={k: round(v, 3) for k, v in self.timings.items()}, files=files
         )
         if self.options.encryption_key is not None:
             from .encryption import encrypt_set

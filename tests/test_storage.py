@@ -675,6 +675,45 @@ def test_the_local_server_keeps_object_bytes_on_disk() -> None:
     assert not store.exists()
 
 
+def test_the_local_server_holds_only_live_objects_and_keeps_each_ones_settings(
+    target: LocalS3Server,
+) -> None:
+    """The server's lean per-object records (``_lean_keys``): 3,000 writes to one key leave
+    its memory nearly where it was (moto alone keeps every object it ever made, some 4 kB
+    each), and the ACL, tags and metadata that are now shared or left out still read back
+    per object: a changed ACL or a tag set on one object is not seen on another."""
+    assert target.process is not None
+    client = make_client(target.endpoint)
+    bucket = new_bucket(client)
+    client.put_object(Bucket=bucket, Key="warm-up", Body=b"x")
+    for i in range(200):
+        client.put_object(Bucket=bucket, Key="same", Body=b"%d" % i)
+    before = _resident(target.process.pid)
+    for i in range(3000):
+        client.put_object(Bucket=bucket, Key="same", Body=b"%d" % i, ContentType="image/png")
+    grown = _resident(target.process.pid) - before
+    assert grown < 4 * MiB, f"3,000 overwrites of one object grew the server by {grown} bytes"
+    assert client.get_object(Bucket=bucket, Key="same")["Body"].read() == b"2999"
+
+    client.put_object(Bucket=bucket, Key="tagged", Body=b"t", Tagging="kind=photo")
+    client.put_object(Bucket=bucket, Key="plain", Body=b"p", CacheControl="max-age=60")
+    client.put_object_acl(Bucket=bucket, Key="tagged", ACL="public-read")
+
+    def grants(key: str) -> list[str]:
+        acl = client.get_object_acl(Bucket=bucket, Key=key)
+        return sorted(g["Permission"] for g in acl["Grants"])
+
+    assert grants("tagged") == ["FULL_CONTROL", "READ"]
+    assert grants("plain") == ["FULL_CONTROL"]
+    assert client.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == [
+        {"Key": "kind", "Value": "photo"}
+    ]
+    assert client.get_object_tagging(Bucket=bucket, Key="plain")["TagSet"] == []
+    plain = client.head_object(Bucket=bucket, Key="plain")
+    assert (plain["CacheControl"], plain["ContentType"]) == ("max-age=60", "binary/octet-stream")
+    assert client.head_object(Bucket=bucket, Key="same")["ContentType"] == "image/png"
+
+
 # --------------------------------------------------------------------------- faults
 
 
