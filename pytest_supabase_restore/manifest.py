@@ -21,6 +21,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,8 @@ from .errors import BackupError
 from .model import FileEntry, Manifest
 from .proof.postgrest import RlsSession
 from .proof.rlskeys import sample_problem
+from .storage.pool import bounded_map
+from .storage.records import ObjectRecord
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as
@@ -601,6 +604,26 @@ def scan_set(root: Path) -> tuple[set[str], list[str]]:
     return found, problems
 
 
+class _ObjectNames:
+    """The Storage object a set's file holds, by its path: a problem with an object's file
+    is named by bucket and key, which is what a person recognises. The map is built at the
+    first problem, so a check that finds none holds no map of every object."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._names: dict[str, ObjectRecord] | None = None
+        self._lock = threading.Lock()
+
+    def at(self, rel: str) -> ObjectRecord | None:
+        with self._lock:
+            if self._names is None:
+                self._names = {
+                    f"storage/objects/{o.sha256[:2]}/{o.sha256}": o
+                    for o in self._manifest.storage.objects
+                }
+        return self._names.get(rel)
+
+
 def verify_files(
     root: Path,
     manifest: Manifest,
@@ -616,12 +639,11 @@ def verify_files(
     suffix = ".enc" if manifest.encrypted else ""
     on_disk, problems = scan_set(root)
     real_root = root.resolve()
-    # Storage objects are named by bucket and key, which is what a person recognises.
-    objects = {f"storage/objects/{o.sha256[:2]}/{o.sha256}": o for o in manifest.storage.objects}
+    objects = _ObjectNames(manifest)
 
     def check(item: tuple[str, FileEntry]) -> str | None:
         problem = _check(item)
-        obj = objects.get(item[0])
+        obj = objects.at(item[0]) if problem is not None else None
         if problem is None or obj is None:
             return problem
         return f"Storage object {obj.bucket!r}/{obj.key[:200]!r}: " + problem.split(": ", 1)[1]
@@ -649,8 +671,10 @@ def verify_files(
             return f"{name}: modified (SHA-256 differs from the manifest)"
         return None
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(check, sorted(expected.items())):
+    workers = max(1, jobs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # A bounded number of files in flight: not a future per file of the set at once.
+        for result in bounded_map(pool, check, sorted(expected.items()), window=4 * workers):
             if result:
                 problems.append(result)
     for extra in sorted(on_disk - {rel + suffix for rel in expected}):
