@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,8 +19,7 @@ from pathlib import Path
 from . import manifest
 from .model import FileEntry
 from .storage.pool import bounded_map
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+from .storage.records import named_sha256
 
 
 def new_set_dir(base: Path, when: dt.datetime) -> tuple[Path, Path]:
@@ -95,20 +93,6 @@ def _files_below(root: Path) -> Iterator[str]:
     return walk(root, "")
 
 
-def _named_by_content(rel: str) -> str | None:
-    """The SHA-256 a Storage object file is named by (``storage/objects/<sha[:2]>/<sha>``),
-    or None for any other file."""
-    parts = rel.split("/")
-    if (
-        len(parts) == 4
-        and parts[:2] == ["storage", "objects"]
-        and _SHA256.fullmatch(parts[3])
-        and parts[2] == parts[3][:2]
-    ):
-        return parts[3]
-    return None
-
-
 def inventory_files(
     root: Path, jobs: int = 4, *, content_named: bool = False
 ) -> dict[str, FileEntry]:
@@ -122,7 +106,7 @@ def inventory_files(
 
     def describe(rel: str) -> tuple[str, FileEntry]:
         path = root / rel
-        known = _named_by_content(rel) if content_named else None
+        known = named_sha256(rel) if content_named else None
         return rel, FileEntry(path.stat().st_size, known or sha256_file(path))
 
     workers = max(1, jobs)

@@ -32,7 +32,7 @@ from .model import FileEntry, Manifest
 from .proof.postgrest import RlsSession
 from .proof.rlskeys import sample_problem
 from .storage.pool import bounded_map
-from .storage.records import ObjectRecord
+from .storage.records import ObjectRecord, object_file
 
 FORMAT = "pytest-supabase-restore/backup-set"
 VERSION = 1  # what a plain set is written as
@@ -386,8 +386,7 @@ def _check_objects(
         need(_is_count(obj.get("size")), f"{where}.size", "not a byte count")
         sha = obj.get("sha256")
         need(_is_sha256(sha), f"{where}.sha256", "not a SHA-256 hex digest")
-        rel = f"storage/objects/{sha[:2]}/{sha}"
-        listed = files.get(rel)
+        listed = files.get(object_file(sha))
         need(
             isinstance(listed, dict) and listed["sha256"] == sha and listed["size"] == obj["size"],
             f"{where} (Storage object {obj['bucket']!r}/{obj['key'][:200]!r})",
@@ -617,10 +616,7 @@ class _ObjectNames:
     def at(self, rel: str) -> ObjectRecord | None:
         with self._lock:
             if self._names is None:
-                self._names = {
-                    f"storage/objects/{o.sha256[:2]}/{o.sha256}": o
-                    for o in self._manifest.storage.objects
-                }
+                self._names = {object_file(o.sha256): o for o in self._manifest.storage.objects}
         return self._names.get(rel)
 
 

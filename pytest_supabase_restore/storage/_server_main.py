@@ -188,7 +188,7 @@ def _lean_keys() -> None:
       then read from class-level defaults; a later assignment sets them on the key again;
       the fields of :data:`_SHARED_FIELDS` point at one copy of each value.
 
-    Measured the same way after it: about 2.5 kB an object.
+    Measured the same way after it: about 2.7 kB an object.
     """
     import functools
 
@@ -220,10 +220,11 @@ def _lean_keys() -> None:
         init(self, *args, **kwargs)
         kept = {}
         for name, value in self.__dict__.items():
-            if (value is None or value is False) and not hasattr(keys, name):
-                setattr(keys, name, value)  # the default, read from the class from now on
-            if (value is None or value is False) and getattr(keys, name) is value:
-                continue
+            if value is None or value is False:
+                if not hasattr(keys, name):
+                    setattr(keys, name, value)  # the default, read from the class from now on
+                if getattr(keys, name) is value:
+                    continue
             if name in _SHARED_FIELDS:  # the same few values on every key: one copy each
                 value = shared.setdefault((name, repr(value)), value)
             kept[name] = value

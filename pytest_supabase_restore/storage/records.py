@@ -92,6 +92,22 @@ def object_path(root: Path, sha256: str) -> Path:
     return root / "objects" / sha256[:2] / sha256
 
 
+# Where the export puts the objects in a backup set (``object_path(set / "storage", sha)``).
+SET_OBJECTS = "storage/objects"
+
+
+def object_file(sha256: str) -> str:
+    """The set-relative path of the object file with this SHA-256 (as the manifest lists it)."""
+    return f"{SET_OBJECTS}/{sha256[:2]}/{sha256}"
+
+
+def named_sha256(rel: str) -> str | None:
+    """The SHA-256 that the set-relative path ``rel`` names, if it is an object file's path
+    (exactly ``storage/objects/<sha[:2]>/<sha>``), else None."""
+    sha = rel.rsplit("/", 1)[-1]
+    return sha if _SHA256.fullmatch(sha) and rel == object_file(sha) else None
+
+
 @dataclass
 class TransferResult:
     """What a download or upload did. ``errors`` name bucket and key, never secrets."""
